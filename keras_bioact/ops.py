@@ -1,0 +1,110 @@
+"""Functional forms of the keras-bioact activations, written with `keras.ops` only.
+
+Every op here is finite, and has finite gradients with respect to every input, for all
+finite inputs and every legal parameter value (SPEC section 5): branches are masked
+*before* they are evaluated, so no unused branch of a `where` ever produces Inf or NaN.
+Half-precision inputs (float16, bfloat16) are computed in float32 and cast back, so
+`n * x` cannot overflow where the result itself is representable.
+"""
+
+from keras import ops
+
+__all__ = ["gamma", "eru", "oru"]
+
+_HALF = ("float16", "bfloat16")
+
+
+def _compute_dtype(x):
+    dtype = ops.dtype(x) if hasattr(x, "dtype") else None
+    dtype = str(dtype) if dtype is not None else "float32"
+    if "int" in dtype or dtype == "bool":
+        dtype = "float32"
+    return dtype, ("float32" if dtype in _HALF else dtype)
+
+
+def _prepare(x, *params):
+    x = ops.convert_to_tensor(x)
+    out_dtype, dtype = _compute_dtype(x)
+    x = ops.cast(x, dtype)
+    params = tuple(ops.cast(ops.convert_to_tensor(p), dtype) for p in params)
+    return out_dtype, x, params
+
+
+def _finish(y, out_dtype):
+    return y if str(y.dtype) == out_dtype else ops.cast(y, out_dtype)
+
+
+def gamma(x, n, s):
+    """Gamma activation of Geadah et al. (SPEC section 1.1).
+
+    `gamma(x; n, s) = (1 - s) * softplus(n x) / n + s * sigmoid(n x)`
+
+    `n > 0` is the neuronal gain and `s` the degree of saturation (`s = 0`: softplus with
+    gain `n`, ReLU as `n -> inf`; `s = 1`: logistic `sigmoid(n x)`). `n` and `s` broadcast
+    against `x` (e.g. shape `(units,)` for one pair per neuron).
+
+    One `exp(-|n x|)` is shared by the softplus and the sigmoid:
+    `softplus(z) = max(z, 0) + log1p(e)` and `sigmoid(z) = 1/(1+e)` (z >= 0) or
+    `e/(1+e)` (z < 0), with `e = exp(-|z|)` in (0, 1]. Since `n > 0`,
+    `max(n x, 0) / n = max(x, 0)`, which avoids a division on the linear part.
+
+    Args:
+        x: input tensor.
+        n: gain, broadcastable to `x`, must be > 0.
+        s: saturation, broadcastable to `x` (the papers use [0, 1] but let it drift).
+
+    Returns:
+        A tensor of the dtype of `x` (float32 if `x` is an integer tensor).
+    """
+    out_dtype, x, (n, s) = _prepare(x, n, s)
+    z = n * x
+    positive = z >= 0
+    # |z| and max(x, 0) via `where` so that the derivative at 0 is the one-sided +1
+    # (ops.abs / ops.relu have derivative 0 at 0 on some backends, which would make
+    # gamma'(0) wrong).
+    e = ops.exp(ops.where(positive, -z, z))
+    t = 1.0 / (1.0 + e)
+    sig = ops.where(positive, t, e * t)
+    softplus_n = ops.where(positive, x, 0.0) + ops.log1p(e) / n
+    y = softplus_n + s * (sig - softplus_n)
+    return _finish(y, out_dtype)
+
+
+def eru(x, r):
+    """Exponential root unit, the "E_rRU" of Bhumbra's BRU family (SPEC section 4.1).
+
+    `eru(x; r) = (r^2 x + 1)^(1/r) - 1/r` for `x >= 0` and `exp(r x) - 1/r` for `x < 0`.
+
+    C1 at 0 with slope `r`; bounded below by `-1/r`; `r = 1` is ELU. The root branch is
+    evaluated on `max(x, 0)` and the exponential on `min(x, 0)`, so neither can be NaN
+    (negative base) or overflow on the side where it is not used.
+
+    Args:
+        x: input tensor.
+        r: radix, broadcastable to `x`, must be > 0.
+    """
+    out_dtype, x, (r,) = _prepare(x, r)
+    positive = x >= 0
+    xp = ops.where(positive, x, 0.0)
+    xn = ops.where(positive, 0.0, x)
+    root = ops.exp(ops.log1p(r * r * xp) / r)
+    y = ops.where(positive, root, ops.exp(r * xn)) - 1.0 / r
+    return _finish(y, out_dtype)
+
+
+def oru(x, r):
+    """Odd root unit, the "O_rRU" of Bhumbra's BRU family (SPEC section 4.1).
+
+    `oru(x; r) = sign(x) * ((r^2 |x| + 1)^(1/r) - 1)`
+
+    Odd, slope `r` at 0, unbounded and sub-linear for `r > 1`; `r = 1` is the identity.
+
+    Args:
+        x: input tensor.
+        r: radix, broadcastable to `x`, must be > 0.
+    """
+    out_dtype, x, (r,) = _prepare(x, r)
+    positive = x >= 0
+    a = ops.where(positive, x, -x)
+    g = ops.expm1(ops.log1p(r * r * a) / r)
+    return _finish(ops.where(positive, g, -g), out_dtype)
