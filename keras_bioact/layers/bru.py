@@ -39,6 +39,8 @@ class BRU(keras.layers.Layer):
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
     """
 
+    bioact_parameters = ("r",)
+
     def __init__(
         self,
         form="eru",

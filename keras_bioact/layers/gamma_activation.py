@@ -48,6 +48,8 @@ class GammaActivation(keras.layers.Layer):
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
     """
 
+    bioact_parameters = _PARAMS
+
     def __init__(
         self,
         n_initializer=None,
