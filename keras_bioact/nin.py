@@ -98,7 +98,8 @@ def param_matched_relu_widths(
 
     The ReLU widths are the two-argument pre-activation `widths` scaled by one common factor
     (so equal widths stay equal) and rounded; the scale whose count is closest to the
-    two-argument count is returned. For SPEC's MNIST MLP (`784, [120]*3, 10`) this gives
+    two-argument count is returned. Only if that misses `tolerance` (small nets), the last
+    hidden width is then adjusted on its own to get closer. For SPEC's MNIST MLP (`784, [120]*3, 10`) this gives
     `[112, 112, 112]` (114,362 vs 113,867 parameters, +0.43 %).
 
     Args:
@@ -128,6 +129,13 @@ def param_matched_relu_widths(
             break
         k += 1
     candidate, count = best
+    if abs(count - target) / target > tolerance and len(candidate) > 1:
+        # Small nets: the common scale is too coarse; fine-tune the last hidden width.
+        for last in range(1, 4 * max(candidate) + 2):
+            trial = [*candidate[:-1], last]
+            trial_count = relu_mlp_param_count(input_dim, trial, output_dim)
+            if abs(trial_count - target) < abs(count - target):
+                candidate, count = trial, trial_count
     mismatch = abs(count - target) / target
     if mismatch > tolerance:
         raise ValueError(
