@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 BACKEND = keras.backend.backend()
+_JIT_CACHE = {}
 
 
 def grad(fn, *args):
@@ -23,9 +24,12 @@ def grad(fn, *args):
         import jax
         import jax.numpy as jnp
 
-        # Compiled once per call: op-by-op jax dispatch compiles every primitive for every new
-        # shape, which is much slower for these one-off evaluations.
-        grads = jax.jit(jax.grad(total, argnums=tuple(range(len(args)))))(*[jnp.asarray(a) for a in args])
+        # Compiled: op-by-op jax dispatch compiles every primitive for every new shape, which
+        # is much slower for these evaluations. Cached per `fn` so that repeated shapes hit.
+        key = ("grad", fn, len(args))
+        if key not in _JIT_CACHE:
+            _JIT_CACHE[key] = jax.jit(jax.grad(total, argnums=tuple(range(len(args)))))
+        grads = _JIT_CACHE[key](*[jnp.asarray(a) for a in args])
         return [np.asarray(g) for g in grads]
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -36,13 +40,19 @@ def grad(fn, *args):
                 tape.watch(t)
             y = total(*tensors)
         grads = tape.gradient(y, tensors)
-        return [np.zeros(a.shape, a.dtype) if g is None else np.asarray(g) for a, g in zip(args, grads)]
+        return [
+            np.zeros(a.shape, a.dtype) if g is None else np.asarray(g)
+            for a, g in zip(args, grads, strict=True)
+        ]
     if BACKEND == "torch":
         import torch
 
         tensors = [torch.tensor(a, requires_grad=True) for a in args]
         total(*tensors).backward()
-        return [np.zeros(a.shape, a.dtype) if t.grad is None else t.grad.numpy() for a, t in zip(args, tensors)]
+        return [
+            np.zeros(a.shape, a.dtype) if t.grad is None else t.grad.numpy()
+            for a, t in zip(args, tensors, strict=True)
+        ]
     raise NotImplementedError(f"grad: backend {BACKEND!r} has no autodiff")
 
 
@@ -50,13 +60,20 @@ def to_numpy(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
-def evaluate(fn, *args):
-    """`fn(*args)` as NumPy; compiled with `jax.jit` under jax (one compile instead of one per op)."""
+def call(fn, *args):
+    """`fn(*args)`, compiled with `jax.jit` under jax (one compile instead of one per op)."""
     if BACKEND == "jax":
         import jax
 
-        return to_numpy(jax.jit(fn)(*args))
-    return to_numpy(fn(*args))
+        if fn not in _JIT_CACHE:
+            _JIT_CACHE[fn] = jax.jit(fn)
+        return _JIT_CACHE[fn](*args)
+    return fn(*args)
+
+
+def evaluate(fn, *args):
+    """`call(fn, *args)` as NumPy."""
+    return to_numpy(call(fn, *args))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,8 +59,8 @@ def test_gamma_special_cases():
     # s = 0, n = 1: softplus; s = 1: logistic sigmoid(n x).
     np.testing.assert_allclose(to_numpy(bops.gamma(x, 1.0, 0.0)), np.logaddexp(0, x.astype("float64")),
                                rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(to_numpy(bops.gamma(x, 3.0, 1.0)), 1 / (1 + np.exp(-3.0 * x.astype("float64"))),
-                               rtol=1e-6, atol=1e-7)
+    sigmoid = 1 / (1 + np.exp(-3.0 * x.astype("float64")))
+    np.testing.assert_allclose(to_numpy(bops.gamma(x, 3.0, 1.0)), sigmoid, rtol=1e-6, atol=1e-7)
     # Large gain: ReLU and Heaviside.
     xs = np.array([-2.0, -0.5, 0.5, 2.0], dtype=F32)
     np.testing.assert_allclose(to_numpy(bops.gamma(xs, 200.0, 0.0)), np.maximum(xs, 0), atol=1e-6)
@@ -120,7 +120,8 @@ def test_ops_broadcast_parameters():
     np.testing.assert_allclose(to_numpy(bops.eru(x, r)), eru_ref(x, r), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(to_numpy(bops.oru(x, r)), oru_ref(x, r), rtol=1e-5, atol=1e-6)
     # Scalars and python numbers broadcast too.
-    np.testing.assert_allclose(to_numpy(bops.gamma(x, 2.0, 0.5)), gamma_ref(x, 2.0, 0.5), rtol=1e-5, atol=1e-6)
+    y = to_numpy(bops.gamma(x, 2.0, 0.5))
+    np.testing.assert_allclose(y, gamma_ref(x, 2.0, 0.5), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ def test_gamma_gradients_match_analytic():
         np.abs(1 - s64) / n64 * (np.abs(x64) * sig + sp) + np.abs(s64 * x64) * dsig,
         sig + sp,
     ]
-    for name, g, r, sc in zip(("x", "n", "s"), got, ref, scales):
+    for name, g, r, sc in zip(("x", "n", "s"), got, ref, scales, strict=True):
         assert g.shape == x.shape and g.dtype == np.float32
         assert_close(g, r, scale=sc, rtol=3e-5, atol=1e-30, err_msg=f"d gamma / d {name}:")
 
@@ -311,7 +312,7 @@ def test_gamma_extreme_values_and_gradients_are_finite():
     # Still accurate out there (catches e.g. a clamp that would be finite but wrong).
     _, _, s64, sp, sig = gamma_parts(x, n, s)
     assert_close(y, gamma_ref(x, n, s), scale=np.abs(1 - s64) * sp + np.abs(s64) * sig, rtol=4e-6, atol=1e-37)
-    for name, g in zip("xns", grad(bops.gamma, x, n, s)):
+    for name, g in zip("xns", grad(bops.gamma, x, n, s), strict=True):
         bad = ~np.isfinite(g)
         assert not bad.any(), f"d gamma/d{name} not finite at x={x[bad][:3]}, n={n[bad][:3]}, s={s[bad][:3]}"
 
@@ -322,7 +323,7 @@ def test_bru_extreme_values_and_gradients_are_finite(form):
     x, r = _mesh(EXTREME_X, np.linspace(1.0, 10.0, 10).astype(F32))
     y = evaluate(fn, x, r)
     assert np.isfinite(y).all()
-    for name, g in zip("xr", grad(fn, x, r)):
+    for name, g in zip("xr", grad(fn, x, r), strict=True):
         bad = ~np.isfinite(g)
         assert not bad.any(), f"d {form}/d{name} not finite at x={x[bad][:3]}, r={r[bad][:3]}"
 
@@ -360,6 +361,6 @@ def test_ops_under_xla_match_eager():
         import tensorflow as tf
 
         compiled = tf.function(f, jit_compile=True)
-    for eager, jitted in zip(f(x, n, s, r), compiled(x, n, s, r)):
+    for eager, jitted in zip(f(x, n, s, r), compiled(x, n, s, r), strict=True):
         np.testing.assert_allclose(to_numpy(jitted), to_numpy(eager), rtol=2e-6, atol=1e-7)
 
