@@ -159,12 +159,14 @@ def test_cross_backend_load(tmp_path):
     others = [b for b in ("jax", "tensorflow", "torch") if b != BACKEND]
     saved = [BACKEND]
     for other in others:
-        env = dict(os.environ, KERAS_BACKEND=other, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        pythonpath = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+        env = dict(os.environ, KERAS_BACKEND=other, PYTHONPATH=pythonpath)
         result = subprocess.run(
             [sys.executable, "-c", _LOAD_AND_CHECK, other, str(tmp_path), other, *saved],
             env=env, capture_output=True, text=True, timeout=300,
         )
-        assert result.returncode == 0, f"{other} failed to load {saved}:\n{result.stdout}\n{result.stderr[-3000:]}"
+        log = f"{result.stdout}\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, f"{other} failed to load {saved}:\n{log}"
         assert f"OK {other}" in result.stdout
         saved.append(other)
     # And back: this backend loads what the other two saved.
