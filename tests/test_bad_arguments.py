@@ -17,8 +17,9 @@ def test_gamma_non_positive_gain_init(value):
         GammaActivation(n_initializer=value)
 
 
-@pytest.mark.parametrize("value", [0.5, keras.initializers.Constant(3.0), keras.initializers.RandomUniform(1.0, 2.0),
-                                   "ones"])
+@pytest.mark.parametrize(
+    "value", [0.5, keras.initializers.Constant(3.0), keras.initializers.RandomUniform(1.0, 2.0), "ones"]
+)
 def test_gamma_positive_gain_init_accepted(value):
     GammaActivation(n_initializer=value).build((None, 3))
 
