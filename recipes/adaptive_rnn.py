@@ -43,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {MODELS}")
     p.add_argument("--units", type=int, default=32)
     p.add_argument("--controller", type=int, default=8, help="ANRU controller units per neuron")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--max-train", type=int, default=None, help="use at most this many training examples")
