@@ -176,7 +176,8 @@ class Activation:
             c = self.config
             return [
                 TwoArgConv2D(
-                    filters, kernel_size, inner=self.inner(), normalize=bool(c["normalize"]), **conv_kwargs
+                    filters, kernel_size, inner=self.inner(), pairing=c["pairing"], normalize=bool(c["normalize"]),
+                    **conv_kwargs,
                 )
             ]
         conv_kwargs.setdefault("kernel_initializer", self._kernel_initializer(index))

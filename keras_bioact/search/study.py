@@ -80,7 +80,11 @@ def open_storage(url, heartbeat=DEFAULT_HEARTBEAT):
     if heartbeat:
         kwargs.update(heartbeat_interval=int(heartbeat[0]), grace_period=int(heartbeat[1]))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    import warnings
+
+    with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
 
 
 def _journal(path):

@@ -95,6 +95,13 @@ def resolve_template(name):
         fn = getattr(fn, part)
     if not callable(fn):
         raise ValueError(f"template {name!r}: {attr!r} is not callable")
+    try:
+        inspect.signature(fn).bind(None, (1,), 2)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"template {name!r} is not a model template: it must accept "
+            "(activation, input_shape, num_classes, **options)"
+        ) from None
     return fn
 
 
