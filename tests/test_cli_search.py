@@ -33,8 +33,13 @@ families = ["relu", "gamma"]
 
 
 def test_every_shipped_spec_parses_and_validates():
-    assert {p.name for p in SPECS} >= {"quickstart.toml", "gamma.toml", "bru.toml", "two_arg.toml",
-                                       "compare_families.toml"}
+    assert {p.name for p in SPECS} >= {
+        "quickstart.toml",
+        "gamma.toml",
+        "bru.toml",
+        "two_arg.toml",
+        "compare_families.toml",
+    }
     for path in SPECS:
         spec = load_spec(path)
         assert spec.study_name and spec.n_trials >= 1
@@ -51,14 +56,19 @@ def test_every_shipped_spec_parses_and_validates():
         (("[data]", "[datas]"), "datas"),
         (("epochs = 1", "epochs = 0"), "budget.epochs"),
         (('families = ["relu", "gamma"]', 'families = ["relu", "mish"]'), "space.families"),
-        (('families = ["relu", "gamma"]', 'families = ["gamma"]\n[space.gamma]\ns = [0.0, 2.0]'),
-         "space.gamma.s"),
+        (
+            ('families = ["relu", "gamma"]', 'families = ["gamma"]\n[space.gamma]\ns = [0.0, 2.0]'),
+            "space.gamma.s",
+        ),
         (("hidden = [8]", "hidden = [8]\nwidth = 3"), "model.width"),
         (('template = "mlp"', 'template = "os:system"'), "model.template"),
         (('template = "mlp"', 'template = "transformer"'), "model.template"),
         (('name = "digits"', 'name = "imagenet"'), "data.name"),
         (("n_trials = 2", "n_trials = -1"), "study.n_trials"),
-        (('storage = "sqlite:///{tmp}/t.db"', 'storage = "sqlite:////nonexistent/dir/t.db"'), "study.storage"),
+        (
+            ('storage = "sqlite:///{tmp}/t.db"', 'storage = "sqlite:////nonexistent/dir/t.db"'),
+            "study.storage",
+        ),
         (('storage = "sqlite:///{tmp}/t.db"', 'storage = "nosuchdb://x/y"'), "study.storage"),
     ],
 )
@@ -92,8 +102,9 @@ def _synthetic_study(tmp_path):
 
     url = f"sqlite:///{tmp_path}/show.db"
     study = create_study("show", url, ["maximize"], sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(sleepy_objective(SearchSpace.from_dict({"families": ["gamma", "relu"]}), delay=0.0),
-                   n_trials=8)
+    study.optimize(
+        sleepy_objective(SearchSpace.from_dict({"families": ["gamma", "relu"]}), delay=0.0), n_trials=8
+    )
     return url, study
 
 

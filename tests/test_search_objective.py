@@ -22,7 +22,7 @@ def _data(n=96, d=6, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int32")
-    return (x[: n // 2 + n // 4], y[: n // 2 + n // 4]), (x[n // 2 + n // 4:], y[n // 2 + n // 4:])
+    return (x[: n // 2 + n // 4], y[: n // 2 + n // 4]), (x[n // 2 + n // 4 :], y[n // 2 + n // 4 :])
 
 
 def _builder(act):
@@ -56,15 +56,24 @@ def test_diverged_trial_fails_with_reason_and_the_study_goes_on():
     space = SearchSpace.from_dict({"families": ["relu"]})
 
     def exploding(act):
-        return keras.Sequential([keras.Input((6,)), keras.layers.Rescaling(1e30), keras.layers.Dense(4),
-                                 act.layer(0), keras.layers.Rescaling(1e30), keras.layers.Dense(2)])
+        return keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Rescaling(1e30),
+                keras.layers.Dense(4),
+                act.layer(0),
+                keras.layers.Rescaling(1e30),
+                keras.layers.Dense(2),
+            ]
+        )
 
     data = _data()
     budget = Budget(epochs=2, batch_size=32)
     study = optuna.create_study(direction="maximize")
     compile_kwargs = {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-    study.optimize(make_objective(exploding, data, space=space, budget=budget, compile_kwargs=compile_kwargs),
-                   n_trials=1)
+    study.optimize(
+        make_objective(exploding, data, space=space, budget=budget, compile_kwargs=compile_kwargs), n_trials=1
+    )
     study.optimize(make_objective(_builder, data, space=space, budget=budget), n_trials=1)
     bad, good = study.trials
     assert bad.state == optuna.trial.TrialState.FAIL
@@ -80,16 +89,16 @@ def test_median_pruner_prunes_and_nsga2_optimises_accuracy_against_parameters():
     data = _data()
     budget = Budget(epochs=3, batch_size=32)
     # A pruner that always prunes after the first report: the trial ends PRUNED at epoch 0.
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.ThresholdPruner(lower=1.5))
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
     study.optimize(make_objective(_builder, data, space=space, budget=budget), n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
     assert list(study.trials[0].intermediate_values) == [0]
     assert isinstance(make_pruner("hyperband"), optuna.pruners.HyperbandPruner)
     assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
 
-    objective = make_objective(_builder, data, space=space, budget=Budget(epochs=1, batch_size=32),
-                               objectives=("params",))
+    objective = make_objective(
+        _builder, data, space=space, budget=Budget(epochs=1, batch_size=32), objectives=("params",)
+    )
     assert objective.directions == ["maximize", "minimize"]
     multi = optuna.create_study(directions=objective.directions, sampler=make_sampler("nsga2", seed=0))
     multi.optimize(objective, n_trials=2)

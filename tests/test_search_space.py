@@ -15,13 +15,20 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def test_space_round_trips_through_json_and_toml_shaped_dicts():
     space = SearchSpace.from_dict(
-        {"families": ["relu", "gamma", "bru"], "gamma": {"n": [2, 10], "regime": ["static"]},
-         "bru": {"form": "oru", "r": [1.5, 3]}}
+        {
+            "families": ["relu", "gamma", "bru"],
+            "gamma": {"n": [2, 10], "regime": ["static"]},
+            "bru": {"form": "oru", "r": [1.5, 3]},
+        }
     )
     data = json.loads(json.dumps(space.to_dict()))
     again = SearchSpace.from_dict(data)
     assert again == space
-    assert again.gamma.n == (2.0, 10.0) and again.bru.form == ("oru",) and again.families == ("relu", "gamma", "bru")
+    assert (
+        again.gamma.n == (2.0, 10.0)
+        and again.bru.form == ("oru",)
+        and again.families == ("relu", "gamma", "bru")
+    )
     assert set(SearchSpace().families) == set(FAMILIES)
 
 
@@ -52,9 +59,13 @@ def test_bad_spaces_name_the_key(data, key):
 
 
 def test_sampling_respects_the_space_and_is_json_serialisable():
-    space = SearchSpace.from_dict({"families": ["gamma", "bru", "two_arg", "swish"],
-                                   "gamma": {"n": [2.0, 4.0], "s": [0.25, 0.5]},
-                                   "bru": {"r": [1.0, 1.5]}})
+    space = SearchSpace.from_dict(
+        {
+            "families": ["gamma", "bru", "two_arg", "swish"],
+            "gamma": {"n": [2.0, 4.0], "s": [0.25, 0.5]},
+            "bru": {"r": [1.0, 1.5]},
+        }
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(40):

@@ -23,16 +23,23 @@ def register(subparsers):
     p.add_argument("--storage", help="Optuna storage URL (default: the spec's, else sqlite:///<study>.db)")
     p.add_argument("--study-name", help="override the spec's study name")
     p.add_argument("--n-trials", type=int, help="total finished trials wanted (over all workers and runs)")
-    p.add_argument("--workers", type=int, help="worker processes on this machine (default: the spec's, else 1)")
+    p.add_argument(
+        "--workers", type=int, help="worker processes on this machine (default: the spec's, else 1)"
+    )
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    p.add_argument("--export", metavar="DIR", help="write trials.csv, trials.json and plots (HTML/PNG) to DIR")
+    p.add_argument(
+        "--export", metavar="DIR", help="write trials.csv, trials.json and plots (HTML/PNG) to DIR"
+    )
     p.add_argument("--top", type=int, default=5, help="rows of the summary table (default 5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--worker-index", type=int, default=None, help=argparse_suppress())
     p.set_defaults(func=cmd_search)
 
-    s = subparsers.add_parser("show", help="show the best trials of a study",
-                              description="Print the best trials of STUDY in STORAGE as a table.")
+    s = subparsers.add_parser(
+        "show",
+        help="show the best trials of a study",
+        description="Print the best trials of STUDY in STORAGE as a table.",
+    )
     s.add_argument("study", help="study name")
     s.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///quickstart.db")
     s.add_argument("--top", type=int, default=10, help="rows (default 10)")
@@ -79,15 +86,20 @@ def _open_study(spec, worker_index=0):
     key = "study.storage"
     try:
         if worker_index:
-            return load_study(spec.study_name, spec.storage, spec.make_sampler(worker_index), spec.make_pruner())
-        study = create_study(spec.study_name, spec.storage, spec.directions, spec.make_sampler(),
-                             spec.make_pruner())
+            return load_study(
+                spec.study_name, spec.storage, spec.make_sampler(worker_index), spec.make_pruner()
+            )
+        study = create_study(
+            spec.study_name, spec.storage, spec.directions, spec.make_sampler(), spec.make_pruner()
+        )
         study.set_user_attr("objective_names", spec.objective_names)
         return study
     except SpecError:
         raise
     except Exception as e:  # any storage failure: bad URL, unreachable server, unwritable file
-        raise SpecError(spec.source, key, f"cannot open storage {spec.storage!r}: {type(e).__name__}: {e}") from None
+        raise SpecError(
+            spec.source, key, f"cannot open storage {spec.storage!r}: {type(e).__name__}: {e}"
+        ) from None
 
 
 def cmd_search(args):
@@ -120,19 +132,34 @@ def _coordinate(spec, study, args):
     if recovered:
         print(f"marked {len(recovered)} trial(s) of dead workers as FAIL and re-queued them: {recovered}")
     done = count_finished(study)
-    print(f"study {spec.study_name!r} in {spec.storage}: {done}/{spec.n_trials} trials finished; "
-          f"{spec.workers} worker(s)")
+    print(
+        f"study {spec.study_name!r} in {spec.storage}: {done}/{spec.n_trials} trials finished; "
+        f"{spec.workers} worker(s)"
+    )
     if done < spec.n_trials:
-        bar = tqdm(total=spec.n_trials, initial=done, desc=spec.study_name, unit="trial",
-                   disable=args.quiet, dynamic_ncols=True)
+        bar = tqdm(
+            total=spec.n_trials,
+            initial=done,
+            desc=spec.study_name,
+            unit="trial",
+            disable=args.quiet,
+            dynamic_ncols=True,
+        )
         try:
             if spec.workers == 1:
+
                 def on_trial(st, trial):
                     bar.n = count_finished(st)
                     bar.set_postfix_str(_postfix(st, trial))
                     bar.refresh()
 
-                run(study, spec.build_objective(), n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
+                run(
+                    study,
+                    spec.build_objective(),
+                    n_trials=spec.n_trials,
+                    timeout=spec.timeout,
+                    on_trial=on_trial,
+                )
             else:
                 rc = _run_workers(spec, args, study, bar)
                 if rc:
@@ -157,8 +184,20 @@ def _postfix(study, trial):
 def _run_workers(spec, args, study, bar):
     from keras_bioact.search.study import count_finished
 
-    cmd = [sys.executable, "-m", "keras_bioact.cli", "search", args.spec, "--storage", spec.storage,
-           "--study-name", spec.study_name, "--n-trials", str(spec.n_trials), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "keras_bioact.cli",
+        "search",
+        args.spec,
+        "--storage",
+        spec.storage,
+        "--study-name",
+        spec.study_name,
+        "--n-trials",
+        str(spec.n_trials),
+        "--quiet",
+    ]
     if spec.timeout:
         cmd += ["--timeout", str(spec.timeout)]
     env = dict(os.environ)
@@ -174,7 +213,9 @@ def _run_workers(spec, args, study, bar):
                 break
             time.sleep(1.0)
     except KeyboardInterrupt:
-        print("interrupted: stopping workers (finished trials are saved; re-run to continue)", file=sys.stderr)
+        print(
+            "interrupted: stopping workers (finished trials are saved; re-run to continue)", file=sys.stderr
+        )
         raise
     finally:
         for p in procs:
@@ -188,7 +229,9 @@ def _run_workers(spec, args, study, bar):
                 p.wait()
     bad = [p.returncode for p in procs if p.returncode not in (0, None)]
     if bad:
-        return _error(f"{len(bad)} worker(s) failed (exit codes {bad}); finished trials are saved, re-run to continue")
+        return _error(
+            f"{len(bad)} worker(s) failed (exit codes {bad}); finished trials are saved, re-run to continue"
+        )
     return 0
 
 
@@ -215,15 +258,20 @@ def _summary(study, top):
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
-    print(f"\nstudy {study.study_name!r}: {len(trials)} trials (" +
-          ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + ")")
+    print(
+        f"\nstudy {study.study_name!r}: {len(trials)} trials ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + ")"
+    )
     rows = best_trials(study, top)
     if not rows:
         print("no complete trial yet")
         return
     for r in rows:
-        params = {k[len("param_"):]: v for k, v in r.items() if k.startswith("param_")}
-        r["parameters"] = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        params = {k[len("param_") :]: v for k, v in r.items() if k.startswith("param_")}
+        r["parameters"] = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+        )
     columns = ["number"] + _value_columns(study) + ["family", "params", "fit_seconds", "parameters"]
     print(_format_table(rows, columns))
     try:

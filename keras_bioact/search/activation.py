@@ -73,8 +73,13 @@ class Activation:
             config.setdefault("regime", "heterogeneous")
             config.setdefault("init", "sampled" if "n" in config else "paper")
         if family == "two_arg":
-            for k, v in (("inner_width", 64), ("depth", 2), ("arity", 2), ("normalize", True),
-                         ("pairing", "adjacent")):
+            for k, v in (
+                ("inner_width", 64),
+                ("depth", 2),
+                ("arity", 2),
+                ("normalize", True),
+                ("pairing", "adjacent"),
+            ):
                 config.setdefault(k, v)
         self.config = config
         self._trial = trial
@@ -109,7 +114,9 @@ class Activation:
     def inner(self):
         """The shared inner network g of the `two_arg` family (one per `Activation`)."""
         if self.family != "two_arg":
-            raise ValueError(f"Activation.inner: only the two_arg family has an inner network, not {self.family!r}.")
+            raise ValueError(
+                f"Activation.inner: only the two_arg family has an inner network, not {self.family!r}."
+            )
         if self._inner is None:
             InnerNonlinearity, _, _ = _two_arg_layers()
             c = self.config
@@ -161,7 +168,9 @@ class Activation:
         if self.family == "two_arg":
             _, TwoArgDense, _ = _two_arg_layers()
             c = self.config
-            return [TwoArgDense(units, inner=self.inner(), pairing=c["pairing"], normalize=bool(c["normalize"]))]
+            return [
+                TwoArgDense(units, inner=self.inner(), pairing=c["pairing"], normalize=bool(c["normalize"]))
+            ]
         dense_kwargs.setdefault("kernel_initializer", self._kernel_initializer(index))
         return [keras.layers.Dense(units, **dense_kwargs), self.layer(index)]
 
@@ -176,7 +185,11 @@ class Activation:
             c = self.config
             return [
                 TwoArgConv2D(
-                    filters, kernel_size, inner=self.inner(), pairing=c["pairing"], normalize=bool(c["normalize"]),
+                    filters,
+                    kernel_size,
+                    inner=self.inner(),
+                    pairing=c["pairing"],
+                    normalize=bool(c["normalize"]),
                     **conv_kwargs,
                 )
             ]

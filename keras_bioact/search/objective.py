@@ -53,13 +53,16 @@ class Budget:
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
             raise space_lib.SpaceError(f"{key}.learning_rate", f"must be a number in (0, 10], got {lr!r}")
-        if self.max_train is not None and (isinstance(self.max_train, bool) or not isinstance(self.max_train, int)
-                                           or self.max_train < 1):
+        if self.max_train is not None and (
+            isinstance(self.max_train, bool) or not isinstance(self.max_train, int) or self.max_train < 1
+        ):
             raise space_lib.SpaceError(f"{key}.max_train", f"must be an integer >= 1, got {self.max_train!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise space_lib.SpaceError(f"{key}.seed", f"must be an integer, got {self.seed!r}")
         if self.jit_compile not in ("auto", True, False):
-            raise space_lib.SpaceError(f"{key}.jit_compile", f"must be 'auto', true or false, got {self.jit_compile!r}")
+            raise space_lib.SpaceError(
+                f"{key}.jit_compile", f"must be 'auto', true or false, got {self.jit_compile!r}"
+            )
         return self
 
 
@@ -95,8 +98,16 @@ def worker_identity():
     return {"host": socket.gethostname(), "pid": pid, "start": _proc_start_time(pid)}
 
 
-def make_objective(build_model, data, space=None, budget=None, metric="val_accuracy", objectives=(),
-                   prune=True, compile_kwargs=None):
+def make_objective(
+    build_model,
+    data,
+    space=None,
+    budget=None,
+    metric="val_accuracy",
+    objectives=(),
+    prune=True,
+    compile_kwargs=None,
+):
     """Build an Optuna objective that trains `build_model(activation)` on `data`.
 
     Args:
@@ -166,8 +177,13 @@ def make_objective(build_model, data, space=None, budget=None, metric="val_accur
         history = None
         try:
             history = model.fit(
-                x_train, y_train, validation_data=(x_val, y_val), epochs=budget.epochs,
-                batch_size=budget.batch_size, callbacks=callbacks, verbose=0,
+                x_train,
+                y_train,
+                validation_data=(x_val, y_val),
+                epochs=budget.epochs,
+                batch_size=budget.batch_size,
+                callbacks=callbacks,
+                verbose=0,
             )
         except Diverged as e:
             failure = f"diverged: {e}"
@@ -189,8 +205,9 @@ def make_objective(build_model, data, space=None, budget=None, metric="val_accur
         values = [value]
         steps = max(1, budget.epochs * math.ceil(len(x_train) / budget.batch_size))
         for name in objectives:
-            values.append({"params": float(n_params), "fit_time": fit_seconds,
-                           "step_time": fit_seconds / steps}[name])
+            values.append(
+                {"params": float(n_params), "fit_time": fit_seconds, "step_time": fit_seconds / steps}[name]
+            )
         return tuple(values) if multi else value
 
     objective.directions = [direction_of(metric)] + [direction_of(o) for o in objectives]

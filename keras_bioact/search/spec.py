@@ -152,11 +152,19 @@ class SearchSpec:
             input_shape = tuple(np.asarray(data[0][0]).shape[1:])
             num_classes = int(max(np.max(data[0][1]), np.max(data[1][1]))) + 1
         template = resolve_template(self.template)
-        build = functools.partial(template, input_shape=input_shape, num_classes=num_classes,
-                                  **self.template_options)
+        build = functools.partial(
+            template, input_shape=input_shape, num_classes=num_classes, **self.template_options
+        )
         prune = self.pruner.get("name", "none") != "none"
-        return make_objective(lambda act: build(act), data, space=self.space, budget=self.budget,
-                              metric=self.metric, objectives=self.extra, prune=prune)
+        return make_objective(
+            lambda act: build(act),
+            data,
+            space=self.space,
+            budget=self.budget,
+            metric=self.metric,
+            objectives=self.extra,
+            prune=prune,
+        )
 
 
 def _int(value, source, key, lo=1, hi=None):
@@ -177,7 +185,9 @@ def _check(table, allowed, source, section):
         raise SpecError(source, section, f"must be a table, got {type(table).__name__}")
     for k in table:
         if allowed is not None and k not in allowed:
-            raise SpecError(source, f"{section}.{k}", f"unknown key; legal keys: {', '.join(sorted(allowed))}")
+            raise SpecError(
+                source, f"{section}.{k}", f"unknown key; legal keys: {', '.join(sorted(allowed))}"
+            )
 
 
 def parse_spec(raw, source="<spec>"):
@@ -198,14 +208,20 @@ def parse_spec(raw, source="<spec>"):
     n_trials = _int(st.get("n_trials", 20), source, "study.n_trials")
     workers = _int(st.get("workers", 1), source, "study.workers", 1, 64)
     timeout = st.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or not math.isfinite(timeout) or timeout <= 0):
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
         raise SpecError(source, "study.timeout", f"must be a number of seconds > 0, got {timeout!r}")
 
     data = dict(raw.get("data", {"name": "digits"}))
     dname = _str(data.get("name", "digits"), source, "data.name")
     if dname not in ("digits", "fashion_mnist", "fashion-mnist") and not dname.startswith("idx:"):
-        raise SpecError(source, "data.name", f"unknown data set {dname!r}; use digits, fashion_mnist or idx:DIR")
+        raise SpecError(
+            source, "data.name", f"unknown data set {dname!r}; use digits, fashion_mnist or idx:DIR"
+        )
     data["name"] = dname
     for k in ("max_train", "max_val"):
         if k in data:
@@ -235,18 +251,26 @@ def parse_spec(raw, source="<spec>"):
     if allowed is not None:
         for k in model:
             if k not in allowed:
-                raise SpecError(source, f"model.{k}", f"unknown option of template {template!r}; "
-                                f"legal: {', '.join(allowed) or '(none)'}")
+                raise SpecError(
+                    source,
+                    f"model.{k}",
+                    f"unknown option of template {template!r}; legal: {', '.join(allowed) or '(none)'}",
+                )
     for k in ("hidden", "filters", "dense"):
         if k in model:
             v = model[k]
-            if not isinstance(v, list) or not v or not all(
-                isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in v
+            if (
+                not isinstance(v, list)
+                or not v
+                or not all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in v)
             ):
                 if not (k == "dense" and v == []):
                     raise SpecError(source, f"model.{k}", f"must be a list of integers >= 1, got {v!r}")
-    if "dropout" in model and (isinstance(model["dropout"], bool) or not isinstance(model["dropout"], (int, float))
-                               or not 0 <= model["dropout"] < 1):
+    if "dropout" in model and (
+        isinstance(model["dropout"], bool)
+        or not isinstance(model["dropout"], (int, float))
+        or not 0 <= model["dropout"] < 1
+    ):
         raise SpecError(source, "model.dropout", f"must be in [0, 1), got {model['dropout']!r}")
 
     b = dict(raw.get("budget", {}))
@@ -268,14 +292,20 @@ def parse_spec(raw, source="<spec>"):
         raise SpecError(source, "objective.extra", f"must be a list, got {extra!r}")
     for e in extra:
         if e not in OBJECTIVES:
-            raise SpecError(source, "objective.extra", f"unknown objective {e!r}; legal: {', '.join(OBJECTIVES)}")
+            raise SpecError(
+                source, "objective.extra", f"unknown objective {e!r}; legal: {', '.join(OBJECTIVES)}"
+            )
 
     sampler = dict(raw.get("sampler", {}))
     sampler.setdefault("name", "nsga2" if extra else "tpe")
     if sampler["name"] not in SAMPLERS:
-        raise SpecError(source, "sampler.name", f"unknown sampler {sampler['name']!r}; legal: {', '.join(SAMPLERS)}")
+        raise SpecError(
+            source, "sampler.name", f"unknown sampler {sampler['name']!r}; legal: {', '.join(SAMPLERS)}"
+        )
     if sampler["name"] == "cmaes" and extra:
-        raise SpecError(source, "sampler.name", "cmaes is single-objective; use nsga2 or tpe with objective.extra")
+        raise SpecError(
+            source, "sampler.name", "cmaes is single-objective; use nsga2 or tpe with objective.extra"
+        )
     if "seed" in sampler:
         _int(sampler["seed"], source, "sampler.seed", lo=0)
     if "n_startup_trials" in sampler:
@@ -292,11 +322,18 @@ def parse_spec(raw, source="<spec>"):
     pruner = dict(raw.get("pruner", {}))
     pruner.setdefault("name", "none" if extra else "median")
     if pruner["name"] not in PRUNERS:
-        raise SpecError(source, "pruner.name", f"unknown pruner {pruner['name']!r}; legal: {', '.join(PRUNERS)}")
+        raise SpecError(
+            source, "pruner.name", f"unknown pruner {pruner['name']!r}; legal: {', '.join(PRUNERS)}"
+        )
     if extra and pruner["name"] != "none":
-        raise SpecError(source, "pruner.name", "pruning is single-objective only; use 'none' with objective.extra")
-    legal = {"median": {"n_startup_trials", "n_warmup_steps"}, "hyperband": {"min_resource", "reduction_factor"},
-             "none": set()}[pruner["name"]]
+        raise SpecError(
+            source, "pruner.name", "pruning is single-objective only; use 'none' with objective.extra"
+        )
+    legal = {
+        "median": {"n_startup_trials", "n_warmup_steps"},
+        "hyperband": {"min_resource", "reduction_factor"},
+        "none": set(),
+    }[pruner["name"]]
     for k in pruner:
         if k != "name":
             if k not in legal:
@@ -308,12 +345,28 @@ def parse_spec(raw, source="<spec>"):
     except space_lib.SpaceError as e:
         raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
     if template == "cnn" and "two_arg" in space.families and not _has_two_arg_conv():
-        raise SpecError(source, "space.families", "two_arg with the cnn template needs keras_bioact.layers.TwoArgConv2D")
+        raise SpecError(
+            source, "space.families", "two_arg with the cnn template needs keras_bioact.layers.TwoArgConv2D"
+        )
 
     return SearchSpec(
-        study_name=name, storage=storage, n_trials=n_trials, timeout=timeout, workers=workers, data=data,
-        template=template, template_options=model, budget=budget, metric=metric, direction=direction,
-        extra=tuple(extra), sampler=sampler, pruner=pruner, space=space, source=str(source), raw=raw,
+        study_name=name,
+        storage=storage,
+        n_trials=n_trials,
+        timeout=timeout,
+        workers=workers,
+        data=data,
+        template=template,
+        template_options=model,
+        budget=budget,
+        metric=metric,
+        direction=direction,
+        extra=tuple(extra),
+        sampler=sampler,
+        pruner=pruner,
+        space=space,
+        source=str(source),
+        raw=raw,
     )
 
 

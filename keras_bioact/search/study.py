@@ -48,8 +48,9 @@ def open_storage(url, heartbeat=DEFAULT_HEARTBEAT):
     * `sqlite:///path.db`, `postgresql+psycopg2://...`, `mysql+pymysql://...`: any SQLAlchemy
       URL, as `optuna.storages.RDBStorage` with a heartbeat (`heartbeat = (interval, grace)`
       seconds, or None for none), so trials of killed workers are failed;
-    * `journal:///path.log` (relative; `journal:////abs/path.log` absolute) or a path ending in `.log`/`.journal`): Optuna's
-      `JournalFileBackend` (append-only file, safe for processes on one machine or NFS);
+    * `journal:///path.log` (relative; `journal:////abs/path.log` absolute), or a path ending
+      in `.log`/`.journal`: Optuna's `JournalFileBackend` (append-only file with a lock file;
+      several processes on one machine). Killed workers are detected by process id on resume;
     * a plain path ending in `.db`/`.sqlite`/`.sqlite3`: that SQLite file.
     """
     import optuna
@@ -57,7 +58,7 @@ def open_storage(url, heartbeat=DEFAULT_HEARTBEAT):
     if not isinstance(url, str) or not url:
         raise ValueError(f"storage must be a non-empty URL or path, got {url!r}")
     if url.startswith("journal:"):
-        path = url[len("journal:"):]
+        path = url[len("journal:") :]
         path = path[3:] if path.startswith("///") else path  # like sqlite:///rel, sqlite:////abs
         return _journal(path)
     if "://" not in url:
@@ -70,7 +71,7 @@ def open_storage(url, heartbeat=DEFAULT_HEARTBEAT):
                 f"storage {url!r}: not a URL; use sqlite:///FILE.db, journal:///FILE.log or an RDB URL"
             )
     if url.startswith("sqlite:///"):
-        path = pathlib.Path(url[len("sqlite:///"):])
+        path = pathlib.Path(url[len("sqlite:///") :])
         parent = path.parent if str(path.parent) else pathlib.Path(".")
         if not parent.is_dir():
             raise ValueError(f"storage {url!r}: directory {parent} does not exist")
@@ -140,8 +141,12 @@ def create_study(study_name, storage, directions=("maximize",), sampler=None, pr
 
     storage = open_storage(storage) if isinstance(storage, str) else storage
     study = optuna.create_study(
-        study_name=study_name, storage=storage, directions=list(directions), sampler=sampler,
-        pruner=pruner, load_if_exists=True,
+        study_name=study_name,
+        storage=storage,
+        directions=list(directions),
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
     )
     have = [d.name.lower() for d in study.directions]
     if have != [d.lower() for d in directions]:
@@ -165,8 +170,11 @@ def _counted(trial):
     state = trial.state
     if state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
         return True
-    return state == optuna.trial.TrialState.FAIL and "failure_reason" in trial.user_attrs and not \
-        trial.user_attrs.get("stale", False)
+    return (
+        state == optuna.trial.TrialState.FAIL
+        and "failure_reason" in trial.user_attrs
+        and not trial.user_attrs.get("stale", False)
+    )
 
 
 def count_finished(study):
@@ -227,7 +235,9 @@ def recover_dead_trials(study, requeue=True):
     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         if t.number not in before and t.number not in {f.number for f in failed}:
             try:
-                storage.set_trial_user_attr(t._trial_id, "failure_reason", "stale heartbeat; failed on resume")
+                storage.set_trial_user_attr(
+                    t._trial_id, "failure_reason", "stale heartbeat; failed on resume"
+                )
                 storage.set_trial_user_attr(t._trial_id, "stale", True)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
@@ -264,7 +274,10 @@ def run(study, objective, n_trials=None, timeout=None, on_trial=None):
     if remaining is not None and remaining <= 0:
         return study
     study.optimize(
-        objective, n_trials=remaining, timeout=timeout, callbacks=[_StopAt(n_trials, on_trial)],
+        objective,
+        n_trials=remaining,
+        timeout=timeout,
+        callbacks=[_StopAt(n_trials, on_trial)],
         gc_after_trial=True,
     )
     return study
@@ -293,7 +306,9 @@ def best_activation_config(study, trial=None):
     trial = trial or _best(study)
     config = trial.user_attrs.get("activation")
     if config is None:
-        raise ValueError(f"trial {trial.number} has no `activation` user attribute (not a keras-bioact trial)")
+        raise ValueError(
+            f"trial {trial.number} has no `activation` user attribute (not a keras-bioact trial)"
+        )
     return config
 
 
@@ -323,7 +338,7 @@ def trial_rows(study):
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name}
         values = t.values or [None] * len(columns)
-        for c, v in zip(columns, values):
+        for c, v in zip(columns, values, strict=False):
             row[c] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
         row["family"] = (t.user_attrs.get("activation") or {}).get("family", t.params.get("family"))
         for k, v in sorted(t.params.items()):
