@@ -95,6 +95,21 @@ def test_bad_command_line_values_and_unreadable_files(tmp_path, capsys):
     (tmp_path / "broken.toml").write_text("[study\nname=")
     assert main(["search", str(tmp_path / "broken.toml")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+    assert main(["show", "t", "--storage", f"sqlite:///{tmp_path}/absent.db"]) == 2
+    assert "absent.db" in capsys.readouterr().err
+
+
+def test_create_only_makes_the_study_once_for_later_workers(tmp_path, monkeypatch):
+    def no_training(self, data=None):
+        raise AssertionError("--create-only must not train")
+
+    monkeypatch.setattr(SearchSpec, "build_objective", no_training)
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD.format(tmp=tmp_path))
+    assert main(["search", str(path), "--create-only"]) == 0
+    assert main(["search", str(path), "--create-only"]) == 0  # idempotent: loads the same study
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/t.db")
+    assert study.trials == [] and study.user_attrs["objective_names"] == ["val_accuracy"]
 
 
 def _synthetic_study(tmp_path):

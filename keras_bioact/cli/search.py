@@ -32,6 +32,11 @@ def register(subparsers):
     )
     p.add_argument("--top", type=int, default=5, help="rows of the summary table (default 5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the study in the storage and exit (do this once before starting other machines)",
+    )
     p.add_argument("--worker-index", type=int, default=None, help=argparse_suppress())
     p.set_defaults(func=cmd_search)
 
@@ -112,6 +117,9 @@ def cmd_search(args):
         return _error(str(e))
     if args.worker_index is not None:
         return _worker(spec, study)
+    if args.create_only:
+        print(f"study {spec.study_name!r} is ready in {spec.storage}")
+        return 0
     return _coordinate(spec, study, args)
 
 
@@ -298,6 +306,8 @@ def cmd_show(args):
     from keras_bioact.search.study import load_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.storage.startswith("sqlite:///") and not os.path.exists(args.storage[len("sqlite:///") :]):
+        return _error(f"no SQLite file {args.storage[len('sqlite:///') :]!r} (storage {args.storage!r})")
     try:
         study = load_study(args.study, args.storage)
     except KeyError:
