@@ -104,14 +104,14 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
     spec = tmp_path / "pg.toml"
     spec.write_text(
         textwrap.dedent("""
         [study]
         name = "pg"
-        n_trials = 6
+        n_trials = 4
         workers = 2
         [data]
         name = "digits"
@@ -120,7 +120,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         [model]
         template = "_search_helpers:slow_mlp"
         hidden = [8]
-        delay = 1.0
+        delay = 0.5
         [budget]
         epochs = 1
         [sampler]
@@ -142,13 +142,13 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         postgres_url,
         "--quiet",
     ]
-    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=500)
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=840)
     assert r.returncode == 0, r.stdout + r.stderr
     study = load_study("pg", postgres_url)
     trials = study.get_trials()
     assert [t.number for t in trials] == list(range(len(trials)))  # recorded once each
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # none lost or stuck
-    assert 6 <= count_finished(study) <= 7  # target, plus at most one per extra worker
+    assert 4 <= count_finished(study) <= 5  # target, plus at most one per extra worker
     workers = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(workers) == 2, workers  # both worker processes contributed
     assert "study 'pg'" in r.stdout and "number" in r.stdout  # summary table
