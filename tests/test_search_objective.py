@@ -121,3 +121,24 @@ def test_two_arg_family_builds_with_a_shared_inner_network_or_says_what_is_missi
     inner = act.inner()
     # one shared inner network: its weights are counted once
     assert sum(1 for w in model.weights if any(w is v for v in inner.weights)) == len(inner.weights)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"family": "gamma", "regime": "heterogeneous", "n": 4.0, "s": 0.2},
+        {"family": "bru", "form": "eru", "r": [2.0, 1.5, 1.2]},
+        {"family": "two_arg", "inner_width": 8, "depth": 1},
+        {"family": "swish"},
+    ],
+)
+def test_cnn_template_builds_for_every_family(config):
+    from keras_bioact.search import cnn
+
+    act = Activation(config)
+    model = cnn(act, (8, 8), 10, filters=(4, 4), dense=(6,))
+    out = keras.ops.convert_to_numpy(model(np.zeros((2, 8, 8), "float32")))
+    assert out.shape == (2, 10) and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    if config["family"] == "gamma":  # per-channel parameters on feature maps
+        assert tuple(model.layers[2].n.shape) == (1, 1, 4)

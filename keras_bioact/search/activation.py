@@ -126,8 +126,9 @@ class Activation:
         return self._inner
 
     # ------------------------------------------------------------------ layers
-    def layer(self, index=0, name=None):
-        """The activation layer of site `index`."""
+    def layer(self, index=0, name=None, channel_axes=None):
+        """The activation layer of site `index`. `channel_axes`: for feature maps, the axes to
+        share heterogeneous gamma parameters over (e.g. `[1, 2]`: one pair per channel)."""
         import keras
 
         from keras_bioact.layers import BRU, GammaActivation
@@ -141,7 +142,7 @@ class Activation:
                 kwargs.update(n_initializer=float(c["n"]), s_initializer=float(c["s"]))
             regime = c["regime"]
             return GammaActivation(
-                shared_axes="all" if regime == "homogeneous" else None,
+                shared_axes="all" if regime == "homogeneous" else channel_axes,
                 trainable_params=() if regime == "static" else ("n", "s"),
                 name=name,
                 **kwargs,
@@ -194,4 +195,6 @@ class Activation:
                 )
             ]
         conv_kwargs.setdefault("kernel_initializer", self._kernel_initializer(index))
-        return [keras.layers.Conv2D(filters, kernel_size, **conv_kwargs), self.layer(index)]
+        channels_first = conv_kwargs.get("data_format") == "channels_first"
+        axes = [2, 3] if channels_first else [1, 2]
+        return [keras.layers.Conv2D(filters, kernel_size, **conv_kwargs), self.layer(index, channel_axes=axes)]
