@@ -197,4 +197,7 @@ class Activation:
         conv_kwargs.setdefault("kernel_initializer", self._kernel_initializer(index))
         channels_first = conv_kwargs.get("data_format") == "channels_first"
         axes = [2, 3] if channels_first else [1, 2]
-        return [keras.layers.Conv2D(filters, kernel_size, **conv_kwargs), self.layer(index, channel_axes=axes)]
+        return [
+            keras.layers.Conv2D(filters, kernel_size, **conv_kwargs),
+            self.layer(index, channel_axes=axes),
+        ]
