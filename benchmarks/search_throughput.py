@@ -93,11 +93,6 @@ def main():
         f"backend={keras.backend.backend()} cpus={os.cpu_count()} n_trials={args.n_trials} "
         f"load={os.getloadavg()[0]:.1f}"
     )
-    rows = []
-    for kind in args.storages:
-        for w in args.workers:
-            rows.append(measure(args.n_trials, w, kind))
-            print(f"  done: {kind} x{w}", flush=True)
     cols = [
         "storage",
         "workers",
@@ -110,9 +105,12 @@ def main():
         "startup s",
     ]
     print("| " + " | ".join(cols) + " |")
-    print("|" + "|".join("---" for _ in cols) + "|")
-    for r in rows:
-        print("| " + " | ".join(f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|", flush=True)
+    for kind in args.storages:
+        for w in args.workers:
+            r = measure(args.n_trials, w, kind)  # each row is printed as soon as it is measured
+            cells = [f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+            print("| " + " | ".join(cells) + " |", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
