@@ -1,0 +1,1 @@
+"""Activation search: Optuna (hyper-parameter search) and EvoTorch (neuroevolution) engines."""
