@@ -184,11 +184,16 @@ class Genome:
 
 
 def _accuracy(y, out, from_logits):
+    # Correct iff the true class scores strictly above every other class (ties count as wrong,
+    # so a constant output never scores). Written without argmax, which TensorFlow's
+    # vectorized_map cannot batch.
     del from_logits
-    pred = ops.argmax(out, axis=-1)
-    return ops.cast(
-        ops.equal(ops.cast(pred, "int32"), ops.cast(ops.reshape(y, ops.shape(pred)), "int32")), "float32"
-    )
+    out = ops.cast(out, "float32")
+    y = ops.cast(ops.reshape(y, ops.shape(out)[:-1]), "int32")
+    onehot = ops.one_hot(y, ops.shape(out)[-1], dtype="float32")
+    true_score = ops.sum(out * onehot, axis=-1)
+    others = ops.max(ops.where(onehot > 0, ops.full_like(out, -np.inf), out), axis=-1)
+    return ops.cast(true_score > others, "float32")
 
 
 def _crossentropy(y, out, from_logits):
@@ -908,6 +913,7 @@ def evolve(
     apply_best=True,
     tensorboard=True,
     stop_after=None,
+    callbacks=None,
 ):
     """Evolve a model's activation parameters with an EvoTorch algorithm.
 
@@ -948,6 +954,9 @@ def evolve(
         tensorboard: write TensorBoard scalars under `out_dir/tensorboard`.
         stop_after: stop (without finishing) after this many generations of this call; for
             tests and time-sliced runs. The checkpoint allows continuing with `resume=True`.
+        callbacks: functions called as `fn(row)` after each generation (and its checkpoint),
+            with the history row (a dict); a callback returning `True` stops the search early
+            (resumable like `stop_after`).
 
     Returns:
         An `EvolutionResult`.
@@ -1099,6 +1108,8 @@ def evolve(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(best=f"{best_fitness:.4g}", mean=f"{row['mean']:.4g}")
+            if any([bool(fn(dict(row))) for fn in callbacks or ()]):
+                break
     finally:
         if bar is not None:
             bar.close()
