@@ -12,7 +12,9 @@ an interrupted run from its checkpoint."""
 def register(subparsers):
     parser = subparsers.add_parser("evolve", help="evolve activation parameters (EvoTorch)", description=HELP)
     parser.add_argument("spec", help="spec file (TOML), e.g. search/evolve_gamma.toml")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output dir")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in the output dir"
+    )
     parser.add_argument("--out", help="output directory (overrides [output] dir)")
     parser.add_argument("--algorithm", help="overrides [evolution] algorithm")
     parser.add_argument("--generations", type=int, help="overrides [evolution] generations")

@@ -172,7 +172,9 @@ def load_spec(path):
             raise SpecError(f"{path}: [{table}] must be a table.")
         bad = [k for k in given if k not in defaults]
         if bad:
-            raise SpecError(f"{path}: unknown key(s) {bad} in [{table}]; expected some of {sorted(defaults)}.")
+            raise SpecError(
+                f"{path}: unknown key(s) {bad} in [{table}]; expected some of {sorted(defaults)}."
+            )
         spec[table] = {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}, **given}
         for key, value in given.items():
             _check(path, table, key, value)
