@@ -178,10 +178,9 @@ def load_spec(path):
         spec[table] = {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}, **given}
         for key, value in given.items():
             _check(path, table, key, value)
-    if not 0.0 < float(spec["data"]["validation_fraction"]) < 1.0:
-        raise SpecError(
-            f"{path}: [data] validation_fraction must be in (0, 1), got {spec['data']['validation_fraction']}."
-        )
+    fraction = spec["data"]["validation_fraction"]
+    if not 0.0 < float(fraction) < 1.0:
+        raise SpecError(f"{path}: [data] validation_fraction must be in (0, 1), got {fraction}.")
     if not float(spec["evolution"]["stdev_init"]) > 0:
         raise SpecError(f"{path}: [evolution] stdev_init must be > 0, got {spec['evolution']['stdev_init']}.")
     if spec["evolution"]["mode"] == "lamarckian" and spec["evolution"]["num_actors"]:
