@@ -166,3 +166,22 @@ def test_problem_has_seed_for_ray_actors():
     a = problem.make_gaussian(4)
     problem.seed(5)
     np.testing.assert_array_equal(a.numpy(), problem.make_gaussian(4).numpy())
+
+
+def test_inner_target_two_argument_layers():
+    from keras_bioact.layers import InnerNonlinearity, TwoArgDense
+
+    keras.utils.set_random_seed(0)
+    inner = InnerNonlinearity(hidden_units=(4,), name="g")
+    inputs = keras.Input((3,))
+    h = TwoArgDense(4, inner=inner, name="two_a")(inputs)
+    h = TwoArgDense(3, inner=inner, name="two_b")(h)  # g shared by both layers
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(h))
+    params = select_parameters(model, "inner")
+    assert [p.path for p in params] == ["g/kernel_0", "g/bias_0", "g/kernel_1", "g/bias_1"]
+    x = np.random.default_rng(2).normal(size=(48, 3)).astype("float32")
+    y = (x[:, 0] * x[:, 1] > 0).astype("int32")
+    vec = PopulationEvaluator(model, x, y, parameters=params, metric="crossentropy", vectorized=True)
+    loop = PopulationEvaluator(model, x, y, parameters=params, metric="crossentropy", vectorized=False)
+    pop = _population(vec.view, 3)
+    np.testing.assert_allclose(vec.evaluate(pop), loop.evaluate(pop), rtol=1e-5, atol=1e-6)
