@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import _evolution_utils
 import keras
 import numpy as np
 import pytest
@@ -80,15 +81,15 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.time() + 120
-    while _read_rows(killed / "history.csv") < 3 and proc.poll() is None and time.time() < deadline:
+    deadline = time.time() + 400  # the child imports keras/jax/evotorch first: slow on a busy machine
+    while _read_rows(killed / "history.csv") < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
     done_before = _read_rows(killed / "history.csv")
-    assert 3 <= done_before < 10
+    assert 2 <= done_before < 10
     assert not (killed / "final.json").exists()
     resumed = subprocess.run(
         [sys.executable, script, str(killed), "--generations", "10", "--resume"],
@@ -99,14 +100,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     uninterrupted = tmp_path / "straight"
-    straight = subprocess.run(
-        [sys.executable, script, str(uninterrupted), "--generations", "10"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert _evolution_utils.main([str(uninterrupted), "--generations", "10"]) == 0  # in this process
     a = json.loads((killed / "final.json").read_text())
     b = json.loads((uninterrupted / "final.json").read_text())
     np.testing.assert_allclose(a["best_genes"], b["best_genes"], rtol=1e-6, atol=1e-7)
