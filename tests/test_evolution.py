@@ -185,3 +185,18 @@ def test_inner_target_two_argument_layers():
     loop = PopulationEvaluator(model, x, y, parameters=params, metric="crossentropy", vectorized=False)
     pop = _population(vec.view, 3)
     np.testing.assert_allclose(vec.evaluate(pop), loop.evaluate(pop), rtol=1e-5, atol=1e-6)
+
+
+def test_vectorized_follows_weight_updates():
+    # The compiled call reads the variables at every call (JAX training deletes old buffers).
+    model = classifier()
+    x, y = classification_data(32)
+    vec = PopulationEvaluator(model, x, y, metric="crossentropy", vectorized=True)
+    pop = _population(vec.view, 2)
+    first = vec.evaluate(pop)
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(True))
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    second = vec.evaluate(pop)
+    loop = PopulationEvaluator(model, x, y, metric="crossentropy", vectorized=False)
+    np.testing.assert_allclose(second, loop.evaluate(pop), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first, second)

@@ -341,41 +341,44 @@ class PopulationEvaluator:
 
     # -- compiled, vectorised path ---------------------------------------------------------
 
+    def _current_state(self):
+        # Read the variables at every call: the model may have been trained or assigned since
+        # (and JAX training donates, i.e. deletes, the old buffers).
+        return (
+            [v.value for v in self.model.trainable_variables],
+            [v.value for v in self.model.non_trainable_variables],
+        )
+
     def _build_vectorized(self):
-        model_tv = [v.value for v in self.model.trainable_variables]
-        model_ntv = [v.value for v in self.model.non_trainable_variables]
         if self.backend == "jax":
             import jax
 
             fn = jax.jit(jax.vmap(self._score_sum, in_axes=(0, None, None, None, None)))
-            return lambda values, x, y: fn(values, model_tv, model_ntv, x, y)
+            return lambda values, x, y: fn(values, *self._current_state(), x, y)
         if self.backend == "torch":
             import torch
 
             fn = torch.func.vmap(self._score_sum, in_dims=(0, None, None, None, None), randomness="same")
 
             def run(values, x, y):
+                tv, ntv = self._current_state()
                 with torch.no_grad():
-                    values = (
-                        [torch.as_tensor(v, device=model_tv[0].device) for v in values]
-                        if model_tv
-                        else [torch.as_tensor(v) for v in values]
-                    )
-                    return fn(values, model_tv, model_ntv, torch.as_tensor(x), torch.as_tensor(y))
+                    values = [torch.as_tensor(v) for v in values]
+                    if tv:
+                        values = [v.to(tv[0].device) for v in values]
+                    return fn(values, tv, ntv, torch.as_tensor(x), torch.as_tensor(y))
 
             return run
         if self.backend == "tensorflow":
             import tensorflow as tf
 
             @tf.function(jit_compile=True, reduce_retracing=True)
-            def run(values, x, y):
+            def compiled(values, tv, ntv, x, y):
                 return tf.vectorized_map(
-                    lambda vals: self._score_sum(vals, model_tv, model_ntv, x, y),
-                    values,
-                    fallback_to_while_loop=False,
+                    lambda vals: self._score_sum(vals, tv, ntv, x, y), values, fallback_to_while_loop=False
                 )
 
-            return run
+            return lambda values, x, y: compiled(values, *self._current_state(), x, y)
         raise ValueError(f"PopulationEvaluator: no vectorised path for backend {self.backend!r}.")
 
     def _evaluate_vectorized(self, natural):
@@ -1059,6 +1062,15 @@ def evolve(
         generation = state["generation"]
         _set_rng_states(state["rng"])
 
+    if num_actors:
+        # EvoTorch draws the actors' seeds from the problem's generator when it creates them;
+        # keep the search's sample stream independent of that, so that a resumed run (which
+        # creates fresh actors) samples exactly what an uninterrupted one would.
+        generator = problem.generator
+        saved = None if generator is None else generator.get_state()
+        problem._parallelize()
+        if saved is not None:
+            generator.set_state(saved)
     runtime = problem.runtime()
     sense_ = runtime.evaluator.sense
     better = (lambda a, b: a > b) if sense_ == "max" else (lambda a, b: a < b)
