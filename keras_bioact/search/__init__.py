@@ -1,4 +1,4 @@
-"""Activation search with Optuna.
+"""Activation search: Optuna studies here, EvoTorch evolution in `keras_bioact.search.evolution`.
 
 Spaces are data (`SearchSpace`, serialisable to TOML/JSON), a model builder turns an
 `Activation` into a Keras model, `make_objective` trains and scores it, and the study helpers

@@ -1,0 +1,91 @@
+"""`bioact evolve`: spec validation and an end-to-end run."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_bioact.cli import main
+from keras_bioact.search.evolution import load_best
+from keras_bioact.search.evolution_spec import SpecError, load_spec
+
+SEARCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "search")
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[evolution]\npopsise = 8\n", "popsise"),
+        ("[evolution]\npopsize = 'big'\n", "popsize"),
+        ("[evolution]\npopsize = 1\n", "popsize"),
+        ("[evolution]\nalgorithm = 'adam'\n", "algorithm"),
+        ("[evolution]\nmode = 'lamarckian'\nnum_actors = 2\n", "lamarckian"),
+        ("[model]\nhidden = [0]\n", "hidden"),
+        ("[modle]\n", "modle"),
+        ("[data]\nvalidation_fraction = 1.5\n", "validation_fraction"),
+        ("[evolution\n", "TOML"),
+    ],
+)
+def test_bad_spec_fails_early_naming_key_and_file(tmp_path, capsys, text, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=key) as info:
+        load_spec(str(path))
+    assert str(path) in str(info.value)
+    assert main(["evolve", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert key in err and str(path) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_specs_are_valid():
+    names = sorted(f for f in os.listdir(SEARCH_DIR) if f.startswith("evolve_") and f.endswith(".toml"))
+    assert {"evolve_gamma.toml", "evolve_bru.toml", "evolve_inner.toml"} <= set(names)
+    for name in names:
+        load_spec(os.path.join(SEARCH_DIR, name))
+
+
+@pytest.mark.single_backend
+def test_cli_end_to_end_and_resume(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        """
+[data]
+name = "digits"
+limit = 300
+[model]
+activation = "bru"
+hidden = [8]
+activation_options = { trainable_r = true, shared_axes = "none" }
+pretrain_epochs = 1
+[evolution]
+target = "bru"
+granularity = "element"
+algorithm = "xnes"
+popsize = 4
+generations = 2
+metric = "crossentropy"
+"""
+    )
+    out = tmp_path / "run"
+    args = ["evolve", str(spec), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    for name in ("checkpoint.pkl", "history.csv", "best_parameters.npz", "best.json", "best_model.keras"):
+        assert (out / name).exists(), name
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("generation,best,mean,spread") and len(rows) == 3
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "tensorboard"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["generations"] == 2 and 0.0 <= summary["best_test_accuracy"] <= 1.0
+    # the exported parameters load into the start model and give the saved best model
+    best = keras.saving.load_model(str(out / "best_model.keras"), compile=False)
+    start = load_best(keras.saving.load_model(str(out / "start_model.keras"), compile=False), str(out))
+    x = np.random.default_rng(0).random((5, 8, 8)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(best(x)), keras.ops.convert_to_numpy(start(x)), rtol=1e-5
+    )
+    # resuming a finished run does no more work and keeps the history
+    assert main([*args, "--resume"]) == 0
+    assert (out / "history.csv").read_text().splitlines() == rows
