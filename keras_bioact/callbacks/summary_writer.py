@@ -169,19 +169,32 @@ class SummaryWriter:
         self.write_summary(summary, step)
 
     def hparams_session_start(self, hparams, group_name="", start_time_secs=None):
-        """Write the HParams plugin's session-start record (one per run directory)."""
-        from tensorboard.plugins.hparams import summary as hp_summary
+        """Write the HParams plugin's session-start record (one per run directory).
 
-        clean = {str(k): _hparam_value(v) for k, v in hparams.items()}
-        self.write_summary(
-            hp_summary.session_start_pb(clean, group_name=group_name, start_time_secs=start_time_secs), 0
+        `hparams`: `{name: value}`; bool, int/float and str values are kept, NumPy scalars are
+        converted, anything else is written as its `str`.
+        """
+        from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+        info = plugin_data_pb2.SessionStartInfo(
+            group_name=str(group_name),
+            start_time_secs=time.time() if start_time_secs is None else float(start_time_secs),
         )
+        for name, value in hparams.items():
+            value = _hparam_value(value)
+            if isinstance(value, bool):
+                info.hparams[str(name)].bool_value = value
+            elif isinstance(value, (int, float)):
+                info.hparams[str(name)].number_value = value
+            else:
+                info.hparams[str(name)].string_value = value
+        data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
+        self._write_hparams(metadata.SESSION_START_INFO_TAG, data)
 
     def hparams_session_end(self, status="success", end_time_secs=None):
         """Write the HParams plugin's session-end record; `status` is one of
         "success", "failure", "running", "unknown"."""
-        from tensorboard.plugins.hparams import api_pb2
-        from tensorboard.plugins.hparams import summary as hp_summary
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
         codes = {
             "success": api_pb2.STATUS_SUCCESS,
@@ -191,7 +204,23 @@ class SummaryWriter:
         }
         if status not in codes:
             raise ValueError(f"SummaryWriter: `status` must be one of {tuple(codes)}, got {status!r}.")
-        self.write_summary(hp_summary.session_end_pb(codes[status], end_time_secs=end_time_secs), 0)
+        info = plugin_data_pb2.SessionEndInfo(
+            status=codes[status], end_time_secs=time.time() if end_time_secs is None else float(end_time_secs)
+        )
+        self._write_hparams(
+            metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info)
+        )
+
+    def _write_hparams(self, tag, data):
+        # Same record as tensorboard.plugins.hparams.summary_v2 writes, built from the
+        # tensorboard package's own protos (that module's helpers may return TensorFlow's).
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.plugins.hparams import metadata
+
+        value = summary_pb2.Summary.Value(
+            tag=tag, metadata=metadata.create_summary_metadata(data), tensor=metadata.NULL_TENSOR
+        )
+        self.write_summary(summary_pb2.Summary(value=[value]), 0)
 
 
 def _hparam_value(value):
