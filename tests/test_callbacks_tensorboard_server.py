@@ -52,7 +52,7 @@ def test_tensorboard_server_lists_the_inspector_tags(tmp_path):
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     callbacks = [
         keras.callbacks.TensorBoard(str(log_dir)),
-        ActivationInspector(log_dir, images_every_n_epochs=1),
+        ActivationInspector(log_dir, images_every_n_epochs=1, max_overhead=None),
     ]
     model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=callbacks)
     HParamsLogger(log_dir / "search").log_session("trial_00000", {"n0": 5.0}, {"value": 0.5})

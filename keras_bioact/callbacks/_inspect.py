@@ -45,6 +45,7 @@ class InspectedLayer:
             self.kind = "parameters"
         self.has_trajectories = _trajectory_support(layer) is not None
         self._sample = None
+        self._clone = None
 
     def __repr__(self):
         return f"InspectedLayer({self.tag!r}, kind={self.kind!r})"
@@ -125,20 +126,49 @@ class InspectedLayer:
 
     # -- ANRU trajectories -------------------------------------------------------------------
     def trajectories(self, probe):
-        """(n_t, s_t), each (batch, T, N), on the probe batch `probe` (input of the RNN), or None."""
-        fn = _trajectory_support(self.layer)
-        if fn is None or probe is None:
+        """(n_t, s_t), each (batch, T, N), on the probe batch `probe` (input of the RNN), or None.
+
+        Cells that offer `return_trajectories` (a config option making the cell output
+        `concat([h_t, n_t, s_t])`) and `split_trajectories(outputs) -> (h, n, s)` (the ANRU
+        cell) are run as a copy with the option on, inside `keras.layers.RNN(...,
+        return_sequences=True)`, with the cell's current weights; the model is not touched.
+        A cell may instead define `trajectories(inputs) -> (n_t, s_t)` itself.
+        """
+        support = _trajectory_support(self.layer)
+        if support is None or probe is None:
             return None
-        return fn(self.layer, self.owner, probe)
+        if support == "method":
+            n_t, s_t = self.layer.trajectories(probe)
+        else:
+            import keras
+
+            cell = self.layer
+            probe = ops.convert_to_tensor(np.asarray(probe, dtype="float32"))
+            if self._clone is None:
+                config = cell.get_config()
+                config["return_trajectories"] = True
+                clone = type(cell).from_config(config)
+                rnn = keras.layers.RNN(
+                    clone, return_sequences=True, go_backwards=getattr(self.owner, "go_backwards", False)
+                )
+                rnn.build(tuple(probe.shape))
+                self._clone = rnn
+            rnn = self._clone
+            rnn.cell.set_weights(cell.get_weights())
+            outputs = rnn(probe)
+            _, n_t, s_t = type(cell).split_trajectories(outputs)
+        return (
+            np.asarray(ops.convert_to_numpy(n_t), dtype="float64"),
+            np.asarray(ops.convert_to_numpy(s_t), dtype="float64"),
+        )
 
 
 def _trajectory_support(cell):
-    """A function computing (n_t, s_t) for `cell`, if the cell offers a trajectory option."""
-    method = getattr(cell, "trajectories", None)
-    if callable(method):
-        return lambda cell, owner, probe: tuple(
-            np.asarray(ops.convert_to_numpy(t), dtype="float64") for t in method(probe)
-        )
+    """How (n_t, s_t) of `cell` can be computed: "method", "clone" or None."""
+    if callable(getattr(cell, "trajectories", None)):
+        return "method"
+    if hasattr(cell, "return_trajectories") and callable(getattr(cell, "split_trajectories", None)):
+        return "clone"
     return None
 
 

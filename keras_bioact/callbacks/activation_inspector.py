@@ -350,7 +350,8 @@ def _xor_score(layer, a, b, g):
     fn = getattr(analysis, "xor_score", None)
     if fn is None:
         return None
-    return float(fn(layer))
+    result = fn(layer)
+    return float(getattr(result, "score", result))
 
 
 def _positive_int(value, arg, layer, minimum=1):
