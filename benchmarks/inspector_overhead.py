@@ -5,7 +5,9 @@ prints a table with, per setting: the median epoch wall time (epochs after the f
 compiles), the time spent inside the inspector's epoch hooks per epoch (measured directly
 around them), that time as a percentage of the plain median epoch time ("overhead_%"), the
 end-to-end difference of median epoch times (noisier on a shared machine), and the one-off
-time of the final write after the last epoch (`on_train_end`: last histograms and images).
+times of the setup (`on_train_begin`: finding the layers, opening the event file, importing
+matplotlib) and of the final write after the last epoch (`on_train_end`: last histograms and
+images).
 
 Settings: "default" (every_n_epochs=1, images_every_n_epochs=10, max_overhead=0.05),
 "no_budget" (same, max_overhead=None), "no_images", "images_every_epoch" (no budget).
@@ -46,13 +48,14 @@ class TimedInspector(ActivationInspector):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.spent_setup = 0.0
         self.spent_epochs = 0.0
         self.spent_final = 0.0
 
     def on_train_begin(self, logs=None):
         t = time.perf_counter()
         super().on_train_begin(logs)
-        self.spent_epochs += time.perf_counter() - t
+        self.spent_setup += time.perf_counter() - t
 
     def on_epoch_begin(self, epoch, logs=None):
         t = time.perf_counter()
@@ -111,8 +114,13 @@ def run(setting, data, epochs, batch_size, width, log_root):
     times = clock.epoch_times()
     keras.backend.clear_session()
     if inspector is None:
-        return statistics.median(times[1:]), 0.0, 0.0
-    return statistics.median(times[1:]), inspector.spent_epochs / epochs, inspector.spent_final
+        return statistics.median(times[1:]), 0.0, 0.0, 0.0
+    return (
+        statistics.median(times[1:]),
+        inspector.spent_epochs / epochs,
+        inspector.spent_setup,
+        inspector.spent_final,
+    )
 
 
 def main(argv=None):
@@ -136,12 +144,20 @@ def main(argv=None):
         f"backend={keras.backend.backend()} epochs={args.epochs} batch={args.batch_size} "
         f"train={len(x)} width={args.width} python={sys.version.split()[0]}"
     )
-    header = ("setting", "epoch_s(median)", "inspector_s/epoch", "overhead_%", "e2e_diff_%", "final_write_s")
-    print("{:<20} {:>16} {:>18} {:>11} {:>11} {:>14}".format(*header))
-    for setting, median, spent, final in rows:
+    header = (
+        "setting",
+        "epoch_s(median)",
+        "inspector_s/epoch",
+        "overhead_%",
+        "e2e_diff_%",
+        "setup_s",
+        "final_s",
+    )
+    print("{:<20} {:>16} {:>18} {:>11} {:>11} {:>8} {:>8}".format(*header))
+    for setting, median, spent, setup, final in rows:
         print(
             f"{setting:<20} {median:>16.4f} {spent:>18.4f} {100 * spent / plain:>11.2f} "
-            f"{100 * (median - plain) / plain:>11.2f} {final:>14.3f}"
+            f"{100 * (median - plain) / plain:>11.2f} {setup:>8.3f} {final:>8.3f}"
         )
 
 
