@@ -38,12 +38,12 @@ def oru_np(x, r):
     return np.sign(x) * ((r * r * np.abs(x) + 1.0) ** (1.0 / r) - 1.0)
 
 
-def new_figure(figsize=(4.0, 3.0), dpi=80, nrows=1, ncols=1):
+def new_figure(figsize=(4.0, 3.0), dpi=80, nrows=1, ncols=1, layout="constrained"):
     """A pyplot-free Agg figure (safe in threads and in headless processes) and its axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
@@ -97,7 +97,8 @@ class CurveCanvas:
         from matplotlib.collections import LineCollection
         from matplotlib.patches import Polygon
 
-        fig, axes = new_figure(self.figsize, self.dpi)
+        fig, axes = new_figure(self.figsize, self.dpi, layout=None)
+        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.13, top=0.91)
         ax = axes[0, 0]
         x = self.x
         if mode == "lines":
@@ -120,7 +121,6 @@ class CurveCanvas:
             ax.plot([], [], color="tab:blue", lw=1.2, label=f"median of {count}")
         _decorate(ax, x, self.title, self.references, ylim)
         fig.canvas.draw()
-        fig.set_layout_engine("none")
         self._background = fig.canvas.copy_from_bbox(fig.bbox)
         self._fig, self._ax = fig, ax
         self._key = (mode, count, ylim)
@@ -131,8 +131,9 @@ class CurveCanvas:
         lo, hi = _ylim(curves)
         key = self._key
         if key is None or key[:2] != (mode, len(curves)) or lo < key[2][0] or hi > key[2][1]:
+            # A generous fixed y range, so that the (costly) background is rarely rebuilt.
             span = hi - lo
-            self._setup(mode, len(curves), (lo - 0.1 * span, hi + 0.1 * span))
+            self._setup(mode, len(curves), (lo - 0.15 * span, hi + 0.25 * span))
         canvas, ax, x = self._fig.canvas, self._ax, self.x
         canvas.restore_region(self._background)
         if mode == "lines":

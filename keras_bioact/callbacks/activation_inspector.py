@@ -187,8 +187,11 @@ class ActivationInspector(keras.callbacks.Callback):
         self._epochs_seen = 0
         self._epoch_t0 = None
         if self._discover(quiet_if_unbuilt=True) and self.images:
-            # One-time setup outside the per-epoch budget: import matplotlib's Agg machinery.
-            _figures.new_figure()
+            # One-time setup outside the per-epoch budget: build each layer's curve figure (its
+            # axes, labels and reference functions are drawn once and reused by every render).
+            for item in self._layers:
+                if item.has_curves():
+                    self._canvas(item).render(item.curves(self._grid))
         self._cost = {"scalars": None, "images": None}
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -293,17 +296,8 @@ class ActivationInspector(keras.callbacks.Callback):
         w = self._writer
         for item in self._layers:
             if item.has_curves():
-                canvas = self._canvases.get(item.tag)
-                if canvas is None:
-                    canvas = self._canvases[item.tag] = _figures.CurveCanvas(
-                        self._grid,
-                        item.curve_title(),
-                        self.max_lines,
-                        self.references if item.kind != "inner_curve" else (),
-                        self.figsize,
-                        self.dpi,
-                    )
-                w.image(f"bioact/{item.tag}/curves", canvas.render(item.curves(self._grid)), step)
+                png = self._canvas(item).render(item.curves(self._grid))
+                w.image(f"bioact/{item.tag}/curves", png, step)
             if item.kind == "surface":
                 a, b, g = item.surface(self.surface_range)
                 score = _xor_score(item.layer, a, b, g)
@@ -327,6 +321,19 @@ class ActivationInspector(keras.callbacks.Callback):
                         n_t[0], s_t[0], f"{item.tag}: n_t, s_t (probe 0)", dpi=self.dpi
                     )
                     w.image(f"bioact/{item.tag}/trajectories", png, step)
+
+    def _canvas(self, item):
+        canvas = self._canvases.get(item.tag)
+        if canvas is None:
+            canvas = self._canvases[item.tag] = _figures.CurveCanvas(
+                self._grid,
+                item.curve_title(),
+                self.max_lines,
+                self.references if item.kind != "inner_curve" else (),
+                self.figsize,
+                self.dpi,
+            )
+        return canvas
 
     def _probe(self, item):
         key = id(item.layer)
