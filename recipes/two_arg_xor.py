@@ -1,0 +1,226 @@
+"""Two-argument (dendritic) MLP vs 1-arg and parameter-matched ReLU MLPs; is the learned g a soft XOR?
+
+SPEC section 2 (Yoon, Orhan, Kim & Pitkow, arXiv:2110.06871) at laptop scale. For every seed:
+
+* 2-arg and 1-arg MLPs (`keras_bioact.nin.two_arg_mlp`, pre-activation widths `--widths`, one
+  shared `InnerNonlinearity`, LayerNorm before g, dropout):
+  session I  pre-train g on a random smooth surface (`nin.pretrain_inner`),
+  session II train g and the outer net jointly (`--epochs`), test accuracy "joint",
+  session III freeze g, re-initialise the outer net, train it again (`--epochs`), test accuracy
+  "frozen g" (skip with `--no-session3`).
+* ReLU MLP with widths from `nin.param_matched_relu_widths` (parameter count within 1 %),
+  trained `--epochs`.
+* `keras_bioact.analysis.xor_score` of the 2-arg g after pre-training and after session II.
+
+Run (CPU, a few minutes):
+    PYTHONPATH=. KERAS_BACKEND=jax python recipes/two_arg_xor.py --out runs/two_arg_xor
+    PYTHONPATH=. KERAS_BACKEND=jax python recipes/two_arg_xor.py --dataset fashion_mnist --train-limit 10000
+
+`--out DIR` writes `results.json` (per-seed numbers and the summary) and PNG surface plots of g.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+MODELS = ("2-arg", "1-arg", "relu")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", choices=("digits", "fashion_mnist"), default="digits")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model seeds (>= 3 for mean ± std)")
+    p.add_argument("--epochs", type=int, default=40, help="epochs of session II, session III and ReLU")
+    p.add_argument("--pretrain-epochs", type=int, default=10, help="session I epochs (reference: up to 500)")
+    p.add_argument("--pretrain-grid", type=int, default=101, help="session I grid points per axis (reference 101)")
+    p.add_argument("--widths", type=int, nargs="+", default=[120, 120, 120], help="pre-activation widths")
+    p.add_argument("--inner-hidden", type=int, nargs="+", default=[64, 64])
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--no-session3", action="store_true", help="skip session III (frozen g, fresh outer net)")
+    p.add_argument("--jit", action="store_true", help="compile with jit_compile=True (XLA)")
+    p.add_argument("--out", type=pathlib.Path, default=None, help="directory for results.json and PNG plots")
+    return p.parse_args(argv)
+
+
+def load_data(args):
+    from keras_bioact import datasets
+
+    if args.dataset == "digits":
+        (x_train, y_train), (x_test, y_test) = datasets.load_digits(test_fraction=0.25, seed=0)
+    else:
+        (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist()
+    if args.train_limit:
+        x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
+    if args.test_limit:
+        x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _compile(model, args):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=True if args.jit else "auto",
+    )
+
+
+def _fit_eval(model, data, args):
+    (x_train, y_train), (x_test, y_test) = data
+    _compile(model, args)
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
+    return float(model.evaluate(x_test, y_test, batch_size=500, verbose=0)[1])
+
+
+def run_two_arg(arity, seed, data, args, out):
+    import keras
+
+    from keras_bioact import analysis, nin
+    from keras_bioact.layers import InnerNonlinearity
+
+    keras.utils.set_random_seed(seed)
+    g = InnerNonlinearity(arity=arity, hidden_units=tuple(args.inner_hidden), name="inner")
+    shape = data[0][0].shape[1:]
+    n_classes = int(np.max(data[0][1])) + 1
+    model = nin.two_arg_mlp(shape, args.widths, n_classes, arity=arity, inner=g, dropout=args.dropout)
+    result = {"params": int(model.count_params())}
+    result["pretrain_mse"] = nin.pretrain_inner(
+        g, epochs=args.pretrain_epochs, seed=seed, grid_size=args.pretrain_grid
+    )
+    if arity == 2:
+        result["xor_pretrained"] = analysis.xor_score(g).as_dict()
+        if out is not None:
+            analysis.plot_surface(g, path=out / f"g_pretrained_seed{seed}.png", title=f"pre-trained g, seed {seed}")
+    result["acc_joint"] = _fit_eval(model, data, args)
+    if arity == 2:
+        result["xor_learned"] = analysis.xor_score(g).as_dict()
+        if out is not None:
+            analysis.plot_surface(g, path=out / f"g_learned_seed{seed}.png")
+    elif out is not None:
+        analysis.plot_surface(g, path=out / f"g_1arg_learned_seed{seed}.png")
+    if not args.no_session3:
+        nin.freeze_inner(model)
+        nin.reinitialize_outer(model, seed=seed + 1000)
+        result["acc_frozen_g"] = _fit_eval(model, data, args)
+    return result
+
+
+def run_relu(seed, data, args):
+    import keras
+
+    from keras_bioact import nin
+
+    keras.utils.set_random_seed(seed)
+    shape = data[0][0].shape[1:]
+    n_classes = int(np.max(data[0][1])) + 1
+    input_dim = int(np.prod(shape))
+    widths = nin.param_matched_relu_widths(
+        input_dim, args.widths, n_classes, arity=2, inner_hidden=tuple(args.inner_hidden)
+    )
+    model = nin.relu_mlp(shape, widths, n_classes, dropout=args.dropout)
+    return {"params": int(model.count_params()), "widths": widths, "acc_joint": _fit_eval(model, data, args)}
+
+
+def _mean_std(values):
+    values = np.asarray([v for v in values if v is not None], dtype="float64")
+    if values.size == 0:
+        return None
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if values.size > 1 else 0.0}
+
+
+def summarize(runs):
+    summary = {}
+    for name in MODELS:
+        rows = [r[name] for r in runs]
+        entry = {
+            "params": rows[0]["params"],
+            "acc_joint": _mean_std([r["acc_joint"] for r in rows]),
+            "acc_frozen_g": _mean_std([r.get("acc_frozen_g") for r in rows]),
+        }
+        if name == "2-arg":
+            for key in ("xor_pretrained", "xor_learned"):
+                entry[key] = _mean_std([r[key]["score"] for r in rows])
+                entry[key + "_fraction_xor"] = float(np.mean([r[key]["is_xor"] for r in rows]))
+                entry[key + "_fraction_saddle"] = float(np.mean([r[key]["hessian_det"] < 0 for r in rows]))
+        summary[name] = entry
+    return summary
+
+
+def format_table(summary, n_seeds):
+    def ms(x, scale=100.0, digits=1):
+        if x is None:
+            return "-"
+        return f"{scale * x['mean']:.{digits}f} ± {scale * x['std']:.{digits}f}"
+
+    lines = [
+        f"| model | params | test acc % joint (n={n_seeds}) | test acc % frozen g, fresh outer | xor_score of g |",
+        "|---|---|---|---|---|",
+    ]
+    for name in MODELS:
+        e = summary[name]
+        xor = "-"
+        if name == "2-arg":
+            xor = (
+                f"pre-trained {ms(e['xor_pretrained'], 1, 2)} → learned {ms(e['xor_learned'], 1, 2)} "
+                f"(is_xor {e['xor_learned_fraction_xor']:.0%}, saddle det<0 {e['xor_learned_fraction_saddle']:.0%})"
+            )
+        lines.append(f"| {name} | {e['params']:,} | {ms(e['acc_joint'])} | {ms(e['acc_frozen_g'])} | {xor} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    data = load_data(args)
+    out = args.out
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    runs = []
+    with tqdm(total=len(args.seeds) * len(MODELS), desc="two_arg_xor", file=sys.stderr) as bar:
+        for seed in args.seeds:
+            run = {"seed": seed}
+            for name in MODELS:
+                bar.set_postfix(seed=seed, model=name)
+                if name == "relu":
+                    run[name] = run_relu(seed, data, args)
+                else:
+                    run[name] = run_two_arg(2 if name == "2-arg" else 1, seed, data, args, out)
+                bar.update()
+            runs.append(run)
+    summary = summarize(runs)
+    import keras
+
+    result = {
+        "command": "python recipes/two_arg_xor.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "backend": keras.backend.backend(),
+        "dataset": args.dataset,
+        "train_size": int(len(data[0][1])),
+        "test_size": int(len(data[1][1])),
+        "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},
+        "seconds": round(time.time() - start, 1),
+        "runs": runs,
+        "summary": summary,
+    }
+    table = format_table(summary, len(args.seeds))
+    print(table)
+    print(f"({args.dataset}, {result['train_size']} train / {result['test_size']} test, {result['seconds']} s)")
+    if out is not None:
+        (out / "results.json").write_text(json.dumps(result, indent=2))
+        (out / "table.md").write_text(table + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
