@@ -6,6 +6,7 @@ two-argument inner net (`arity == 2`, `(..., 2) -> (..., 1)`).
 """
 
 import importlib.util
+import os
 
 import keras
 import numpy as np
@@ -143,3 +144,31 @@ def test_two_argument_inner_net_surface(tmp_path):
     assert acc.Scalars("bioact/g/w/mean")[0].value == pytest.approx(1.0)
     if importlib.util.find_spec("keras_bioact.analysis") is not None:  # two-argument analysis module
         assert acc.Scalars("bioact/g/xor_score")[0].value > 0.9
+
+
+def test_two_arg_dense_inner_net_and_cli(tmp_path):
+    from keras_bioact.cli import main
+    from keras_bioact.layers import InnerNonlinearity, TwoArgDense
+
+    inner = InnerNonlinearity(hidden_units=(8,), name="g_shared")
+    model = keras.Sequential(
+        [keras.Input((6,)), TwoArgDense(4, inner=inner), TwoArgDense(3, inner=inner), keras.layers.Dense(2)]
+    )
+    items = find_layers(model)
+    assert [(i.tag, i.kind) for i in items] == [("g_shared", "surface")]  # shared g found once
+    cb = ActivationInspector(tmp_path / "logs")
+    cb.set_model(model)
+    cb.write(step=0)
+    cb.close()
+    acc = _accumulator(str(tmp_path / "logs" / "train"))
+    from keras_bioact.analysis import xor_score
+
+    score = acc.Scalars("bioact/g_shared/xor_score")[0].value
+    assert score == pytest.approx(xor_score(inner).score, abs=1e-6) and 0.0 <= score <= 1.0
+    assert acc.Images("bioact/g_shared/surface")[0].encoded_image_string[:4] == b"\x89PNG"
+    assert acc.Histograms("bioact/g_shared/kernel_0")[0].histogram_value.num == 2 * 8
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    out = tmp_path / "figs"
+    assert main(["inspect", path, "--out", str(out), "--dpi", "50"]) == 0
+    assert sorted(os.listdir(out)) == ["g_shared_surface.png", "summary.json"]
