@@ -172,3 +172,26 @@ def test_two_arg_dense_inner_net_and_cli(tmp_path):
     out = tmp_path / "figs"
     assert main(["inspect", path, "--out", str(out), "--dpi", "50"]) == 0
     assert sorted(os.listdir(out)) == ["g_shared_surface.png", "summary.json"]
+
+
+def test_anru_cell_trajectories(tmp_path):
+    anru = pytest.importorskip("keras_bioact.layers.anru_cell")  # the ANRU cell (issue 4)
+    T, U = 5, 4
+    model = keras.Sequential(
+        [keras.Input((T, 2)), keras.layers.RNN(anru.ANRUCell(U, controller_units=3), name="anru")]
+    )
+    probe = np.random.default_rng(1).normal(size=(2, T, 2)).astype("float32")
+    cb = ActivationInspector(tmp_path, probe_data=probe)
+    cb.set_model(model)
+    cb.write(step=0)
+    cb.close()
+    tag = "anru/" + model.get_layer("anru").cell.name
+    acc = _accumulator(str(tmp_path / "train"))
+    assert acc.Histograms(f"bioact/{tag}/n_t")[0].histogram_value.num == 2 * T * U
+    assert acc.Images(f"bioact/{tag}/trajectories")[0].encoded_image_string[:4] == b"\x89PNG"
+    # The copy with return_trajectories=True reproduces the model's own outputs.
+    rnn = cb.inspected_layers[0]._clone
+    h, _, _ = anru.ANRUCell.split_trajectories(rnn(probe))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(h[:, -1]), ops.convert_to_numpy(model(probe)), rtol=1e-5, atol=1e-5
+    )

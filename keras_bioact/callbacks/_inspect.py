@@ -238,7 +238,8 @@ def probe_for(model, inspected, probe_data, probe_size=8, seed=0):
     try:
         import keras
 
-        sub = keras.Model(model.inputs, owner.input)
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        sub = keras.Model(inputs, owner.input)
         return np.asarray(ops.convert_to_numpy(sub(probe, training=False)))
     except Exception:  # subclassed model or a layer used twice: feed the probe as it is
         warnings.warn(
