@@ -1,3 +1,5 @@
+import numbers
+
 import keras
 from keras import constraints, regularizers
 
@@ -55,7 +57,7 @@ class BRU(keras.layers.Layer):
         name = type(self).__name__
         if form not in FORMS:
             raise ValueError(f"{name}: `form` must be one of {tuple(FORMS)}, got {form!r}.")
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < float("inf"):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 < r < float("inf"):
             raise ValueError(f"{name}: `r` must be a finite number > 0, got {r!r}.")
         self.form = form
         self.r_value = float(r)
