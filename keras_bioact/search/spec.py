@@ -195,7 +195,9 @@ def parse_spec(raw, source="<spec>"):
     if not isinstance(raw, dict):
         raise SpecError(source, "<top>", "a specification must be a TOML table")
     if "evolution" in raw:
-        raise SpecError(source, "evolution", "this is an EvoTorch evolution spec; run it with `bioact evolve`")
+        raise SpecError(
+            source, "evolution", "this is an EvoTorch evolution spec; run it with `bioact evolve`"
+        )
     for k in raw:
         if k not in _SECTIONS:
             raise SpecError(source, k, f"unknown section; legal sections: {', '.join(_SECTIONS)}")
