@@ -13,7 +13,8 @@ from keras_bioact.search.spec import SearchSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SPECS = sorted((ROOT / "search").glob("*.toml"))
+# Optuna specs; the evolve_*.toml files are EvoTorch specs (`bioact evolve`, tests/test_evolution_cli.py)
+SPECS = sorted(p for p in (ROOT / "search").glob("*.toml") if not p.name.startswith("evolve_"))
 
 GOOD = """
 [study]

@@ -194,6 +194,10 @@ def parse_spec(raw, source="<spec>"):
     """Validate a specification given as a dict (parsed TOML); returns a `SearchSpec`."""
     if not isinstance(raw, dict):
         raise SpecError(source, "<top>", "a specification must be a TOML table")
+    if "evolution" in raw:
+        raise SpecError(
+            source, "evolution", "this is an EvoTorch evolution spec; run it with `bioact evolve`"
+        )
     for k in raw:
         if k not in _SECTIONS:
             raise SpecError(source, k, f"unknown section; legal sections: {', '.join(_SECTIONS)}")
