@@ -31,6 +31,28 @@ def _median_time(fn, repeats):
     return statistics.median(times)
 
 
+def _contraction_fns(backend, g, z, a):
+    """Compiled callables: g on `z` (pairs, 2), and `a @ a`; both block until done."""
+    if backend == "jax":
+        import jax
+
+        values = [v.value for v in g.trainable_variables]
+        inner_fn = jax.jit(lambda vals, t: g.stateless_call(vals, [], t)[0])
+        mm = jax.jit(lambda p: p @ p)
+        return (lambda: inner_fn(values, z).block_until_ready()), (lambda: mm(a).block_until_ready())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        inner_fn = tf.function(lambda t: g(t), jit_compile=True)
+        mm = tf.function(lambda p: tf.matmul(p, p), jit_compile=True)
+        zt, at = tf.constant(z), tf.constant(a)
+        return (lambda: inner_fn(zt).numpy()), (lambda: mm(at).numpy())
+    import torch
+
+    zt, at = torch.from_numpy(z), torch.from_numpy(a)
+    return (lambda: g(zt).detach()), (lambda: at @ at)
+
+
 def worker(args):
     import keras
     import numpy as np
@@ -70,28 +92,7 @@ def worker(args):
         flops = 2 * pairs * macs_per_pair
         n = max(8, round((flops / 2) ** (1 / 3)))
         a = rng.normal(size=(n, n)).astype("float32")
-        if backend == "jax":
-            import jax
-
-            values = [v.value for v in g.trainable_variables]
-            inner_fn = jax.jit(lambda vals, t: g.stateless_call(vals, [], t)[0])
-            mm = jax.jit(lambda p: p @ p)
-            run_inner = lambda: inner_fn(values, z).block_until_ready()
-            run_mm = lambda: mm(a).block_until_ready()
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            inner_fn = tf.function(lambda t: g(t), jit_compile=True)
-            mm = tf.function(lambda p: tf.matmul(p, p), jit_compile=True)
-            zt, at = tf.constant(z), tf.constant(a)
-            run_inner = lambda: inner_fn(zt).numpy()
-            run_mm = lambda: mm(at).numpy()
-        else:
-            import torch
-
-            zt, at = torch.from_numpy(z), torch.from_numpy(a)
-            run_inner = lambda: g(zt).detach()
-            run_mm = lambda: at @ at
+        run_inner, run_mm = _contraction_fns(backend, g, z, a)
         for fn in (run_inner, run_mm):
             for _ in range(3):
                 fn()
@@ -117,7 +118,9 @@ def main():
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--steps", type=int, default=30, help="timed train steps per model")
     p.add_argument("--repeats", type=int, default=20, help="timed calls per contraction size")
-    p.add_argument("--pairs", type=int, nargs="+", default=[6000, 60000], help="(unit, sample) pairs fed to g")
+    p.add_argument(
+        "--pairs", type=int, nargs="+", default=[6000, 60000], help="(unit, sample) pairs fed to g"
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -146,13 +149,16 @@ def main():
             f"| {t2 / tr:.2f}x |"
         )
     print("\nInner MLP g (2-64-64-1) on (pairs, 2) vs square matmul of equal FLOPs (compiled)\n")
-    print("| backend | pairs | MFLOP | g ms | g GFLOP/s | matmul n | matmul ms | matmul GFLOP/s | g / matmul |")
+    print(
+        "| backend | pairs | MFLOP | g ms | g GFLOP/s | matmul n | matmul ms | matmul GFLOP/s | g / matmul |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for c in r["contraction"]:
             print(
                 f"| {r['backend']} | {c['pairs']:,} | {c['flops'] / 1e6:.1f} | {c['inner_ms']:.3f} "
-                f"| {c['inner_gflops']:.1f} | {c['matmul_n']} | {c['matmul_ms']:.3f} | {c['matmul_gflops']:.1f} "
+                f"| {c['inner_gflops']:.1f} | {c['matmul_n']} | {c['matmul_ms']:.3f} "
+                f"| {c['matmul_gflops']:.1f} "
                 f"| {c['inner_gflops'] / c['matmul_gflops']:.2f} |"
             )
 

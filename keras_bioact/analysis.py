@@ -170,9 +170,7 @@ def xor_score(inner, radius=2.0, n_radii=16, n_angles=64, max_order=8, threshold
 
     # 1. quadratic least-squares fit over the disk (area weight r), Hessian and saddle index
     w = np.sqrt(rr.reshape(-1))
-    design = np.stack(
-        [np.ones_like(a), a, b, a * a, a * b, b * b], axis=-1
-    ).reshape(-1, 6)
+    design = np.stack([np.ones_like(a), a, b, a * a, a * b, b * b], axis=-1).reshape(-1, 6)
     coef, *_ = np.linalg.lstsq(design * w[:, None], values.reshape(-1) * w, rcond=None)
     hessian = np.array([[2 * coef[3], coef[4]], [coef[4], 2 * coef[5]]])
     eig = np.linalg.eigvalsh(hessian)
@@ -249,7 +247,9 @@ def plot_surface(inner, grid=101, extent=3.0, path=None, title=None, score=True,
         default = "inner nonlinearity g(a, b)"
         if score:
             s = xor_score(inner)
-            default += f"\nxor score {s.score:.2f} (saddle {s.saddle_index:+.2f}, l=2 {s.quadrupole_fraction:.2f})"
+            default += (
+                f"\nxor score {s.score:.2f} (saddle {s.saddle_index:+.2f}, l=2 {s.quadrupole_fraction:.2f})"
+            )
     ax.set_title(title if title is not None else default, fontsize=9)
     fig.tight_layout()
     if path is not None:

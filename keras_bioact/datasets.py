@@ -68,6 +68,13 @@ def _open(path):
 def read_idx(path, expected_ndim=None):
     """Read one IDX file (optionally gzipped), validating the magic number and the size."""
     path = pathlib.Path(path)
+    try:
+        return _read_idx(path, expected_ndim)
+    except (EOFError, gzip.BadGzipFile) as e:  # a .gz cut short, e.g. by an interrupted copy
+        raise ValueError(f"read_idx: {path} is truncated or corrupt: {e}") from e
+
+
+def _read_idx(path, expected_ndim):
     with _open(path) as f:
         header = f.read(4)
         if len(header) != 4 or header[0] != 0 or header[1] != 0 or header[2] != 0x08:
@@ -78,7 +85,13 @@ def read_idx(path, expected_ndim=None):
         ndim = header[3]
         if expected_ndim is not None and ndim != expected_ndim:
             raise ValueError(f"read_idx: {path} has {ndim} dimensions, expected {expected_ndim}.")
-        dims = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
+        raw_dims = f.read(4 * ndim)
+        if len(raw_dims) != 4 * ndim:
+            raise ValueError(
+                f"read_idx: {path} is truncated or corrupt: the header announces {ndim} dimensions "
+                f"but holds only {len(raw_dims)} of their {4 * ndim} bytes."
+            )
+        dims = struct.unpack(">" + "I" * ndim, raw_dims)
         data = f.read()
     expected = int(np.prod(dims))
     if len(data) != expected:

@@ -1,8 +1,11 @@
 """Initializers for the keras-bioact layers."""
 
-import keras
+import math
 
-__all__ = ["BRUInitializer", "GammaGain"]
+import keras
+import numpy as np
+
+__all__ = ["BRUInitializer", "GammaGain", "Henaff", "KaimingNormal", "get"]
 
 _BRU_FORMS = ("eru", "oru")
 
@@ -55,3 +58,86 @@ class GammaGain(keras.initializers.RandomUniform):
         if float(maxval) < float(minval):
             raise ValueError(f"GammaGain: `maxval` ({maxval}) must be >= `minval` ({minval}).")
         super().__init__(minval=float(minval), maxval=float(maxval), seed=seed)
+
+
+@keras.saving.register_keras_serializable(package="keras_bioact")
+class Henaff(keras.initializers.Initializer):
+    """Henaff orthogonal recurrent initialisation (SPEC section 1.3).
+
+    `W = expm(A)` where `A` is block-diagonal skew-symmetric with 2x2 blocks
+    `[[0, theta_k], [-theta_k, 0]]`, `theta_k ~ U(-pi, 0)` (`k = 1 .. floor(n/2)`; for odd `n`
+    the last diagonal entry is 1). The matrix exponential of such a block is the rotation
+    `[[cos theta, sin theta], [-sin theta, cos theta]]`, so `W` is computed in closed form:
+    an orthogonal matrix of 2-D rotations by angles in (-pi, 0), as in the authors' code
+    (`henaff_init` + `expm` in `vgeadah/NonlinMod`).
+
+    Only square 2-D shapes `(n, n)` are accepted (recurrent kernels).
+
+    Args:
+        low: lower end of the angle draw (default `-pi`).
+        high: upper end of the angle draw (default `0`).
+        seed: optional int seed (same matrix at every call, like Keras' seeded initializers).
+    """
+
+    def __init__(self, low=-math.pi, high=0.0, seed=None):
+        if not float(low) <= float(high):
+            raise ValueError(f"Henaff: `low` ({low}) must be <= `high` ({high}).")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"Henaff: `seed` must be an int or None, got {seed!r}.")
+        self.low = float(low)
+        self.high = float(high)
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"Henaff: the shape must be square (n, n), got {shape}.")
+        n = int(shape[0])
+        if self.seed is None:
+            seed = int(keras.ops.convert_to_numpy(keras.random.randint((), 0, 2**31 - 1)))
+        else:
+            seed = self.seed
+        theta = np.random.default_rng(seed).uniform(self.low, self.high, size=n // 2)
+        w = np.eye(n)
+        idx = 2 * np.arange(n // 2)
+        w[idx, idx] = np.cos(theta)
+        w[idx + 1, idx + 1] = np.cos(theta)
+        w[idx, idx + 1] = np.sin(theta)
+        w[idx + 1, idx] = -np.sin(theta)
+        return keras.ops.convert_to_tensor(w, dtype=dtype or keras.backend.floatx())
+
+    def get_config(self):
+        return {"low": self.low, "high": self.high, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_bioact")
+class KaimingNormal(keras.initializers.VarianceScaling):
+    """PyTorch's `kaiming_normal_` (fan-in, ReLU gain): `N(0, 2 / fan_in)`, not truncated.
+
+    The papers' input-kernel initialisation for psMNIST (SPEC sections 1.3 and 3.2). Keras'
+    `he_normal` uses a truncated normal; this one matches the authors' PyTorch code.
+
+    Args:
+        seed: optional seed.
+    """
+
+    def __init__(self, seed=None):
+        super().__init__(scale=2.0, mode="fan_in", distribution="untruncated_normal", seed=seed)
+
+    def get_config(self):
+        return {"seed": self.seed if isinstance(self.seed, int) or self.seed is None else None}
+
+
+_NAMES = {
+    "henaff": Henaff,
+    "kaiming": KaimingNormal,
+    "kaiming_normal": KaimingNormal,
+    "gamma_gain": GammaGain,
+}
+
+
+def get(identifier):
+    """Like `keras.initializers.get`, plus the names `"henaff"`, `"kaiming"` and `"gamma_gain"`."""
+    if isinstance(identifier, str) and identifier.lower() in _NAMES:
+        return _NAMES[identifier.lower()]()
+    return keras.initializers.get(identifier)

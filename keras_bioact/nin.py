@@ -99,7 +99,8 @@ def param_matched_relu_widths(
     The ReLU widths are the two-argument pre-activation `widths` scaled by one common factor
     (so equal widths stay equal) and rounded; the scale whose count is closest to the
     two-argument count is returned. Only if that misses `tolerance` (small nets), the last
-    hidden width is then adjusted on its own to get closer. For SPEC's MNIST MLP (`784, [120]*3, 10`) this gives
+    hidden width is then adjusted on its own to get closer. For SPEC's MNIST MLP
+    (`784, [120]*3, 10`) this gives
     `[112, 112, 112]` (114,362 vs 113,867 parameters, +0.43 %).
 
     Args:
@@ -303,7 +304,9 @@ def pretrain_inner(
     wrapper.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    history = wrapper.fit(points, targets, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+    history = wrapper.fit(
+        points, targets, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
+    )
     return float(history.history["loss"][-1])
 
 

@@ -77,7 +77,9 @@ def gamma(x, n, s):
     """
     out_dtype, x, (n, s) = _prepare(x, n, s)
     sig, softplus_n = _gamma_parts(x, n)
-    return _finish(softplus_n + s * (sig - softplus_n), out_dtype)
+    # Not the cheaper `softplus_n + s * (sig - softplus_n)`: its round-off is relative to
+    # softplus_n even at s = 1, e.g. gamma(1000; n=0.01, s=1) came out 260 ulps off sigmoid(10).
+    return _finish((1.0 - s) * softplus_n + s * sig, out_dtype)
 
 
 def eru(x, r):
@@ -149,7 +151,7 @@ def gamma_custom_gradient(x, n, s):
     @ops.custom_gradient
     def _gamma(x, n, s):
         sig, softplus_n = _gamma_parts(x, n)
-        y = softplus_n + s * (sig - softplus_n)
+        y = (1.0 - s) * softplus_n + s * sig
 
         def grad(*args, upstream=None):
             if upstream is None:

@@ -33,10 +33,14 @@ MODELS = ("2-arg", "1-arg", "relu")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=("digits", "fashion_mnist"), default="digits")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model seeds (>= 3 for mean ± std)")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="model seeds (>= 3 for mean ± std)"
+    )
     p.add_argument("--epochs", type=int, default=40, help="epochs of session II, session III and ReLU")
     p.add_argument("--pretrain-epochs", type=int, default=10, help="session I epochs (reference: up to 500)")
-    p.add_argument("--pretrain-grid", type=int, default=101, help="session I grid points per axis (reference 101)")
+    p.add_argument(
+        "--pretrain-grid", type=int, default=101, help="session I grid points per axis (reference 101)"
+    )
     p.add_argument("--widths", type=int, nargs="+", default=[120, 120, 120], help="pre-activation widths")
     p.add_argument("--inner-hidden", type=int, nargs="+", default=[64, 64])
     p.add_argument("--dropout", type=float, default=0.5)
@@ -100,7 +104,9 @@ def run_two_arg(arity, seed, data, args, out):
     if arity == 2:
         result["xor_pretrained"] = analysis.xor_score(g).as_dict()
         if out is not None:
-            analysis.plot_surface(g, path=out / f"g_pretrained_seed{seed}.png", title=f"pre-trained g, seed {seed}")
+            analysis.plot_surface(
+                g, path=out / f"g_pretrained_seed{seed}.png", title=f"pre-trained g, seed {seed}"
+            )
     result["acc_joint"] = _fit_eval(model, data, args)
     if arity == 2:
         result["xor_learned"] = analysis.xor_score(g).as_dict()
@@ -163,7 +169,8 @@ def format_table(summary, n_seeds):
         return f"{scale * x['mean']:.{digits}f} ± {scale * x['std']:.{digits}f}"
 
     lines = [
-        f"| model | params | test acc % joint (n={n_seeds}) | test acc % frozen g, fresh outer | xor_score of g |",
+        f"| model | params | test acc % joint (n={n_seeds}) | test acc % frozen g, fresh outer "
+        "| xor_score of g |",
         "|---|---|---|---|---|",
     ]
     for name in MODELS:
@@ -172,7 +179,8 @@ def format_table(summary, n_seeds):
         if name == "2-arg":
             xor = (
                 f"pre-trained {ms(e['xor_pretrained'], 1, 2)} → learned {ms(e['xor_learned'], 1, 2)} "
-                f"(is_xor {e['xor_learned_fraction_xor']:.0%}, saddle det<0 {e['xor_learned_fraction_saddle']:.0%})"
+                f"(is_xor {e['xor_learned_fraction_xor']:.0%}, "
+                f"saddle det<0 {e['xor_learned_fraction_saddle']:.0%})"
             )
         lines.append(f"| {name} | {e['params']:,} | {ms(e['acc_joint'])} | {ms(e['acc_frozen_g'])} | {xor} |")
     return "\n".join(lines)
@@ -215,7 +223,9 @@ def main(argv=None):
     }
     table = format_table(summary, len(args.seeds))
     print(table)
-    print(f"({args.dataset}, {result['train_size']} train / {result['test_size']} test, {result['seconds']} s)")
+    print(
+        f"({args.dataset}, {result['train_size']} train / {result['test_size']} test, {result['seconds']} s)"
+    )
     if out is not None:
         (out / "results.json").write_text(json.dumps(result, indent=2))
         (out / "table.md").write_text(table + "\n")

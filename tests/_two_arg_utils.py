@@ -67,12 +67,17 @@ def gradients(fn, variables):
 
         with tf.GradientTape() as tape:
             loss = fn()
-        return [to_np(g) if g is not None else None for g in tape.gradient(loss, [v.value for v in variables])]
+        return [
+            to_np(g) if g is not None else None for g in tape.gradient(loss, [v.value for v in variables])
+        ]
     if backend == "torch":
         for v in variables:
             v.value.grad = None
         loss = fn()
-        grads = [g for g in __import__("torch").autograd.grad(loss, [v.value for v in variables], allow_unused=True)]
+        grads = [
+            g
+            for g in __import__("torch").autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+        ]
         return [to_np(g) if g is not None else None for g in grads]
     if backend == "jax":
         import jax

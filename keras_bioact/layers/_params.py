@@ -53,6 +53,8 @@ def initializer(value, name, layer, minimum=None):
     if minimum is not None:
         config = init.get_config()
         low = config.get("value", config.get("minval"))
+        if isinstance(init, initializers.Zeros):  # no config, but certainly not > minimum
+            low = 0.0
         if isinstance(low, (int, float)) and not low > minimum:
             raise ValueError(
                 f"{layer}: `{name}` must produce values > {minimum}; {type(init).__name__} "

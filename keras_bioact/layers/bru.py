@@ -55,8 +55,8 @@ class BRU(keras.layers.Layer):
         name = type(self).__name__
         if form not in FORMS:
             raise ValueError(f"{name}: `form` must be one of {tuple(FORMS)}, got {form!r}.")
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0:
-            raise ValueError(f"{name}: `r` must be a number > 0, got {r!r}.")
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < float("inf"):
+            raise ValueError(f"{name}: `r` must be a finite number > 0, got {r!r}.")
         self.form = form
         self.r_value = float(r)
         self.trainable_r = bool(trainable_r)

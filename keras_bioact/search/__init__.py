@@ -1,1 +1,96 @@
-"""Activation search: Optuna (hyper-parameter search) and EvoTorch (neuroevolution) engines."""
+"""Activation search: Optuna studies here, EvoTorch evolution in `keras_bioact.search.evolution`.
+
+Spaces are data (`SearchSpace`, serialisable to TOML/JSON), a model builder turns an
+`Activation` into a Keras model, `make_objective` trains and scores it, and the study helpers
+create/resume studies on an embedded SQLite file (default) or any Optuna RDB URL, run workers,
+recover trials of killed workers, and export results.
+
+```python
+from keras_bioact import search
+
+spec = search.load_spec("search/quickstart.toml")
+study = search.create_study(spec.study_name, spec.storage, spec.directions,
+                            spec.make_sampler(), spec.make_pruner())
+search.run(study, spec.build_objective(), n_trials=spec.n_trials)
+layer = search.best_activation(study)          # a ready-to-use Keras layer
+```
+
+Importing this package does not import Optuna or Keras; they are loaded when used.
+"""
+
+from keras_bioact.search.activation import TWO_ARG_MISSING, Activation
+from keras_bioact.search.objective import OBJECTIVES, Budget, Diverged, direction_of, make_objective
+from keras_bioact.search.space import (
+    BASELINES,
+    FAMILIES,
+    BRUSpace,
+    GammaSpace,
+    SearchSpace,
+    SpaceError,
+    TwoArgSpace,
+    sample,
+)
+from keras_bioact.search.spec import SearchSpec, SpecError, load_spec, parse_spec
+from keras_bioact.search.study import (
+    PRUNERS,
+    SAMPLERS,
+    best_activation,
+    best_activation_config,
+    best_trials,
+    count_finished,
+    create_study,
+    default_storage,
+    export_trials,
+    load_study,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    recover_dead_trials,
+    run,
+    save_plots,
+    trial_rows,
+)
+from keras_bioact.search.templates import TEMPLATES, cnn, mlp, resolve_template
+
+__all__ = [
+    "Activation",
+    "BASELINES",
+    "BRUSpace",
+    "Budget",
+    "Diverged",
+    "FAMILIES",
+    "GammaSpace",
+    "OBJECTIVES",
+    "PRUNERS",
+    "SAMPLERS",
+    "SearchSpace",
+    "SearchSpec",
+    "SpaceError",
+    "SpecError",
+    "TEMPLATES",
+    "TWO_ARG_MISSING",
+    "TwoArgSpace",
+    "best_activation",
+    "best_activation_config",
+    "best_trials",
+    "cnn",
+    "count_finished",
+    "create_study",
+    "default_storage",
+    "direction_of",
+    "export_trials",
+    "load_spec",
+    "load_study",
+    "make_objective",
+    "make_pruner",
+    "make_sampler",
+    "mlp",
+    "open_storage",
+    "parse_spec",
+    "recover_dead_trials",
+    "resolve_template",
+    "run",
+    "sample",
+    "save_plots",
+    "trial_rows",
+]

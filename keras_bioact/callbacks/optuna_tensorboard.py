@@ -1,0 +1,98 @@
+import os
+
+from keras_bioact.callbacks.hparams_logger import HParamsLogger
+
+__all__ = ["OptunaTensorBoardCallback"]
+
+
+class OptunaTensorBoardCallback:
+    """An Optuna study callback writing every finished trial to TensorBoard's HParams dashboard.
+
+    ```python
+    cb = OptunaTensorBoardCallback("logs/search", metric_name="val_accuracy")
+    study.optimize(objective, n_trials=50, callbacks=[cb])
+    ```
+    Each finished trial becomes the run `log_dir/trial_<number>` with its parameters
+    (`trial.params`) as hyper-parameters and its objective value(s) as metrics; its intermediate
+    values (`trial.report`) are written as the scalar `intermediate_value` over steps; numeric
+    `trial.user_attrs` are written as metrics too (e.g. test accuracy, parameter counts).
+    Trial state maps to the session status: COMPLETE -> success, FAIL -> failure,
+    PRUNED -> unknown (and the metric `pruned` = 1).
+
+    Unlike `optuna_integration.TensorBoardCallback` it needs no TensorFlow (it writes through
+    `keras_bioact.callbacks.SummaryWriter`). A trial is never written twice, and
+    `log_study(study)` writes all finished trials not yet on disk, e.g. after resuming an
+    interrupted study from its storage.
+
+    Args:
+        log_dir: root directory of the TensorBoard logs of the search.
+        metric_name: name of the objective value metric (a string), or a list of names for a
+            multi-objective study. Default `"value"` (`"value_0"`, `"value_1"`, ... when
+            multi-objective).
+        user_attrs: also write numeric user attributes as metrics. Default True.
+        run_prefix: prefix of the run directory names. Default `"trial_"`.
+    """
+
+    def __init__(self, log_dir, metric_name="value", user_attrs=True, run_prefix="trial_"):
+        self.log_dir = os.fspath(log_dir)
+        if isinstance(metric_name, str):
+            metric_name = [metric_name]
+        metric_name = list(metric_name)
+        if not metric_name or not all(isinstance(m, str) and m for m in metric_name):
+            raise ValueError(
+                f"OptunaTensorBoardCallback: `metric_name` must be a non-empty string or list of "
+                f"strings, got {metric_name!r}."
+            )
+        self.metric_names = metric_name
+        self.user_attrs = bool(user_attrs)
+        self.run_prefix = str(run_prefix)
+        self.logger = HParamsLogger(self.log_dir)
+
+    def run_name(self, trial):
+        return f"{self.run_prefix}{trial.number:05d}"
+
+    def __call__(self, study, trial):
+        self.log_trial(trial)
+
+    def log_study(self, study):
+        """Write every finished trial of `study` that is not on disk yet; returns how many."""
+        return sum(self.log_trial(t) is not None for t in study.get_trials(deepcopy=False))
+
+    def log_trial(self, trial):
+        """Write one (finished) `optuna.trial.FrozenTrial`; returns its run dir or None if skipped."""
+        state = trial.state.name
+        if state not in ("COMPLETE", "PRUNED", "FAIL"):
+            return None
+        metrics = {}
+        values = trial.values or []
+        if len(values) == 1 and len(self.metric_names) == 1:
+            metrics[self.metric_names[0]] = values[0]
+        else:
+            for i, v in enumerate(values):
+                name = self.metric_names[i] if i < len(self.metric_names) else f"value_{i}"
+                if len(self.metric_names) == 1 and len(values) > 1:
+                    name = f"{self.metric_names[0]}_{i}"
+                metrics[name] = v
+        if state == "PRUNED" and trial.intermediate_values:
+            last = max(trial.intermediate_values)
+            metrics.setdefault(self.metric_names[0], trial.intermediate_values[last])
+        metrics["pruned"] = 1.0 if state == "PRUNED" else 0.0
+        if self.user_attrs:
+            for key, v in trial.user_attrs.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    metrics.setdefault(f"user_attrs/{key}", v)
+        series = {step: {"intermediate_value": v} for step, v in trial.intermediate_values.items()}
+        status = {"COMPLETE": "success", "FAIL": "failure", "PRUNED": "unknown"}[state]
+        start = trial.datetime_start.timestamp() if trial.datetime_start else None
+        end = trial.datetime_complete.timestamp() if trial.datetime_complete else None
+        step = max(trial.intermediate_values) if trial.intermediate_values else 0
+        return self.logger.log_session(
+            self.run_name(trial),
+            dict(trial.params),
+            metrics,
+            status=status,
+            step=step,
+            series=series,
+            start_time_secs=start,
+            end_time_secs=end,
+        )
