@@ -29,7 +29,8 @@ def test_vectorized_equals_loop(metric):
     a = vec.evaluate(pop)
     b = loop.evaluate(pop)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert np.ptp(a) > 0  # the candidates really differ
+    if metric == "crossentropy":  # (an untrained net may give every candidate the same accuracy)
+        assert np.ptp(a) > 0  # the candidates really differ
     np.testing.assert_array_equal(vec.view.get_vector(), before)  # nothing was assigned for good
     # population chunks give the same answer
     chunked = PopulationEvaluator(model, x, y, metric=metric, vectorized=True, population_chunk=4)
