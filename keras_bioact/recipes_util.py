@@ -55,8 +55,9 @@ def _floats(text):
     return [float(v) for v in text.replace(",", " ").split()]
 
 
-def base_parser(description, *, epochs=20, batch_size=32, seeds=(0, 1, 2), optimizer="sgd", lr=0.05,
-                out="recipe_out"):
+def base_parser(
+    description, *, epochs=20, batch_size=32, seeds=(0, 1, 2), optimizer="sgd", lr=0.05, out="recipe_out"
+):
     """An `ArgumentParser` with the flags every recipe shares.
 
     Data: `--dataset` (`digits`, `fashion_mnist` or `idx:DIR` for any MNIST-format IDX
@@ -69,8 +70,11 @@ def base_parser(description, *, epochs=20, batch_size=32, seeds=(0, 1, 2), optim
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="digits",
-                   help="digits | fashion_mnist | idx:DIR (a directory of MNIST-format IDX files)")
+    g.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits | fashion_mnist | idx:DIR (a directory of MNIST-format IDX files)",
+    )
     g.add_argument("--train-limit", type=int, default=0, help="use only the first N training images (0: all)")
     g.add_argument("--test-limit", type=int, default=0, help="use only the first N test images (0: all)")
     g = p.add_argument_group("training")
@@ -80,18 +84,36 @@ def base_parser(description, *, epochs=20, batch_size=32, seeds=(0, 1, 2), optim
     g.add_argument("--lr", type=float, default=lr, help="learning rate")
     g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     g.add_argument("--seeds", type=int, nargs="+", default=list(seeds), help="one run per seed")
-    g.add_argument("--paper-scale", action="store_true",
-                   help="paper-size presets for every flag not given explicitly (slow; use a GPU)")
+    g.add_argument(
+        "--paper-scale",
+        action="store_true",
+        help="paper-size presets for every flag not given explicitly (slow; use a GPU)",
+    )
     g = p.add_argument_group("robustness")
-    g.add_argument("--noise", type=float, nargs="*", default=[0.0, 0.1, 0.2, 0.3, 0.5],
-                   help="Gaussian input-noise standard deviations")
-    g.add_argument("--fgsm-eps", type=float, nargs="*", default=[0.0, 0.01, 0.02, 0.05, 0.1],
-                   help="FGSM L-infinity radii")
-    g.add_argument("--pgd-eps", type=float, nargs="*", default=[0.0, 0.01, 0.02, 0.05, 0.1],
-                   help="PGD L-infinity radii")
+    g.add_argument(
+        "--noise",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.1, 0.2, 0.3, 0.5],
+        help="Gaussian input-noise standard deviations",
+    )
+    g.add_argument(
+        "--fgsm-eps",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.01, 0.02, 0.05, 0.1],
+        help="FGSM L-infinity radii",
+    )
+    g.add_argument(
+        "--pgd-eps", type=float, nargs="*", default=[0.0, 0.01, 0.02, 0.05, 0.1], help="PGD L-infinity radii"
+    )
     g.add_argument("--pgd-steps", type=int, default=10)
-    g.add_argument("--robustness-samples", type=int, default=1000,
-                   help="test images used for the noise/attack sweeps (0: all)")
+    g.add_argument(
+        "--robustness-samples",
+        type=int,
+        default=1000,
+        help="test images used for the noise/attack sweeps (0: all)",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--out", default=out, help="output directory (results.json, *.png, tensorboard/)")
     g.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
@@ -198,8 +220,14 @@ def train_classifier(model, train, test, args, callbacks=()):
     callbacks = [c for c in callbacks if c is not None]
     start = time.perf_counter()
     hist = model.fit(
-        train[0], train[1], epochs=args.epochs, batch_size=args.batch_size, validation_data=test,
-        callbacks=callbacks, verbose=args.verbose, shuffle=True,
+        train[0],
+        train[1],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=test,
+        callbacks=callbacks,
+        verbose=args.verbose,
+        shuffle=True,
     )
     elapsed = time.perf_counter() - start
     history = {k: [_finite_or_nan(v) for v in vals] for k, vals in hist.history.items()}
@@ -229,8 +257,15 @@ def robustness_tables(model, test, args):
     if args.robustness_samples:
         x, y = x[: args.robustness_samples], y[: args.robustness_samples]
     tables = robustness.evaluate(
-        model, x, y, noise=args.noise, fgsm_eps=args.fgsm_eps, pgd_eps=args.pgd_eps,
-        pgd_steps=args.pgd_steps, seed=0, from_logits=True,
+        model,
+        x,
+        y,
+        noise=args.noise,
+        fgsm_eps=args.fgsm_eps,
+        pgd_eps=args.pgd_eps,
+        pgd_steps=args.pgd_steps,
+        seed=0,
+        from_logits=True,
     )
     return {name: t.to_dict() for name, t in tables.items()}
 

@@ -228,8 +228,12 @@ def input_gradient_fn(model, loss=None, from_logits=None):
 
 
 def _predict_labels(model, x, batch_size):
+    n = len(x)
+    if n > batch_size and n % batch_size:
+        # Pad to whole batches so a compiled predict function sees one batch shape.
+        x = np.concatenate([x, x[: batch_size - n % batch_size]])
     scores = model.predict(x, batch_size=batch_size, verbose=0)
-    return np.argmax(np.asarray(scores).reshape(len(x), -1), axis=-1)
+    return np.argmax(np.asarray(scores).reshape(len(x), -1)[:n], axis=-1)
 
 
 def accuracy(model, x, y, batch_size=256):
@@ -442,7 +446,9 @@ def attack_sweep(
     settings = {"clip": None if clip is None else [float(c) for c in clip]}
     if attack == "pgd":
         settings.update(
-            steps=int(steps), step_size_factor=float(step_size_factor), random_start=bool(random_start),
+            steps=int(steps),
+            step_size_factor=float(step_size_factor),
+            random_start=bool(random_start),
             seed=int(seed),
         )
     return RobustnessTable(attack, epsilons, accs, settings)
@@ -475,7 +481,16 @@ def evaluate(
     for name, eps in (("fgsm", fgsm_eps), ("pgd", pgd_eps)):
         if eps:
             tables[name] = attack_sweep(
-                model, x, y, eps, attack=name, steps=pgd_steps, seed=seed, clip=clip,
-                batch_size=batch_size, loss=loss, from_logits=from_logits,
+                model,
+                x,
+                y,
+                eps,
+                attack=name,
+                steps=pgd_steps,
+                seed=seed,
+                clip=clip,
+                batch_size=batch_size,
+                loss=loss,
+                from_logits=from_logits,
             )
     return tables

@@ -35,7 +35,16 @@ PAPER_SCALE = {
     "epochs": 200,
     "depths": [4, 6, 8],
     "variants": [
-        "relu", "elu", "eru:1.5", "eru:2", "eru:3", "eru:3-1", "oru:1.5", "oru:2", "oru:3", "oru:3-1"
+        "relu",
+        "elu",
+        "eru:1.5",
+        "eru:2",
+        "eru:3",
+        "eru:3-1",
+        "oru:1.5",
+        "oru:2",
+        "oru:3",
+        "oru:3-1",
     ],
     "seeds": [0, 1, 2, 3, 4],
     "batch_size": 128,
@@ -90,17 +99,25 @@ def build_cnn(spec, input_shape, width, n_classes, seed):
     layers = [keras.Input(input_shape)]
     for i, filters in enumerate((16, 32)):
         init, act = init_and_activation(family, rs[i], seed * 1000 + i)
-        layers += [keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init), act,
-                   keras.layers.MaxPooling2D(2)]
+        layers += [
+            keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init),
+            act,
+            keras.layers.MaxPooling2D(2),
+        ]
     init, act = init_and_activation(family, rs[2], seed * 1000 + 2)
-    layers += [keras.layers.Flatten(), keras.layers.Dense(width, kernel_initializer=init), act,
-               keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed))]
+    layers += [
+        keras.layers.Flatten(),
+        keras.layers.Dense(width, kernel_initializer=init),
+        act,
+        keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed)),
+    ]
     return keras.Sequential(layers, name=f"cnn_{family}")
 
 
 def make_parser():
-    p = ru.base_parser(__doc__.split("\n\n")[0], epochs=30, batch_size=32, optimizer="sgd", lr=0.05,
-                       out="runs/bru_vs_relu")
+    p = ru.base_parser(
+        __doc__.split("\n\n")[0], epochs=30, batch_size=32, optimizer="sgd", lr=0.05, out="runs/bru_vs_relu"
+    )
     p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, help="activations to compare")
     p.add_argument("--archs", nargs="+", choices=("mlp", "cnn"), default=["mlp", "cnn"])
     p.add_argument("--depths", type=int, nargs="+", default=[6], help="MLP hidden layers (paper: 4-8)")
@@ -192,13 +209,21 @@ def main(argv=None):
                 "train_time_s": ru.mean_std([r["train_time_s"] for r in recs]),
                 "robustness": ru.aggregate_robustness([r["robustness"] for r in recs]),
             }
-        ru.plot_curves({s: [r["history"]["loss"] for r in recs] for s, recs in variants.items()},
-                       out / f"loss_{group}.png",
-                       title=f"{group} on {args.dataset}: training loss (mean ± std)")
-        ru.plot_bars({s: [r["test_error"] for r in recs] for s, recs in variants.items()},
-                     out / f"test_error_{group}.png", title=f"{group} on {args.dataset}: final test error")
-        ru.plot_robustness({s: summary[group][s]["robustness"] for s in variants},
-                           out / f"robustness_{group}.png", title=f"{group} on {args.dataset}")
+        ru.plot_curves(
+            {s: [r["history"]["loss"] for r in recs] for s, recs in variants.items()},
+            out / f"loss_{group}.png",
+            title=f"{group} on {args.dataset}: training loss (mean ± std)",
+        )
+        ru.plot_bars(
+            {s: [r["test_error"] for r in recs] for s, recs in variants.items()},
+            out / f"test_error_{group}.png",
+            title=f"{group} on {args.dataset}: final test error",
+        )
+        ru.plot_robustness(
+            {s: summary[group][s]["robustness"] for s in variants},
+            out / f"robustness_{group}.png",
+            title=f"{group} on {args.dataset}",
+        )
 
     results = {
         "recipe": "bru_vs_relu",
@@ -219,8 +244,10 @@ def report(results):
     """Markdown summary tables of a results dict."""
     lines = []
     for group, variants in results["summary"].items():
-        lines.append(f"\n### {group} ({results['data']['dataset']}, {len(results['config']['seeds'])} seeds, "
-                     f"{results['config']['epochs']} epochs)\n")
+        lines.append(
+            f"\n### {group} ({results['data']['dataset']}, {len(results['config']['seeds'])} seeds, "
+            f"{results['config']['epochs']} epochs)\n"
+        )
         rows = []
         for spec, s in variants.items():
             recs = results["runs"][group][spec]
@@ -229,23 +256,29 @@ def report(results):
             def at(attack, i=-1, rob=rob):
                 return f"{100 * rob[attack]['mean'][i]:.1f}" if attack in rob else "-"
 
-            rows.append([
-                spec,
-                ru.fmt_mean_std([r["test_error"] for r in recs], scale=100),
-                ru.fmt_mean_std([r["final_train_loss"] for r in recs], digits=4),
-                ru.fmt_mean_std([r["mean_train_loss"] for r in recs], digits=3),
-                at("gaussian_noise"), at("fgsm"), at("pgd"),
-            ])
+            rows.append(
+                [
+                    spec,
+                    ru.fmt_mean_std([r["test_error"] for r in recs], scale=100),
+                    ru.fmt_mean_std([r["final_train_loss"] for r in recs], digits=4),
+                    ru.fmt_mean_std([r["mean_train_loss"] for r in recs], digits=3),
+                    at("gaussian_noise"),
+                    at("fgsm"),
+                    at("pgd"),
+                ]
+            )
         rob = next(iter(variants.values()))["robustness"]
         hdr = ["variant", "test error %", "final train loss", "mean train loss (AUC)"]
         for attack, name in (("gaussian_noise", "noise σ"), ("fgsm", "FGSM ε"), ("pgd", "PGD ε")):
             hdr.append(f"acc % {name}={rob[attack]['strengths'][-1]:g}" if attack in rob else f"acc % {name}")
         lines.append(ru.markdown_table(hdr, rows))
     for group, c in results["claims"].items():
-        lines.append(f"\n{group}: BRU trains faster (lower mean training loss): "
-                     f"{c['trains_faster']['held']}; "
-                     f"BRU best test error: {c['best_generalised']['held']} "
-                     f"(best {c['best_generalised']['best_variant']}).")
+        lines.append(
+            f"\n{group}: BRU trains faster (lower mean training loss): "
+            f"{c['trains_faster']['held']}; "
+            f"BRU best test error: {c['best_generalised']['held']} "
+            f"(best {c['best_generalised']['best_variant']})."
+        )
     return "\n".join(lines)
 
 
