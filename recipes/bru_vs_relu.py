@@ -197,6 +197,8 @@ def main(argv=None):
         record["radii"] = radii(spec, depth if arch == "mlp" else 3)
         record["robustness"] = ru.robustness_tables(model, test, args)
         runs.setdefault(group, {}).setdefault(spec, []).append(record)
+        # Finished runs survive an interruption.
+        ru.write_json(out / "runs.partial.json", {"config": vars(args), "runs": runs})
         keras.backend.clear_session()
 
     for group, variants in runs.items():
@@ -236,6 +238,7 @@ def main(argv=None):
         "claims": claims(summary),
     }
     ru.write_json(out / "results.json", results)
+    (out / "runs.partial.json").unlink(missing_ok=True)
     print(report(results))
     return 0
 

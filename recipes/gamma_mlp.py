@@ -116,11 +116,11 @@ class GammaTrace(keras.callbacks.Callback):
 
 def make_parser():
     p = ru.base_parser(
-        __doc__.split("\n\n")[0], epochs=30, batch_size=32, optimizer="adam", lr=1e-3, out="runs/gamma_mlp"
+        __doc__.split("\n\n")[0], epochs=20, batch_size=32, optimizer="adam", lr=1e-3, out="runs/gamma_mlp"
     )
     p.add_argument("--grid-n", type=float, nargs="*", default=[1.0, 10.0], help="static grid: gains n")
     p.add_argument(
-        "--grid-s", type=float, nargs="*", default=[0.0, 0.5, 1.0], help="static grid: saturations s"
+        "--grid-s", type=float, nargs="*", default=[0.0, 1.0], help="static grid: saturations s"
     )
     p.add_argument("--depth", type=int, default=3, help="hidden layers")
     p.add_argument("--width", type=int, default=128, help="units per hidden layer")
@@ -314,6 +314,8 @@ def main(argv=None):
             record["trace"] = trace.trace
         record["robustness"] = ru.robustness_tables(model, test, args)
         runs.setdefault(name, []).append(record)
+        # Finished runs survive an interruption.
+        ru.write_json(out / "runs.partial.json", {"config": vars(args), "runs": runs})
         keras.backend.clear_session()
 
     summary = {
@@ -368,6 +370,7 @@ def main(argv=None):
         "claims": claims(summary, learned),
     }
     ru.write_json(out / "results.json", results)
+    (out / "runs.partial.json").unlink(missing_ok=True)
     print(report(results))
     return 0
 
