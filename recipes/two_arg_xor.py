@@ -51,6 +51,13 @@ def parse_args(argv=None):
     p.add_argument("--no-session3", action="store_true", help="skip session III (frozen g, fresh outer net)")
     p.add_argument("--jit", action="store_true", help="compile with jit_compile=True (XLA)")
     p.add_argument("--out", type=pathlib.Path, default=None, help="directory for results.json and PNG plots")
+    p.add_argument(
+        "--merge",
+        type=pathlib.Path,
+        nargs="+",
+        default=None,
+        help="only combine the results.json of earlier runs (e.g. one per seed) into one table",
+    )
     return p.parse_args(argv)
 
 
@@ -186,8 +193,27 @@ def format_table(summary, n_seeds):
     return "\n".join(lines)
 
 
+def merge(args):
+    runs, sources = [], []
+    for directory in args.merge:
+        saved = json.loads((directory / "results.json").read_text())
+        runs.extend(saved["runs"])
+        sources.append({"dir": str(directory), "command": saved["command"], "seconds": saved["seconds"]})
+    summary = summarize(runs)
+    table = format_table(summary, len(runs))
+    print(table)
+    result = {"merged_from": sources, "runs": runs, "summary": summary}
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(result, indent=2))
+        (args.out / "table.md").write_text(table + "\n")
+    return result
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.merge:
+        return merge(args)
     from tqdm import tqdm
 
     data = load_data(args)

@@ -13,12 +13,24 @@ def test_two_arg_xor_recipe_tiny_end_to_end(tmp_path):
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
     out = tmp_path / "run"
-    argv = ["--seeds", "0", "1", "--epochs", "1", "--pretrain-epochs", "1", "--pretrain-grid", "21"]
-    argv += ["--widths", "40", "40", "--inner-hidden", "8", "--train-limit", "300", "--out", str(out)]
+    argv = ["--seeds", "3", "--epochs", "1", "--pretrain-epochs", "1", "--pretrain-grid", "21"]
+    argv += [
+        "--widths",
+        "40",
+        "40",
+        "--inner-hidden",
+        "8",
+        "--train-limit",
+        "200",
+        "--test-limit",
+        "100",
+        "--out",
+        str(out),
+    ]
     result = recipe.main(argv)
     saved = json.loads((out / "results.json").read_text())
     assert saved["summary"] == json.loads(json.dumps(result["summary"]))
-    assert len(saved["runs"]) == 2
+    assert len(saved["runs"]) == 1
     for name in ("2-arg", "1-arg", "relu"):
         acc = result["summary"][name]["acc_joint"]
         assert 0.0 <= acc["mean"] <= 1.0 and acc["std"] >= 0.0
@@ -26,7 +38,10 @@ def test_two_arg_xor_recipe_tiny_end_to_end(tmp_path):
     assert abs(relu["params"] - two["params"]) / two["params"] <= 0.01
     assert 0.0 <= two["xor_learned"]["mean"] <= 1.0
     assert result["summary"]["2-arg"]["acc_frozen_g"] is not None
-    for seed in (0, 1):
-        assert (out / f"g_learned_seed{seed}.png").exists()
-        assert (out / f"g_pretrained_seed{seed}.png").exists()
+    assert (out / "g_learned_seed3.png").exists() and (out / "g_pretrained_seed3.png").exists()
     assert "| 2-arg |" in (out / "table.md").read_text()
+    # --merge combines per-seed runs into one table
+    merged = recipe.main(["--merge", str(out), str(out), "--out", str(tmp_path / "merged")])
+    assert len(merged["runs"]) == 2
+    assert merged["summary"]["relu"]["acc_joint"]["std"] == 0.0
+    assert (tmp_path / "merged" / "table.md").exists()
