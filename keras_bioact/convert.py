@@ -19,8 +19,12 @@ largest absolute difference between the new and the old activation on a probe ra
 | relu      | `n = relu_gain` (20), `s = 0`: dev. `ln2 / n` (0.035) | closest ERU (dev. 0.61) |
 | softplus  | `n = 1, s = 0`: exact                          | closest ERU (dev. 0.70)      |
 | sigmoid   | `n = 1, s = 1`: exact                          | closest BRU (dev. ~0.94)     |
-| tanh      | `2 * gamma(x; n=2, s=1) - 1`: exact (a fixed `Rescaling(2, -1)` follows) | closest ORU (dev. 0.19) |
-| elu       | closest gamma (dev. 0.99: a gamma is >= 0 for s in [0, 1]) | ERU, `r = 1`: exact |
+| tanh      | `2 * gamma(x; n=2, s=1) - 1`: exact (*)         | closest ORU (dev. 0.19)      |
+| elu       | `2 * gamma(x; n=1.36, s=0.50) - 1`: dev. 0.038 (*) | ERU, `r = 1`: exact       |
+
+(*) with `affine=True` (default): a fixed, non-trainable `keras.layers.Rescaling(2, -1)`
+follows the gamma. With `affine=False` the closest plain gamma is used instead (deviation
+about 1 for tanh and ELU, whose negative values a gamma with s in [0, 1] cannot reach).
 
 "exact" means equal up to float32 rounding (measured deviation below 1e-6). The gamma
 deviation for ReLU is largest at `x = 0` and decays like `exp(-n |x|) / n`; raise
@@ -177,10 +181,12 @@ def _np_oru(x, r):
 
 
 @functools.lru_cache(maxsize=64)
-def _fit_gamma(activation, low, high, n_min, n_max):
-    """Minimax fit of gamma(x; n, s) to `activation` on [low, high] over a grid, then refined."""
+def _fit_gamma(activation, low, high, n_min, n_max, affine):
+    """Minimax fit of gamma(x; n, s) (or of `2 gamma - 1` if `affine`) to `activation` on [low, high]."""
     x = np.linspace(low, high, 801)
     y = _reference(activation)(x)
+    if affine:  # |2 gamma - 1 - y| = 2 |gamma - (y + 1) / 2|
+        y = (y + 1.0) / 2.0
 
     def search(ns, ss):
         best = (math.inf, None, None)
@@ -282,7 +288,7 @@ def _unsupported(model, path):
 
 
 class _Converter:
-    def __init__(self, family, init, where, activations, sharing, trainable, relu_gain, tanh, form,
+    def __init__(self, family, init, where, activations, sharing, trainable, relu_gain, affine, form,
                  probe_range):
         self.family = family
         self.init = init
@@ -291,7 +297,7 @@ class _Converter:
         self.sharing = sharing
         self.trainable = trainable
         self.relu_gain = relu_gain
-        self.tanh = tanh
+        self.affine = affine
         self.form = form
         self.probe_range = probe_range
         self.pairs = []  # (original layer, cloned layer): weights copied once the model is built
@@ -347,9 +353,11 @@ class _Converter:
                 return None, {"n": 1.0, "s": 0.0}, None
             if activation == "sigmoid":
                 return None, {"n": 1.0, "s": 1.0}, None
-            if activation == "tanh" and self.tanh == "affine":
+            if activation == "tanh" and self.affine:
                 return None, {"n": 2.0, "s": 1.0}, (2.0, -1.0)
-            return None, _fit_gamma(activation, low, high, 0.05, float(max(self.relu_gain, 20.0))), None
+            n_max = float(max(self.relu_gain, 20.0))
+            params = _fit_gamma(activation, low, high, 0.05, n_max, self.affine)
+            return None, params, ((2.0, -1.0) if self.affine else None)
         # BRU
         forms = ("eru", "oru") if self.form is None else (self.form,)
         if self.init == "default":
@@ -497,9 +505,19 @@ class _Converter:
                 out = extra(out)
             return out
 
-        new = keras.models.clone_model(model, clone_function=clone_function, call_function=call_function)
+        inputs = keras.tree.map_structure(
+            lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=_input_name(x)), model.input
+        )
+        new = keras.models.clone_model(
+            model, input_tensors=inputs, clone_function=clone_function, call_function=call_function
+        )
         new.trainable = model.trainable
         return new
+
+
+def _input_name(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history[0].name if history else None
 
 
 def _output_rank(layer):
@@ -545,7 +563,7 @@ def convert(
     sharing=None,
     trainable=True,
     relu_gain=20.0,
-    tanh="affine",
+    affine=True,
     form=None,
     probe_range=(-5.0, 5.0),
     probe_data=None,
@@ -587,9 +605,11 @@ def convert(
             (the BRU paper's choice).
         trainable: make the new activation parameters trainable (default True).
         relu_gain: gain `n` of a gamma replacing a ReLU (deviation `ln 2 / relu_gain` at 0).
-        tanh: `"affine"` (default: tanh = `2 * gamma(x; 2, 1) - 1`, exact, via a fixed
-            `keras.layers.Rescaling(2, -1)` after the gamma) or `"closest"` (the closest plain
-            gamma; a gamma lies in [0, 1] when saturating, so the deviation is about 1).
+        affine: for the gamma family, allow a fixed `keras.layers.Rescaling(scale=2, offset=-1)`
+            after the gamma where the original activation has negative values: tanh becomes
+            `2 * gamma(x; 2, 1) - 1` (exact) and ELU `2 * gamma(x; n, s) - 1` with fitted `n, s`
+            (deviation 0.038 on [-5, 5]). With `affine=False` the closest plain gamma is used (deviation
+            about 1 for both, since a gamma with s in [0, 1] is >= 0).
         form: BRU form, `"eru"`, `"oru"`, or `None` to pick the closer one per activation.
         probe_range: `(low, high)` interval on which deviations are measured (and fits made).
         probe_data: optional model input; if given, the report's `output_deviation` is
@@ -615,8 +635,6 @@ def convert(
     bad = [a for a in activations if a not in SUPPORTED_ACTIVATIONS]
     if bad:
         raise ValueError(f"convert: `activations` must be a subset of {SUPPORTED_ACTIVATIONS}, got {bad}.")
-    if tanh not in ("affine", "closest"):
-        raise ValueError(f"convert: `tanh` must be 'affine' or 'closest', got {tanh!r}.")
     if form not in (None, "eru", "oru"):
         raise ValueError(f"convert: `form` must be None, 'eru' or 'oru', got {form!r}.")
     if not (isinstance(relu_gain, (int, float)) and relu_gain > 0):
@@ -644,7 +662,7 @@ def convert(
         )
 
     converter = _Converter(
-        family, init, where, tuple(activations), sharing, bool(trainable), float(relu_gain), tanh, form,
+        family, init, where, tuple(activations), sharing, bool(trainable), float(relu_gain), bool(affine), form,
         (low, high),
     )
     converter.collect_names(model)
