@@ -34,6 +34,27 @@ def _finish(y, out_dtype):
     return y if str(y.dtype) == out_dtype else ops.cast(y, out_dtype)
 
 
+def _gamma_parts(x, n):
+    """`(sigmoid(n x), softplus(n x) / n)` from a single transcendental pair.
+
+    With `z = n x` and `q = sigmoid(|z|) = (1 + tanh(|z| / 2)) / 2` in [0.5, 1]:
+    `sigmoid(z) = q` (z >= 0) or `1 - q` (z < 0), and
+    `softplus(z) = max(z, 0) - log(q)`, so `softplus(z) / n = max(x, 0) - log(q) / n`
+    (valid because `n > 0`). `tanh` and `log` never overflow and `log` only sees [0.5, 1],
+    so both parts and their gradients are finite for every finite input. The absolute error
+    is float32 round-off; far in the negative tail (values below ~1e-6) relative precision
+    is not kept.
+    """
+    z = n * x
+    positive = z >= 0
+    # |z| and max(x, 0) through `where`, so the derivative at 0 is the one-sided one
+    # (ops.abs / ops.relu have derivative 0 at 0 on some backends).
+    q = 0.5 + 0.5 * ops.tanh(0.5 * ops.where(positive, z, -z))
+    sig = ops.where(positive, q, 1.0 - q)
+    softplus_n = ops.where(positive, x, 0.0) - ops.log(q) / n
+    return sig, softplus_n
+
+
 def gamma(x, n, s):
     """Gamma activation of Geadah et al. (SPEC section 1.1).
 
@@ -43,10 +64,8 @@ def gamma(x, n, s):
     gain `n`, ReLU as `n -> inf`; `s = 1`: logistic `sigmoid(n x)`). `n` and `s` broadcast
     against `x` (e.g. shape `(units,)` for one pair per neuron).
 
-    One `exp(-|n x|)` is shared by the softplus and the sigmoid:
-    `softplus(z) = max(z, 0) + log1p(e)` and `sigmoid(z) = 1/(1+e)` (z >= 0) or
-    `e/(1+e)` (z < 0), with `e = exp(-|z|)` in (0, 1]. Since `n > 0`,
-    `max(n x, 0) / n = max(x, 0)`, which avoids a division on the linear part.
+    The sigmoid and the softplus share one `tanh` and one `log` (see `_gamma_parts`), the
+    cheapest stable form measured by `benchmarks/activation_overhead.py`.
 
     Args:
         x: input tensor.
@@ -57,17 +76,8 @@ def gamma(x, n, s):
         A tensor of the dtype of `x` (float32 if `x` is an integer tensor).
     """
     out_dtype, x, (n, s) = _prepare(x, n, s)
-    z = n * x
-    positive = z >= 0
-    # |z| and max(x, 0) via `where` so that the derivative at 0 is the one-sided +1
-    # (ops.abs / ops.relu have derivative 0 at 0 on some backends, which would make
-    # gamma'(0) wrong).
-    e = ops.exp(ops.where(positive, -z, z))
-    t = 1.0 / (1.0 + e)
-    sig = ops.where(positive, t, e * t)
-    softplus_n = ops.where(positive, x, 0.0) + ops.log1p(e) / n
-    y = softplus_n + s * (sig - softplus_n)
-    return _finish(y, out_dtype)
+    sig, softplus_n = _gamma_parts(x, n)
+    return _finish(softplus_n + s * (sig - softplus_n), out_dtype)
 
 
 def eru(x, r):
@@ -87,8 +97,10 @@ def eru(x, r):
     positive = x >= 0
     xp = ops.where(positive, x, 0.0)
     xn = ops.where(positive, 0.0, x)
-    root = ops.exp(ops.log1p(r * r * xp) / r)
-    y = ops.where(positive, root, ops.exp(r * xn)) - 1.0 / r
+    # Both branches are exponentials: (r^2 x + 1)^(1/r) = exp(log1p(r^2 x) / r). One exp of
+    # the selected exponent serves both, and each exponent is finite on the side not taken.
+    exponent = ops.where(positive, ops.log1p(r * r * xp) / r, r * xn)
+    y = ops.exp(exponent) - 1.0 / r
     return _finish(y, out_dtype)
 
 
@@ -108,3 +120,51 @@ def oru(x, r):
     a = ops.where(positive, x, -x)
     g = ops.expm1(ops.log1p(r * r * a) / r)
     return _finish(ops.where(positive, g, -g), out_dtype)
+
+
+def _sum_to_shape(grad, shape):
+    """Reduce a broadcast gradient back to the shape of the parameter it belongs to."""
+    shape = tuple(shape)
+    extra = len(grad.shape) - len(shape)
+    if extra > 0:
+        grad = ops.sum(grad, axis=tuple(range(extra)))
+    axes = tuple(i for i, d in enumerate(shape) if d == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = ops.sum(grad, axis=axes, keepdims=True)
+    return ops.reshape(grad, shape)
+
+
+def gamma_custom_gradient(x, n, s):
+    """`gamma` with a hand-written backward pass (TensorFlow and JAX backends only).
+
+    Same values as `gamma`. The backward pass uses the closed forms of SPEC section 1.1,
+    `dγ/dx = (1-s) σ + s n σ(1-σ)`, `dγ/dn = (1-s)/n (x σ - softplus_n) + s x σ(1-σ)`,
+    `dγ/ds = σ - softplus_n`, recomputing σ from `x` and `n` instead of keeping the
+    intermediates of the forward pass. `benchmarks/activation_overhead.py` compares it
+    with the autodiff version (`gamma`), which is the default.
+    """
+    out_dtype, x, (n, s) = _prepare(x, n, s)
+    n_shape, s_shape = tuple(n.shape), tuple(s.shape)
+
+    @ops.custom_gradient
+    def _gamma(x, n, s):
+        sig, softplus_n = _gamma_parts(x, n)
+        y = softplus_n + s * (sig - softplus_n)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            sig, softplus_n = _gamma_parts(x, n)
+            dsig = sig * (1.0 - sig)
+            dx = (1.0 - s) * sig + s * n * dsig
+            dn = (1.0 - s) / n * (x * sig - softplus_n) + s * x * dsig
+            ds = sig - softplus_n
+            return (
+                upstream * dx,
+                _sum_to_shape(upstream * dn, n_shape),
+                _sum_to_shape(upstream * ds, s_shape),
+            )
+
+        return y, grad
+
+    return _finish(_gamma(x, n, s), out_dtype)
