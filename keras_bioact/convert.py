@@ -137,7 +137,9 @@ class ConversionReport:
             f"max deviation {self.max_deviation:.3g} on [{self.probe_range[0]:g}, {self.probe_range[1]:g}]"
         ]
         for c in self.converted:
-            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.parameters.items())
+            params = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.parameters.items()
+            )
             family = c.family if c.form is None else f"{c.family}/{c.form}"
             affine = "" if c.affine is None else f" then x*{c.affine[0]:g}{c.affine[1]:+g}"
             lines.append(
@@ -662,8 +664,8 @@ def convert(
         )
 
     converter = _Converter(
-        family, init, where, tuple(activations), sharing, bool(trainable), float(relu_gain), bool(affine), form,
-        (low, high),
+        family, init, where, tuple(activations), sharing, bool(trainable), float(relu_gain), bool(affine),
+        form, (low, high),
     )
     converter.collect_names(model)
     if isinstance(where, list):

@@ -57,7 +57,8 @@ class ActivationLRMultiplier(keras.optimizers.Optimizer):
             optimizer = keras.optimizers.get(optimizer)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise ValueError(
-                f"ActivationLRMultiplier: `optimizer` must be a keras.optimizers.Optimizer, got {optimizer!r}."
+                "ActivationLRMultiplier: `optimizer` must be a keras.optimizers.Optimizer, "
+                f"got {optimizer!r}."
             )
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
@@ -183,13 +184,16 @@ class ActivationLRMultiplier(keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"), custom_objects=custom_objects)
+        optimizer = keras.saving.deserialize_keras_object(
+            config.pop("optimizer"), custom_objects=custom_objects
+        )
         return cls(optimizer, **config)
 
 
 def _factor(multiplier, name):
     factor = multiplier.get(name, 1.0) if isinstance(multiplier, dict) else multiplier
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor < 0:
+    number = isinstance(factor, (int, float)) and not isinstance(factor, bool)
+    if not number or not math.isfinite(factor) or factor < 0:
         raise ValueError(
             f"ActivationLRMultiplier: `multiplier` must be a finite number >= 0 (or a dict of them), "
             f"got {factor!r} for {name!r}."

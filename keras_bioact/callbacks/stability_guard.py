@@ -45,7 +45,9 @@ class StabilityGuard(keras.callbacks.Callback):
     def __init__(self, action="restore", check_every=1, check_loss=True, check_all_weights=False, verbose=1):
         super().__init__()
         if action not in ("restore", "stop", "raise"):
-            raise ValueError(f"StabilityGuard: `action` must be 'restore', 'stop' or 'raise', got {action!r}.")
+            raise ValueError(
+                f"StabilityGuard: `action` must be 'restore', 'stop' or 'raise', got {action!r}."
+            )
         if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
             raise ValueError(f"StabilityGuard: `check_every` must be an int >= 1, got {check_every!r}.")
         self.action = action
