@@ -41,7 +41,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_bioact import ops as bioact_ops
 from keras_bioact.layers.bru import BRU
 from keras_bioact.layers.gamma_activation import GammaActivation
 
@@ -94,8 +93,8 @@ class ConvertedActivation:
         parameters: initial parameter values (`{"n": .., "s": ..}` or `{"r": ..}`); for
             `init="default"` the range of the drawn values.
         affine: `(scale, offset)` of a fixed `Rescaling` after the new activation, or `None`.
-        max_deviation: `max |new(x) - old(x)|` over the probe range, measured with the new
-            layer's own weights and code.
+        max_deviation: `max |new(x) - old(x)|` over the probe range (2001 points), at the new
+            layer's initial weights, in float64.
     """
 
     path: str
@@ -531,24 +530,38 @@ def _output_rank(layer):
 
 
 def _deviation(record, probe):
-    """Max |new - old| of one new activation on the probe, with the layer's own code and weights."""
+    """Max |new - old| of one new activation on the probe, at the layer's initial parameter values.
+
+    Evaluated in float64 with the reference formulas (the layer ops are tested against the
+    same formulas), once per distinct parameter value.
+    """
     layer, activation = record["layer"], record["activation"]
     if isinstance(layer, GammaActivation):
-        n = np.asarray(ops.convert_to_numpy(layer.n), dtype="float32").reshape(-1)
-        s = np.asarray(ops.convert_to_numpy(layer.s), dtype="float32").reshape(-1)
-        y = bioact_ops.gamma(probe[:, None], n[None, :], s[None, :])
+        n = _flat(layer.n)
+        s = _flat(np.broadcast_to(_flat(layer.s), n.shape))
+        pairs = np.unique(np.stack([n, s], axis=1), axis=0)
+        y = _np_gamma(probe[:, None], pairs[None, :, 0], pairs[None, :, 1])
         params = {"n": _summary(n), "s": _summary(s)}
     else:
-        r = np.asarray(ops.convert_to_numpy(layer.r), dtype="float32").reshape(-1)
-        fn = bioact_ops.eru if layer.form == "eru" else bioact_ops.oru
+        r = np.unique(_flat(layer.r))
+        fn = _np_eru if layer.form == "eru" else _np_oru
         y = fn(probe[:, None], r[None, :])
         params = {"r": _summary(r)}
-    y = np.asarray(ops.convert_to_numpy(y), dtype="float64")
     if record["affine"] is not None:
         scale, offset = record["affine"]
         y = y * scale + offset
-    target = _reference(activation)(probe.astype("float64"))[:, None]
+    target = _reference(activation)(probe)[:, None]
     return float(np.abs(y - target).max()), params
+
+
+def _flat(x):
+    if not isinstance(x, np.ndarray):
+        x = ops.convert_to_numpy(x)
+    return np.asarray(x, dtype="float64").reshape(-1)
+
+
+def _numpy(x):
+    return np.asarray(ops.convert_to_numpy(x), dtype="float64")
 
 
 def _summary(values):
@@ -680,7 +693,7 @@ def convert(
         if not new_model.compiled:
             new_model.compile_from_config(model.get_compile_config())
 
-    probe = np.linspace(low, high, 2001, dtype="float32")
+    probe = np.linspace(low, high, 2001)
     converted = []
     for record in converter.new_activation_layers:
         dev, params = _deviation(record, probe)
@@ -700,10 +713,10 @@ def convert(
         )
     report = ConversionReport(converted=converted, skipped=converter.skipped, probe_range=(low, high))
     if probe_data is not None:
-        before = model.predict(probe_data, verbose=0)
-        after = new_model.predict(probe_data, verbose=0)
+        before = model(probe_data, training=False)
+        after = new_model(probe_data, training=False)
         diffs = [
-            float(np.max(np.abs(np.asarray(a, "float64") - np.asarray(b, "float64"))))
+            float(np.max(np.abs(_numpy(a) - _numpy(b))))
             for a, b in zip(keras.tree.flatten(after), keras.tree.flatten(before), strict=True)
         ]
         report.output_deviation = max(diffs)
