@@ -20,6 +20,9 @@ class StabilityGuard(keras.callbacks.Callback):
     - `action="stop"`: stop training, leaving the weights as they are;
     - `action="raise"`: raise `FloatingPointError` from `fit`.
 
+    Parameters that are already NaN/Inf when training starts raise `FloatingPointError`
+    whatever the action (there are no good weights to go back to).
+
     Gradients: Keras does not hand gradients to callbacks in a backend-neutral way, so the
     guard checks the parameters *after* each optimizer update instead. A NaN or Inf in a
     parameter's gradient reaches the parameter in that very update with every Keras optimizer
@@ -67,8 +70,9 @@ class StabilityGuard(keras.callbacks.Callback):
         self._parameters = activation_parameters(self.model)
         failure = self._find_failure(None)
         if failure is not None:
+            # Keras runs at least one batch after `on_train_begin` even if `stop_training` is
+            # set, and there are no good weights to restore: refuse to start.
             self._fire(failure, batch=None, at_start=True)
-            return
         if self.action == "restore":
             self._good_weights = self.model.get_weights()
 
@@ -77,7 +81,7 @@ class StabilityGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches_seen += 1
-        if self._batches_seen % self.check_every:
+        if self.event is not None or self._batches_seen % self.check_every:
             return
         self.model  # noqa: B018 - under JAX, reading `self.model` syncs the training state into the variables
         failure = self._find_failure(logs)
@@ -134,7 +138,9 @@ class StabilityGuard(keras.callbacks.Callback):
                 f"{failure['nan']} NaN and {failure['inf']} Inf value(s) of {failure['size']} {where}."
             )
         restored = False
-        if self.action == "restore" and self._good_weights is not None:
+        if at_start:
+            message += " Refusing to train (there are no good weights to restore)."
+        elif self.action == "restore" and self._good_weights is not None:
             self.model.set_weights(self._good_weights)
             restored = True
             message += " Restored the weights of the last good check and stopped training."
@@ -142,7 +148,7 @@ class StabilityGuard(keras.callbacks.Callback):
             message += " Stopped training."
         self.event = dict(failure, epoch=None if at_start else self._epoch, batch=batch, restored=restored,
                           message=message)
-        if self.action == "raise":
+        if self.action == "raise" or at_start:
             raise FloatingPointError(message)
         self.model.stop_training = True
         if self.verbose:
