@@ -32,11 +32,10 @@ def main(epochs=3, out="converted_digits.keras"):
     print("original  test accuracy:", model.evaluate(x_test, y_test, verbose=0)[1])
 
     # 2. Convert: every ReLU becomes a learnable gamma activation that starts close to a ReLU.
-    new_model, report = keras_bioact.convert(model, family="gamma", probe_data=x_test[:64], return_report=True)
+    new_model, report = keras_bioact.convert(model, probe_data=x_test[:64], return_report=True)
     print(report)
-    print("converted test accuracy (before fine-tuning):",
-          new_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-          or new_model.evaluate(x_test, y_test, verbose=0)[1])
+    new_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    print("converted test accuracy (before fine-tuning):", new_model.evaluate(x_test, y_test, verbose=0)[1])
 
     # 3. Fine-tune, with 10x the learning rate for the activation parameters and a NaN guard.
     optimizer = ActivationLRMultiplier(keras.optimizers.Adam(1e-3), 10.0, model=new_model)
