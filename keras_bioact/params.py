@@ -23,6 +23,8 @@ from keras_bioact.constraints import bounds_of
 
 __all__ = ["ActivationParameter", "ParameterView", "activation_parameters"]
 
+_EPS = 1e-12
+
 
 @dataclasses.dataclass(frozen=True)
 class ActivationParameter:
@@ -54,6 +56,11 @@ class ActivationParameter:
         return int(math.prod(self.shape))
 
     @property
+    def bounds(self):
+        """`(low, high)`, `None` for an open side."""
+        return self.low, self.high
+
+    @property
     def transform(self):
         if self.low is not None and self.high is not None:
             return "interval"
@@ -72,24 +79,29 @@ class ActivationParameter:
         value = np.asarray(value, dtype="float64")
         t = self.transform
         if t == "interval":
-            eps = 1e-12
-            p = np.clip((value - self.low) / (self.high - self.low), eps, 1 - eps)
+            p = np.clip((value - self.low) / (self.high - self.low), _EPS, 1 - _EPS)
             return np.log(p) - np.log1p(-p)
         if t == "lower":
-            return np.log(np.maximum(value - self.low, 1e-12))
+            return np.log(np.maximum(value - self.low, _EPS))
         if t == "upper":
-            return np.log(np.maximum(self.high - value, 1e-12))
+            return np.log(np.maximum(self.high - value, _EPS))
         return value
 
     def from_unconstrained(self, u):
+        # Values that `to_unconstrained` clipped (at a bound, within 1e-12) map back to the
+        # bound itself, so that a parameter sitting on its bound round-trips exactly.
         u = np.asarray(u, dtype="float64")
         t = self.transform
         if t == "interval":
-            return self.low + (self.high - self.low) / (1.0 + np.exp(-u))
+            p = 1.0 / (1.0 + np.exp(-u))
+            p = np.where(p <= _EPS, 0.0, np.where(p >= 1.0 - _EPS, 1.0, p))
+            return self.low + (self.high - self.low) * p
         if t == "lower":
-            return self.low + np.exp(np.minimum(u, 700.0))
+            e = np.exp(np.minimum(u, 700.0))
+            return self.low + np.where(e <= _EPS, 0.0, e)
         if t == "upper":
-            return self.high - np.exp(np.minimum(u, 700.0))
+            e = np.exp(np.minimum(u, 700.0))
+            return self.high - np.where(e <= _EPS, 0.0, e)
         return u
 
 
@@ -178,6 +190,23 @@ class ParameterView:
         low = np.concatenate([np.full(p.size, -np.inf if p.low is None else p.low) for p in params])
         high = np.concatenate([np.full(p.size, np.inf if p.high is None else p.high) for p in params])
         return low, high
+
+    def describe(self):
+        """One dict per parameter: path, layer, name, shape, size, low, high, transform, trainable."""
+        return [
+            {
+                "path": p.path,
+                "layer": p.layer.name,
+                "name": p.name,
+                "shape": p.shape,
+                "size": p.size,
+                "low": p.low,
+                "high": p.high,
+                "transform": p.transform,
+                "trainable": bool(p.variable.trainable),
+            }
+            for p in self.parameters
+        ]
 
     def split(self, vector):
         """Split a flat vector into one array per parameter, shaped like the variable."""

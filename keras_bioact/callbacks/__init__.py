@@ -8,6 +8,7 @@ from keras_bioact.callbacks.activation_inspector import ActivationInspector
 from keras_bioact.callbacks.evolution_logger import EvolutionTensorBoardLogger
 from keras_bioact.callbacks.hparams_logger import HParamsLogger, parameter_hparams
 from keras_bioact.callbacks.optuna_tensorboard import OptunaTensorBoardCallback
+from keras_bioact.callbacks.stability_guard import StabilityGuard
 from keras_bioact.callbacks.summary_writer import SummaryWriter
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "EvolutionTensorBoardLogger",
     "HParamsLogger",
     "OptunaTensorBoardCallback",
+    "StabilityGuard",
     "SummaryWriter",
     "parameter_hparams",
 ]
