@@ -139,6 +139,8 @@ def test_show_prints_best_trials_and_exports_csv_json_and_plots(tmp_path, capsys
     for stem in ("history", "importance", "parallel_coordinates"):
         assert (out_dir / f"{stem}.html").stat().st_size > 1000
         assert (out_dir / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    runs = sorted(p.name for p in (out_dir / "tensorboard").iterdir())
+    assert runs == sorted(f"trial_{t.number:05d}" for t in study.trials)  # one HParams session per trial
     assert main(["show", "nope", "--storage", url]) == 2
 
 
