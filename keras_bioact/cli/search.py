@@ -28,7 +28,9 @@ def register(subparsers):
     )
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     p.add_argument(
-        "--export", metavar="DIR", help="write trials.csv, trials.json, plots (HTML/PNG) and TensorBoard HParams logs to DIR"
+        "--export",
+        metavar="DIR",
+        help="write trials.csv, trials.json, plots (HTML/PNG) and TensorBoard HParams logs to DIR",
     )
     p.add_argument("--top", type=int, default=5, help="rows of the summary table (default 5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,7 +50,9 @@ def register(subparsers):
     s.add_argument("study", help="study name")
     s.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///quickstart.db")
     s.add_argument("--top", type=int, default=10, help="rows (default 10)")
-    s.add_argument("--export", metavar="DIR", help="also write trials.csv, trials.json, plots and TensorBoard HParams logs to DIR")
+    s.add_argument(
+        "--export", metavar="DIR", help="also write trials.csv, trials.json, plots and HParams logs to DIR"
+    )
     s.set_defaults(func=cmd_show)
 
 
@@ -299,7 +303,7 @@ def _export(study, directory):
     written += save_plots(study, d)
     from keras_bioact.callbacks import OptunaTensorBoardCallback
 
-    # One HParams session per trial (all workers, resumed runs included): `tensorboard --logdir DIR/tensorboard`.
+    # One HParams session per trial (all workers and resumed runs): tensorboard --logdir DIR/tensorboard
     OptunaTensorBoardCallback(d / "tensorboard").log_study(study)
     written.append(d / "tensorboard")
     print("wrote " + ", ".join(str(p) for p in written))
