@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KERAS_BIOACT_EXTRAS=all bash scripts/_install.sh
-exec env KERAS_BACKEND="${KERAS_BACKEND:-jax}" .venv/bin/bioact search search/quickstart.toml "$@"
+exec env KERAS_BACKEND="${KERAS_BACKEND:-jax}" .venv/bin/bioact search search/quickstart.toml --export runs/quickstart "$@"
