@@ -138,26 +138,24 @@ def main():
         if out.returncode or not line:
             sys.exit(f"{backend} benchmark failed:\n{out.stderr[-3000:]}")
         results.append(json.loads(line[-1][len("RESULT "):]))
-    label = {"tensorflow": "TF (jit_compile=True)", "jax": "JAX (jit)", "torch": "torch (eager)"}
-    print("\nTrain step, MLP 784-256-256-10, batch 256, Adam (median of interleaved rounds)\n")
-    print(f"| activation | {' | '.join(label[r['backend']] + ' ms' for r in results)} | "
-          f"{' | '.join('x relu (' + r['backend'] + ')' for r in results)} |")
-    print("|---" * (1 + 2 * len(results)) + "|")
-    for name in results[0]["train"]:
-        ms = " | ".join(f"{r['train'][name] * 1e3:.2f}" for r in results)
-        ratio = " | ".join(f"{r['train'][name] / r['train']['relu']:.2f}" for r in results)
-        print(f"| {name} | {ms} | {ratio} |")
+    title = "Train step, MLP 784-256-256-10, batch 256, Adam (median of interleaved rounds)"
+    print_table(title, "train", results)
     with_ops = [r for r in results if r["op"]]
     if with_ops:
-        print("\nForward of the op alone on a 4096x4096 float32 tensor (median)\n")
-        print(f"| op | {' | '.join(label[r['backend']] + ' ms' for r in with_ops)} | "
-              f"{' | '.join('x relu (' + r['backend'] + ')' for r in with_ops)} |")
-        print("|---" * (1 + 2 * len(with_ops)) + "|")
-        for name in with_ops[0]["op"]:
-            ms = " | ".join(f"{r['op'][name] * 1e3:.2f}" for r in with_ops)
-            ratio = " | ".join(f"{r['op'][name] / r['op']['relu']:.2f}" for r in with_ops)
-            print(f"| {name} | {ms} | {ratio} |")
+        print_table("Forward of the op alone on a 4096x4096 float32 tensor (median)", "op", with_ops)
 
+
+def print_table(title, key, results):
+    """One markdown table: milliseconds per backend, then the ratio to relu per backend."""
+    label = {"tensorflow": "TF (jit_compile=True)", "jax": "JAX (jit)", "torch": "torch (eager)"}
+    print(f"\n{title}\n")
+    print(f"| {key} | {' | '.join(label[r['backend']] + ' ms' for r in results)} | "
+          f"{' | '.join('x relu (' + r['backend'] + ')' for r in results)} |")
+    print("|---" * (1 + 2 * len(results)) + "|")
+    for name in results[0][key]:
+        ms = " | ".join(f"{r[key][name] * 1e3:.2f}" for r in results)
+        ratio = " | ".join(f"{r[key][name] / r[key]['relu']:.2f}" for r in results)
+        print(f"| {name} | {ms} | {ratio} |")
 
 if __name__ == "__main__":
     main()
