@@ -149,7 +149,8 @@ def print_table(title, key, results):
     """One markdown table: milliseconds per backend, then the ratio to relu per backend."""
     label = {"tensorflow": "TF (jit_compile=True)", "jax": "JAX (jit)", "torch": "torch (eager)"}
     print(f"\n{title}\n")
-    print(f"| {'activation' if key == 'train' else 'op'} | {' | '.join(label[r['backend']] + ' ms' for r in results)} | "
+    first = "activation" if key == "train" else "op"
+    print(f"| {first} | {' | '.join(label[r['backend']] + ' ms' for r in results)} | "
           f"{' | '.join('x relu (' + r['backend'] + ')' for r in results)} |")
     print("|---" * (1 + 2 * len(results)) + "|")
     for name in results[0][key]:
