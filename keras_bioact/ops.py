@@ -65,6 +65,9 @@ def gamma(x, n, s):
 
     The sigmoid and the softplus share one `exp` (see `_gamma_parts`).
 
+    Non-finite inputs: `gamma(-inf) = 0`; `gamma(+inf) = +inf` for `s < 1` and NaN at exactly
+    `s = 1` (the softplus term is `0 * inf` there; its limit would be 1); `gamma(nan) = nan`.
+
     Args:
         x: input tensor.
         n: gain, broadcastable to `x`, must be > 0.
@@ -80,6 +83,32 @@ def gamma(x, n, s):
     return _finish((1.0 - s) * softplus_n + s * sig, out_dtype)
 
 
+# Past `r^2 a = 2^24`, `log1p(r^2 a)` equals `log(r^2) + log(a)` to float32 round-off, and the
+# product `r^2 a` may overflow (a > FLT_MAX / r^2), so the root branches switch to the sum of logs.
+_LOG_SPLIT = 2.0**24
+_LN2 = 0.6931471805599453
+
+
+# log of the largest finite value of each compute dtype, rounded down.
+_MAX_LOG = {"float32": 88.72283, "float64": 709.782712893}
+
+
+def _log1p_r2(a, r):
+    """`log1p(r^2 a)` for `a >= 0`, finite (with finite gradients) for every finite `a`.
+
+    The large-`a` branch is capped at `r * log(max finite)`, so `exp(log1p(r^2 a) / r)` cannot
+    round past the largest finite float (at `r = 1`, `a` near FLT_MAX it is off by round-off).
+    """
+    rr = r * r
+    big = a * (1.0 / _LOG_SPLIT) > 1.0 / rr
+    small = ops.log1p(rr * ops.where(big, 0.0, a))
+    # log(a) as log(a 2^-64) + 64 log 2: d/da = 1/a would be subnormal for a > 2^126, and
+    # TensorFlow's CPU kernels flush it to zero.
+    large = 2.0 * ops.log(r) + ops.log(ops.where(big, a, 1.0) * 2.0**-64) + 64.0 * _LN2
+    large = ops.minimum(large, r * _MAX_LOG.get(str(a.dtype).split(".")[-1], _MAX_LOG["float32"]))
+    return ops.where(big, large, small)
+
+
 def eru(x, r):
     """Exponential root unit, the "E_rRU" of Bhumbra's BRU family (SPEC section 4.1).
 
@@ -87,7 +116,12 @@ def eru(x, r):
 
     C1 at 0 with slope `r`; bounded below by `-1/r`; `r = 1` is ELU. The root branch is
     evaluated on `max(x, 0)` and the exponential on `min(x, 0)`, so neither can be NaN
-    (negative base) or overflow on the side where it is not used.
+    (negative base) or overflow on the side where it is not used. For `r^2 x > 2^24` the root
+    branch is computed as `exp((log(r^2) + log(x)) / r)`, so `r^2 x` never overflows: the
+    result is finite for every finite `x` and `r >= 1` (`eru(3e38, r=10)` is 11161), and so are
+    the gradients wherever their true value is a finite float (`d/dr` at `r` near 1 is about
+    `-x log x`, which exceeds the float32 range for `x > FLT_MAX / 85`).
+    Non-finite inputs: `eru(+inf) = +inf`, `eru(-inf) = -1/r`, `eru(nan) = nan`.
 
     Args:
         x: input tensor.
@@ -99,7 +133,7 @@ def eru(x, r):
     xn = ops.where(positive, 0.0, x)
     # Both branches are exponentials: (r^2 x + 1)^(1/r) = exp(log1p(r^2 x) / r). One exp of
     # the selected exponent serves both, and each exponent is finite on the side not taken.
-    exponent = ops.where(positive, ops.log1p(r * r * xp) / r, r * xn)
+    exponent = ops.where(positive, _log1p_r2(xp, r) / r, r * xn)
     y = ops.exp(exponent) - 1.0 / r
     return _finish(y, out_dtype)
 
@@ -110,6 +144,9 @@ def oru(x, r):
     `oru(x; r) = sign(x) * ((r^2 |x| + 1)^(1/r) - 1)`
 
     Odd, slope `r` at 0, unbounded and sub-linear for `r > 1`; `r = 1` is the identity.
+    Like `eru`, the root is computed through `log(r^2) + log|x|` for `r^2 |x| > 2^24`, so the
+    result and its gradients are finite for every finite `x` and `r >= 1`. Non-finite inputs:
+    `oru(+-inf) = +-inf`, `oru(nan) = nan`.
 
     Args:
         x: input tensor.
@@ -118,7 +155,7 @@ def oru(x, r):
     out_dtype, x, (r,) = _prepare(x, r)
     positive = x >= 0
     a = ops.where(positive, x, -x)
-    g = ops.expm1(ops.log1p(r * r * a) / r)
+    g = ops.expm1(_log1p_r2(a, r) / r)
     return _finish(ops.where(positive, g, -g), out_dtype)
 
 

@@ -328,6 +328,47 @@ def test_bru_extreme_values_and_gradients_are_finite(form):
         assert not bad.any(), f"d {form}/d{name} not finite at x={x[bad][:3]}, r={r[bad][:3]}"
 
 
+# Inputs where `r^2 x` overflows float32 (x > FLT_MAX / r^2): the root branch must still be exact.
+HUGE_X = np.array(
+    [1e30, -1e30, 1e36, -1e36, 3.4e36, 1e37, -1e37, 3e38, -3e38, 3.4028235e38, -3.4028235e38], F32
+)
+
+
+@pytest.mark.parametrize("form", ["eru", "oru"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_bru_near_float32_max_is_exact_and_finite(form, dtype):
+    fn = getattr(bops, form)
+    x, r = _mesh(HUGE_X, np.linspace(1.0, 10.0, 10).astype(F32))
+    if dtype == "bfloat16":
+        x = to_numpy(ops.cast(ops.cast(x, "bfloat16"), "float32"))  # representable inputs
+        x = np.clip(x, -3.38e38, 3.38e38).astype(F32)
+
+    def f(x, r):
+        return fn(ops.cast(x, dtype), ops.cast(r, dtype))
+
+    y = evaluate(f, x, r).astype("float64")
+    ref = (eru_ref if form == "eru" else oru_ref)(x, r)
+    assert np.isfinite(y).all() and np.isfinite(ref).all()
+    rtol = 2e-5 if dtype == "float32" else 1e-2
+    err = np.abs(y - ref) / (np.abs(ref) + 1.0 / r)
+    worst = err.argmax()
+    assert err.max() < rtol, f"worst relative error {err.max():.3g} at x={x[worst]}, r={r[worst]}"
+    if form == "eru":
+        assert abs(evaluate(bops.eru, np.float32(3e38), np.float32(10.0)) - 11161.0) < 2.0
+    grads = grad(f, x, r)
+    refs = (eru_grads_ref if form == "eru" else oru_grads_ref)(x, r)
+    for name, g, gref in zip("xr", grads, refs, strict=True):
+        # d/dr at r near 1 is about -x log(x): past FLT_MAX / 85 the true value itself is not a
+        # float32 (nothing finite is right there). Everywhere else the gradient is finite.
+        representable = np.abs(gref) < np.finfo(F32).max
+        bad = ~np.isfinite(g) & representable
+        assert not bad.any(), f"d {form}/d{name} not finite at x={x[bad][:3]}, r={r[bad][:3]}"
+        if dtype == "float32":
+            # Where the value itself reaches FLT_MAX (r = 1, x = FLT_MAX) it is capped there.
+            ok = representable & (np.abs(gref) > 1e-30) & (np.abs(ref) < 0.999 * np.finfo(F32).max)
+            np.testing.assert_allclose(g[ok], gref[ok], rtol=1e-3)
+
+
 def test_masked_branches_do_not_poison_gradients():
     # The unused branches here are NaN (negative base to a fractional power) or overflow
     # (exp(r x) for large x); the gradient must still be the used branch's, exactly.
