@@ -72,7 +72,7 @@ metric = "crossentropy"
     out = tmp_path / "run"
     args = ["evolve", str(spec), "--out", str(out), "--no-progress"]
     assert main(args) == 0
-    for name in ("checkpoint.pkl", "history.csv", "best_parameters.npz", "best.json", "best_model.keras"):
+    for name in ("checkpoint.npz", "history.csv", "best_parameters.npz", "best.json", "best_model.keras"):
         assert (out / name).exists(), name
     rows = (out / "history.csv").read_text().splitlines()
     assert rows[0].startswith("generation,best,mean,spread") and len(rows) == 3

@@ -137,6 +137,8 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         "-m",
         "keras_bioact.cli",
         "search",
+        "--allow-code",
+        "_search_helpers",
         str(spec),
         "--storage",
         postgres_url,

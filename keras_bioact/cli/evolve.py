@@ -15,6 +15,11 @@ def register(subparsers):
     parser.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in the output dir"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over although the output dir holds a checkpoint (default: refuse)",
+    )
     parser.add_argument("--out", help="output directory (overrides [output] dir)")
     parser.add_argument("--algorithm", help="overrides [evolution] algorithm")
     parser.add_argument("--generations", type=int, help="overrides [evolution] generations")
@@ -27,6 +32,7 @@ def register(subparsers):
 
 
 def run(args):
+    from keras_bioact.search.checkpoint import CheckpointError
     from keras_bioact.search.evolution_spec import SpecError, _check, load_spec, run_spec
 
     try:
@@ -44,8 +50,10 @@ def run(args):
                 spec["evolution"][key] = value
         if args.out:
             spec["output"]["dir"] = args.out
-        run_spec(spec, resume=args.resume, progress=not args.no_progress)
-    except SpecError as error:
+        if args.resume and args.overwrite:
+            raise SpecError("command line: --overwrite: excludes --resume")
+        run_spec(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    except (SpecError, CheckpointError) as error:
         print(f"bioact evolve: {error}", file=sys.stderr)
         return 2
     return 0

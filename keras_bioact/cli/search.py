@@ -39,6 +39,16 @@ def register(subparsers):
         action="store_true",
         help="create the study in the storage and exit (do this once before starting other machines)",
     )
+    p.add_argument(
+        "--allow-code",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=(
+            "import MODULE (runs its code) so that the spec may name its model templates as "
+            "'MODULE:function'; a spec alone never imports code (repeatable)"
+        ),
+    )
     p.add_argument("--worker-index", type=int, default=None, help=argparse_suppress())
     p.set_defaults(func=cmd_search)
 
@@ -69,7 +79,13 @@ def _error(message):
 
 def _resolve(args):
     from keras_bioact.search.spec import SpecError, load_spec
+    from keras_bioact.search.templates import allow_code
 
+    for module in args.allow_code:
+        try:
+            allow_code(module)
+        except ValueError as e:
+            raise SpecError("command line", "--allow-code", str(e)) from None
     spec = load_spec(args.spec)
     if args.study_name:
         spec.study_name = args.study_name
@@ -212,6 +228,8 @@ def _run_workers(spec, args, study, bar):
     ]
     if spec.timeout:
         cmd += ["--timeout", str(spec.timeout)]
+    for module in args.allow_code:
+        cmd += ["--allow-code", module]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([p for p in [os.getcwd(), env.get("PYTHONPATH")] if p])
     procs = [subprocess.Popen(cmd + ["--worker-index", str(i + 1)], env=env) for i in range(spec.workers)]

@@ -50,7 +50,7 @@ from keras_bioact.search.study import (
     save_plots,
     trial_rows,
 )
-from keras_bioact.search.templates import TEMPLATES, cnn, mlp, resolve_template
+from keras_bioact.search.templates import TEMPLATES, allow_code, cnn, mlp, register_template, resolve_template
 
 __all__ = [
     "Activation",
@@ -72,6 +72,7 @@ __all__ = [
     "TwoArgSpace",
     "best_activation",
     "best_activation_config",
+    "allow_code",
     "best_trials",
     "cnn",
     "count_finished",
@@ -88,6 +89,7 @@ __all__ = [
     "open_storage",
     "parse_spec",
     "recover_dead_trials",
+    "register_template",
     "resolve_template",
     "run",
     "sample",

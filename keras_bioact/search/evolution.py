@@ -33,7 +33,6 @@ import io
 import json
 import math
 import os
-import pickle
 import random
 import sys
 import tempfile
@@ -44,6 +43,9 @@ import numpy as np
 from keras import ops
 
 from keras_bioact.params import ParameterView, activation_parameters
+from keras_bioact.search import checkpoint as _ckpt
+from keras_bioact.search.checkpoint import CHECKPOINT_NAME, CheckpointError
+from keras_bioact.search.checkpoint import atomic_write as _atomic_write
 
 __all__ = [
     "ALGORITHMS",
@@ -63,8 +65,6 @@ ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
 MODES = ("frozen", "baldwinian", "lamarckian")
 TARGETS = ("all", "gamma", "bru", "inner")
 GRANULARITIES = ("element", "parameter")
-CHECKPOINT_NAME = "checkpoint.pkl"
-_CHECKPOINT_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +464,7 @@ def _model_from_bytes(blob):
         path = os.path.join(tmp, "model.keras")
         with open(path, "wb") as f:
             f.write(blob)
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def _weights_fingerprint(model):
@@ -770,29 +770,13 @@ def load_best(model, path):
     """Write the parameters saved by `EvolutionResult.save` (`best_parameters.npz`) into `model`."""
     if os.path.isdir(path):
         path = os.path.join(path, "best_parameters.npz")
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         _apply_parameters(model, {k: data[k] for k in data.files})
     return model
 
 
 # --------------------------------------------------------------------------------------------
 # Logging and checkpoints
-
-
-def _atomic_write(path, payload):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 _CSV_FIELDS = ("generation", "best", "mean", "spread", "best_so_far", "evaluations", "seconds")
@@ -831,22 +815,6 @@ class _ScalarWriter:
     def close(self):
         if self._writer is not None:
             self._writer.close()
-
-
-def _rng_states():
-    import torch
-
-    # The global generators, which EvoTorch operators may use besides the problem's own.
-    numpy_state = np.random.get_state()  # noqa: NPY002
-    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
-
-
-def _set_rng_states(states):
-    import torch
-
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])  # noqa: NPY002
-    torch.set_rng_state(states["torch"])
 
 
 def _quiet_evotorch():
@@ -912,6 +880,7 @@ def evolve(
     eval_batch_size=None,
     out_dir=None,
     resume=False,
+    overwrite=False,
     progress=True,
     apply_best=True,
     tensorboard=True,
@@ -948,10 +917,13 @@ def evolve(
             Not available in `"lamarckian"` mode (actors cannot return modified genomes).
         vectorized: frozen mode: `"auto"`, `True` or `False` (see `PopulationEvaluator`).
         eval_batch_size: evaluate the validation data in batches of this size.
-        out_dir: where to write `checkpoint.pkl` (every generation, atomically),
-            `history.csv`, TensorBoard scalars (`tensorboard/`), `best_parameters.npz` and
-            `best.json`. `None` writes nothing (and cannot resume).
-        resume: continue from `out_dir/checkpoint.pkl` if it exists.
+        out_dir: where to write `checkpoint.npz` (every generation, atomically; data only,
+            see `keras_bioact.search.checkpoint`), `history.csv`, TensorBoard scalars
+            (`tensorboard/`), `best_parameters.npz` and `best.json`. `None` writes nothing
+            (and cannot resume).
+        resume: continue from `out_dir/checkpoint.npz`; an error if there is none.
+        overwrite: start over even though `out_dir` holds a checkpoint (without `resume` or
+            `overwrite`, an existing checkpoint is an error, never silently replaced).
         progress: show a tqdm progress bar.
         apply_best: write the best parameters into `model` at the end.
         tensorboard: write TensorBoard scalars under `out_dir/tensorboard`.
@@ -985,6 +957,8 @@ def evolve(
         raise ValueError(f"evolve: mode {mode!r} needs `train_data=(x, y)`.")
     if resume and out_dir is None:
         raise ValueError("evolve: `resume=True` needs `out_dir` (where the checkpoint is).")
+    if resume and overwrite:
+        raise ValueError("evolve: `resume=True` and `overwrite=True` exclude each other.")
     if callable(metric):
         metric = _with_sense(metric, sense)
     else:
@@ -1019,48 +993,44 @@ def evolve(
         _ensure_ray(num_actors)
 
     checkpoint_path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT_NAME)
-    state = None
-    if resume and os.path.exists(checkpoint_path):
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        _check_resume(state, config, model, checkpoint_path)
+    state = _open_checkpoint(out_dir, checkpoint_path, resume, overwrite)
+    if state is not None:
+        _check_resume(state[0], config, model, checkpoint_path)
         # on resume the comparison is against the stored fingerprint, not the current weights
-    fingerprint = state["fingerprint"] if state else _weights_fingerprint(model)
+    fingerprint = state[0]["fingerprint"] if state else _weights_fingerprint(model)
 
-    if state is None:
-        if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed % 2**32)  # noqa: NPY002
-            torch.manual_seed(seed)
-        params = select_parameters(model, target, config["layers"])
-        genome = Genome(ParameterView(model, parameters=params), granularity)
-        center = genome.current()
-        sense_ = _sense_of(metric)
-        Problem = _problem_class()
-        problem = Problem(
-            config=config,
-            genome_size=genome.size,
-            center=center,
-            stdev_init=stdev_init,
-            sense=sense_,
-            seed=seed,
-            num_actors=num_actors,
-        )
-        problem.attach(model, data)
-        searcher = _make_searcher(
-            algorithm, problem, int(popsize), float(stdev_init), center, algorithm_options
-        )
-        history = []
-        best_fitness, best_genes = None, None
-        generation = 0
-    else:
-        searcher = state["searcher"]
-        problem = searcher.problem
-        problem.attach(model, data)
-        history = state["history"]
-        best_fitness, best_genes = state["best_fitness"], state["best_genes"]
-        generation = state["generation"]
-        _set_rng_states(state["rng"])
+    if state is None and seed is not None:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        torch.manual_seed(seed)
+    params = select_parameters(model, target, config["layers"])
+    genome = Genome(ParameterView(model, parameters=params), granularity)
+    center = genome.current()
+    Problem = _problem_class()
+    problem = Problem(
+        config=config,
+        genome_size=genome.size,
+        center=center,
+        stdev_init=stdev_init,
+        sense=_sense_of(metric),
+        seed=seed,
+        num_actors=num_actors,
+    )
+    problem.attach(model, data)
+    searcher = _make_searcher(algorithm, problem, int(popsize), float(stdev_init), center, algorithm_options)
+    history, best_fitness, best_genes, generation = [], None, None, 0
+    if state is not None:
+        meta, groups = state
+        _ckpt.restore_state(searcher, groups["searcher"], checkpoint_path)
+        if problem.generator is not None and groups.get("problem_generator"):
+            problem.generator.set_state(
+                torch.as_tensor(np.asarray(groups["problem_generator"][0][2], dtype=np.uint8))
+            )
+        history = [dict(row) for row in meta["history"]]
+        best_fitness = meta["best_fitness"]
+        best_genes = None if not groups.get("best_genes") else np.asarray(groups["best_genes"][0][2])
+        generation = int(meta["generation"])
+        _ckpt.set_rng(groups["rng"])
 
     if num_actors:
         # EvoTorch draws the actors' seeds from the problem's generator when it creates them;
@@ -1186,32 +1156,55 @@ def _progress(enabled, total, initial, algorithm):
 
 
 def _fingerprint_config(config):
-    return {k: (getattr(v, "__name__", repr(v)) if callable(v) else v) for k, v in config.items()}
+    """The settings as plain JSON data (callables by name), as stored in a checkpoint."""
+    plain = {k: (getattr(v, "__name__", repr(v)) if callable(v) else v) for k, v in config.items()}
+    return json.loads(json.dumps(plain, default=repr))
 
 
 def _save_checkpoint(
     path, searcher, problem, generation, history, best_fitness, best_genes, config, fingerprint
 ):
-    problem._light_pickle = True
-    try:
-        payload = pickle.dumps(
-            {
-                "version": _CHECKPOINT_VERSION,
-                "searcher": searcher,
-                "generation": generation,
-                "history": history,
-                "best_fitness": best_fitness,
-                "best_genes": best_genes,
-                "rng": _rng_states(),
-                "config": _fingerprint_config(config),
-                "fingerprint": fingerprint,
-                "keras_backend": keras.backend.backend(),
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
+    groups = {
+        "searcher": _ckpt.state_leaves(searcher),
+        "rng": _ckpt.rng_leaves(),
+        "best_genes": [] if best_genes is None else [(["best_genes"], "ndarray", np.asarray(best_genes))],
+        "problem_generator": []
+        if problem.generator is None
+        else [(["generator"], "ndarray", problem.generator.get_state().numpy())],
+    }
+    meta = {
+        "generation": int(generation),
+        "history": history,
+        "best_fitness": None if best_fitness is None else float(best_fitness),
+        "config": _fingerprint_config(config),
+        "fingerprint": fingerprint,
+        "keras_backend": keras.backend.backend(),
+    }
+    _ckpt.write(path, meta, groups)
+
+
+def _open_checkpoint(out_dir, path, resume, overwrite):
+    """The checkpoint to resume from (`(meta, groups)`), or None to start; refuses to guess."""
+    if out_dir is None:
+        return None
+    legacy = os.path.join(out_dir, _ckpt.LEGACY_NAME)
+    exists = os.path.exists(path)
+    if resume:
+        if not exists:
+            extra = (
+                f" ({legacy} is a keras-bioact 0.1 pickle checkpoint, which is never loaded because "
+                "unpickling can run code: start a new output directory)"
+                if os.path.exists(legacy)
+                else ""
+            )
+            raise CheckpointError(f"evolve: resume=True, but there is no checkpoint {path}{extra}.")
+        return _ckpt.read(path)
+    if exists and not overwrite:
+        raise CheckpointError(
+            f"evolve: {path} exists (an earlier run); pass resume=True (--resume) to continue it or "
+            "overwrite=True (--overwrite) to start over."
         )
-    finally:
-        problem._light_pickle = False
-    _atomic_write(path, payload)
+    return None
 
 
 _RESUME_KEYS = (
@@ -1228,8 +1221,6 @@ _RESUME_KEYS = (
 
 
 def _check_resume(state, config, model, path):
-    if state.get("version") != _CHECKPOINT_VERSION:
-        raise ValueError(f"evolve: {path} was written by an incompatible version of keras-bioact.")
     saved = state["config"]
     now = _fingerprint_config(config)
     changed = [k for k in _RESUME_KEYS if saved.get(k) != now.get(k)]

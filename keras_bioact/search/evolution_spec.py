@@ -305,24 +305,39 @@ def accuracy(model, x, y, batch_size=512):
     return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
-def run_spec(spec, resume=False, progress=True, stop_after=None, log=print):
-    """Run a validated spec end to end; returns `(EvolutionResult, summary dict)`."""
+def run_spec(spec, resume=False, progress=True, stop_after=None, log=print, overwrite=False):
+    """Run a validated spec end to end; returns `(EvolutionResult, summary dict)`.
+
+    `resume` continues the checkpoint in the output directory (an error if there is none);
+    without `resume` or `overwrite`, an existing checkpoint is an error. Both are checked, and
+    the checkpoint is read and verified, before any data is loaded or any model is trained.
+    """
     import json
 
     import keras
 
-    from keras_bioact.search.evolution import _atomic_write, evolve
+    from keras_bioact.search.evolution import CHECKPOINT_NAME, _atomic_write, _open_checkpoint, evolve
 
     out_dir = spec["output"]["dir"]
     if not os.path.isabs(out_dir):
         out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    _open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        raise SpecError(
+            f"{spec['_path']}: output.dir: cannot write to {out_dir!r}: {e.strerror or e}"
+        ) from None
     train, val, test = load_data(spec)
     start_path = os.path.join(out_dir, "start_model.keras")
     if spec["model"]["path"]:
-        model = keras.saving.load_model(spec["model"]["path"], compile=False)
+        model = keras.saving.load_model(spec["model"]["path"], compile=False, safe_mode=True)
     elif resume and os.path.exists(start_path):
-        model = keras.saving.load_model(start_path, compile=False)
+        model = keras.saving.load_model(start_path, compile=False, safe_mode=True)
     else:
         n_classes = int(max(train[1].max(), test[1].max())) + 1
         model = build_model(spec["model"], train[0].shape[1:], n_classes)
@@ -338,6 +353,7 @@ def run_spec(spec, resume=False, progress=True, stop_after=None, log=print):
         train_data=train if ev["mode"] != "frozen" else None,
         out_dir=out_dir,
         resume=resume,
+        overwrite=overwrite,
         progress=progress,
         tensorboard=spec["output"]["tensorboard"],
         stop_after=stop_after,

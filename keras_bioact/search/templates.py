@@ -2,9 +2,14 @@
 
 A template is a function `template(activation, input_shape, num_classes, **options)` that
 returns an (uncompiled) Keras model whose hidden nonlinearities all come from `activation`
-(a `keras_bioact.search.Activation`). Specifications name a template either by its short
-name (`"mlp"`, `"cnn"`) or by an import path `"package.module:function"`; strings are never
-evaluated.
+(a `keras_bioact.search.Activation`).
+
+Specifications are data: a TOML spec names a template of the registry (`"mlp"`, `"cnn"`, or
+one added with `register_template`), never a Python module. Custom model code comes in
+through the Python API (`register_template("mine", build)`) or through an explicit opt-in on
+the command line, `bioact search --allow-code MODULE SPEC.toml`, which imports MODULE (it
+may call `register_template`) and lets the spec name `"MODULE:function"`. A spec can never
+enable that opt-in itself.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ from __future__ import annotations
 import importlib
 import inspect
 
-__all__ = ["TEMPLATES", "cnn", "mlp", "resolve_template", "template_options"]
+__all__ = [
+    "TEMPLATES",
+    "allow_code",
+    "cnn",
+    "mlp",
+    "register_template",
+    "resolve_template",
+    "template_options",
+]
 
 
 def mlp(activation, input_shape, num_classes, hidden=(64, 64), dropout=0.0):
@@ -69,32 +82,13 @@ def cnn(activation, input_shape, num_classes, filters=(16, 32), kernel_size=3, d
 
 
 TEMPLATES = {"mlp": mlp, "cnn": cnn}
+_ALLOWED_MODULES = {}  # name -> module, imported by `allow_code` (the command line's --allow-code)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
-def resolve_template(name):
-    """A template function from a short name (`"mlp"`, `"cnn"`) or `"module:function"`."""
-    if callable(name):
-        return name
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"template must be a name or 'module:function', got {name!r}")
-    if name in TEMPLATES:
-        return TEMPLATES[name]
-    if ":" not in name:
-        raise ValueError(
-            f"unknown template {name!r}; use one of {', '.join(sorted(TEMPLATES))} or 'module:function'"
-        )
-    module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"template {name!r}: cannot import module {module_name!r} ({e})") from e
-    fn = module
-    for part in attr.split("."):
-        if not hasattr(fn, part):
-            raise ValueError(f"template {name!r}: module {module_name!r} has no attribute {attr!r}")
-        fn = getattr(fn, part)
+def _check_template(name, fn):
     if not callable(fn):
-        raise ValueError(f"template {name!r}: {attr!r} is not callable")
+        raise ValueError(f"template {name!r}: {fn!r} is not callable")
     try:
         inspect.signature(fn).bind(None, (1,), 2)
     except (TypeError, ValueError):
@@ -103,6 +97,67 @@ def resolve_template(name):
             "(activation, input_shape, num_classes, **options)"
         ) from None
     return fn
+
+
+def register_template(name, fn=None):
+    """Add a model template to the registry, so that specs can name it (`template = name`).
+
+    Usable as `register_template("mine", build)` or as a decorator `@register_template("mine")`.
+    Re-registering a name replaces it; the built-in `"mlp"` and `"cnn"` cannot be replaced.
+    """
+    if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
+        raise ValueError(f"register_template: `name` must be a non-empty [A-Za-z0-9_.-] string, got {name!r}")
+    if name in ("mlp", "cnn"):
+        raise ValueError(f"register_template: {name!r} is a built-in template and cannot be replaced")
+    if fn is None:
+        return lambda f: register_template(name, f)
+    TEMPLATES[name] = _check_template(name, fn)
+    return fn
+
+
+def allow_code(module_name):
+    """Import `module_name` and let specs name its functions as `"module_name:function"`.
+
+    This runs the module's code: it is the explicit opt-in behind the command line's
+    `--allow-code MODULE`, and is never called because of anything written in a spec.
+    """
+    if not isinstance(module_name, str) or not module_name or ":" in module_name:
+        raise ValueError(
+            f"--allow-code: expected a module name such as 'mypackage.models', got {module_name!r}"
+        )
+    try:
+        _ALLOWED_MODULES[module_name] = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"--allow-code {module_name}: cannot import it ({e})") from e
+    return _ALLOWED_MODULES[module_name]
+
+
+def resolve_template(name):
+    """A template function from the registry (`"mlp"`, `"cnn"`, registered names), or
+    `"module:function"` for a module allowed with `allow_code` (`--allow-code`)."""
+    if callable(name):
+        return name
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"template must be a registered template name, got {name!r}")
+    if name in TEMPLATES:
+        return TEMPLATES[name]
+    if ":" not in name:
+        raise ValueError(f"unknown template {name!r}; registered: {', '.join(sorted(TEMPLATES))}")
+    module_name, _, attr = name.partition(":")
+    module = _ALLOWED_MODULES.get(module_name)
+    if module is None:
+        raise ValueError(
+            f"{name!r} names Python code, and a spec never imports code; use a registered template "
+            f"({', '.join(sorted(TEMPLATES))}), register one with "
+            "keras_bioact.search.register_template(...), or opt in on the command line with "
+            f"`--allow-code {module_name}`"
+        )
+    fn = module
+    for part in attr.split("."):
+        if not hasattr(fn, part):
+            raise ValueError(f"template {name!r}: module {module_name!r} has no attribute {attr!r}")
+        fn = getattr(fn, part)
+    return _check_template(name, fn)
 
 
 def template_options(fn):
