@@ -9,11 +9,13 @@ import pathlib
 import socket
 
 from keras_bioact.search.activation import Activation
+from keras_bioact.search.storage import DEFAULT_HEARTBEAT, StorageError, default_storage, open_storage
 
 __all__ = [
     "DEFAULT_HEARTBEAT",
     "SAMPLERS",
     "PRUNERS",
+    "StorageError",
     "best_activation",
     "best_activation_config",
     "best_trials",
@@ -32,74 +34,6 @@ __all__ = [
 
 SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
-# RDB storages record a heartbeat every `interval` s; a RUNNING trial whose heartbeat is older
-# than `grace` s is failed by the next trial start (works across machines).
-DEFAULT_HEARTBEAT = (10, 60)
-
-
-def default_storage(study_name):
-    """The embedded default: an SQLite file `<study_name>.db` in the working directory."""
-    return f"sqlite:///{study_name}.db"
-
-
-def open_storage(url, heartbeat=DEFAULT_HEARTBEAT):
-    """An Optuna storage for `url`.
-
-    * `sqlite:///path.db`, `postgresql+psycopg2://...`, `mysql+pymysql://...`: any SQLAlchemy
-      URL, as `optuna.storages.RDBStorage` with a heartbeat (`heartbeat = (interval, grace)`
-      seconds, or None for none), so trials of killed workers are failed;
-    * `journal:///path.log` (relative; `journal:////abs/path.log` absolute), or a path ending
-      in `.log`/`.journal`: Optuna's `JournalFileBackend` (append-only file with a lock file;
-      several processes on one machine). Killed workers are detected by process id on resume;
-    * a plain path ending in `.db`/`.sqlite`/`.sqlite3`: that SQLite file.
-    """
-    import optuna
-
-    if not isinstance(url, str) or not url:
-        raise ValueError(f"storage must be a non-empty URL or path, got {url!r}")
-    if url.startswith("journal:"):
-        path = url[len("journal:") :]
-        path = path[3:] if path.startswith("///") else path  # like sqlite:///rel, sqlite:////abs
-        return _journal(path)
-    if "://" not in url:
-        if url.endswith((".log", ".journal")):
-            return _journal(url)
-        if url.endswith((".db", ".sqlite", ".sqlite3")):
-            url = f"sqlite:///{url}"
-        else:
-            raise ValueError(
-                f"storage {url!r}: not a URL; use sqlite:///FILE.db, journal:///FILE.log or an RDB URL"
-            )
-    if url.startswith("sqlite:///"):
-        path = pathlib.Path(url[len("sqlite:///") :])
-        parent = path.parent if str(path.parent) else pathlib.Path(".")
-        if not parent.is_dir():
-            raise ValueError(f"storage {url!r}: directory {parent} does not exist")
-        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-            raise ValueError(f"storage {url!r}: {path} is not readable and writable")
-    kwargs = {}
-    if heartbeat:
-        kwargs.update(heartbeat_interval=int(heartbeat[0]), grace_period=int(heartbeat[1]))
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    import warnings
-
-    with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-
-
-def _journal(path):
-    import optuna
-
-    path = pathlib.Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"journal storage: directory {path.parent} does not exist")
-    backend = optuna.storages.journal.JournalFileBackend(
-        str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))
-    )
-    return optuna.storages.JournalStorage(backend)
-
-
 def make_sampler(name="tpe", seed=None, **options):
     """`tpe` (default), `cmaes`, `random` or `nsga2` (multi-objective)."""
     import optuna
@@ -245,8 +179,11 @@ def recover_dead_trials(study, requeue=True):
     if requeue and failed:
         retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
         for t in failed:
-            if t.params and t.number not in retried:
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            # A re-queued trial killed before its objective asked for the parameters has none
+            # yet; its enqueued ones (`fixed_params`) keep the retry chain going.
+            params = t.params or t.system_attrs.get("fixed_params") or {}
+            if params and t.number not in retried:
+                study.enqueue_trial(params, user_attrs={"retry_of": t.number})
     return [t.number for t in failed]
 
 
