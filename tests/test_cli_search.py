@@ -63,6 +63,15 @@ def test_every_shipped_spec_parses_and_validates():
         ),
         (("hidden = [8]", "hidden = [8]\nwidth = 3"), "model.width"),
         (('template = "mlp"', 'template = "os:system"'), "model.template"),
+        (('name = "digits"', 'name = "fashion_mnist"\npath = "/etc/passwd"'), "data.path"),
+        (('name = "digits"', 'name = "idx:/etc"'), "data.name"),
+        (('name = "digits"', 'name = "digits"\nvalidation_fraction = 1.5'), "data.validation_fraction"),
+        (('families = ["relu", "gamma"]', 'families = ["relu", "gamma"]\ngamma = 3'), "space.gamma"),
+        (("[budget]", "[objective]\nmetric = \"val_acc\"\n[budget]"), "objective.metric"),
+        (("epochs = 1", "epochs = 1000000000000"), "budget.epochs"),
+        (("epochs = 1", "epochs = 1e12"), "budget.epochs"),
+        (("epochs = 1", "epochs = 1\nbatch_size = 1000000000000"), "budget.batch_size"),
+        (("n_trials = 2", "n_trials = 1000000000000000000"), "study.n_trials"),
         (('template = "mlp"', 'template = "transformer"'), "model.template"),
         (('name = "digits"', 'name = "imagenet"'), "data.name"),
         (("n_trials = 2", "n_trials = -1"), "study.n_trials"),
@@ -84,6 +93,8 @@ def test_bad_specs_fail_before_training_naming_key_and_file(tmp_path, capsys, mo
     assert main(["search", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and key in err, err
+    if key != "study.storage":
+        assert not (tmp_path / "t.db").exists()  # rejected before the study file was created
 
 
 def test_bad_command_line_values_and_unreadable_files(tmp_path, capsys):

@@ -63,6 +63,12 @@ def register(subparsers):
     s.add_argument(
         "--export", metavar="DIR", help="also write trials.csv, trials.json, plots and HParams logs to DIR"
     )
+    s.add_argument(
+        "--no-test", action="store_true", help="do not retrain the best trial to score it on the test split"
+    )
+    s.add_argument(
+        "--allow-code", action="append", default=[], metavar="MODULE", help="as for `bioact search`"
+    )
     s.set_defaults(func=cmd_show)
 
 
@@ -118,6 +124,8 @@ def _open_study(spec, worker_index=0):
             spec.study_name, spec.storage, spec.directions, spec.make_sampler(), spec.make_pruner()
         )
         study.set_user_attr("objective_names", spec.objective_names)
+        # the validated spec, as data, so that `bioact show` can score the best trial on test
+        study.set_user_attr("spec", {"source": spec.source, "raw": spec.raw})
         return study
     except SpecError:
         raise
@@ -195,7 +203,13 @@ def _coordinate(spec, study, args):
         finally:
             bar.n = count_finished(study)
             bar.close()
-    _summary(study, args.top)
+    else:
+        print(
+            f"nothing to do: the study already has {done} finished trials; to add trials, re-run "
+            f"with a larger --n-trials (e.g. --n-trials {spec.n_trials + 16})"
+        )
+    _score_on_test(spec, study)
+    _summary(study, args.top, spec)
     if args.export:
         _export(study, args.export)
     return 0
@@ -281,9 +295,27 @@ def _format_table(rows, columns):
     return "\n".join(lines)
 
 
-def _summary(study, top):
+def _score_on_test(spec, study):
+    from keras_bioact.search.holdout import score_on_test
+
+    if len(study.directions) > 1 or count_complete(study) == 0:
+        return
+    try:
+        score_on_test(spec, study, k=1, log=print)
+    except Exception as e:  # never lose the summary over the held-out score
+        print(f"could not score the best trial on the test split: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def count_complete(study):
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _summary(study, top, spec=None):
     from collections import Counter
 
+    from keras_bioact.search.holdout import protocol_line, test_scores
     from keras_bioact.search.study import _value_columns, best_activation_config, best_trials
 
     trials = study.get_trials(deepcopy=False)
@@ -302,8 +334,18 @@ def _summary(study, top):
         r["parameters"] = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
         )
-    columns = ["number"] + _value_columns(study) + ["family", "params", "fit_seconds", "parameters"]
+    values = _value_columns(study)
+    scores = test_scores(study)
+    if scores:
+        name = next(iter(scores.values()))["metric"]
+        for r in rows:
+            if r["number"] in scores:
+                r[name] = scores[r["number"]]["value"]
+        values = values[:1] + [name] + values[1:]
+    columns = ["number"] + values + ["family", "params", "fit_seconds", "parameters"]
     print(_format_table(rows, columns))
+    if spec is not None:
+        print(protocol_line(spec))
     try:
         print(f"best activation: {best_activation_config(study)}")
     except ValueError:
@@ -327,6 +369,23 @@ def _export(study, directory):
     print("wrote " + ", ".join(str(p) for p in written))
 
 
+def _stored_spec(study, args):
+    """The spec the study was created with (stored as data), re-validated; None if absent."""
+    from keras_bioact.search.spec import SpecError, parse_spec
+    from keras_bioact.search.templates import allow_code
+
+    stored = study.user_attrs.get("spec")
+    if not isinstance(stored, dict) or not isinstance(stored.get("raw"), dict):
+        return None
+    try:
+        for module in args.allow_code:
+            allow_code(module)
+        return parse_spec(stored["raw"], source=f"{stored.get('source', '<spec>')} (stored in the study)")
+    except (SpecError, ValueError) as e:
+        print(f"not scoring on the test split: {e}", file=sys.stderr)
+        return None
+
+
 def cmd_show(args):
     import optuna
 
@@ -341,7 +400,10 @@ def cmd_show(args):
         return _error(f"no study {args.study!r} in {args.storage}")
     except Exception as e:
         return _error(f"cannot open storage {args.storage!r}: {type(e).__name__}: {e}")
-    _summary(study, args.top)
+    spec = _stored_spec(study, args)
+    if spec is not None and not args.no_test:
+        _score_on_test(spec, study)
+    _summary(study, args.top, spec)
     if args.export:
         _export(study, args.export)
     return 0

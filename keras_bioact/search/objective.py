@@ -25,6 +25,11 @@ def direction_of(name):
     return "minimize" if any(k in low for k in ("loss", "error", "mse", "mae")) else "maximize"
 
 
+# Upper bounds of budgets nobody means (a typo such as 1e12 would train until killed).
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 20
+
+
 @dataclass
 class Budget:
     """Training budget of one trial.
@@ -46,10 +51,10 @@ class Budget:
     jit_compile: object = "auto"
 
     def validate(self, key="budget"):
-        for name in ("epochs", "batch_size"):
+        for name, hi in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise space_lib.SpaceError(f"{key}.{name}", f"must be an integer >= 1, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise space_lib.SpaceError(f"{key}.{name}", f"must be an integer in [1, {hi:,}], got {v!r}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
             raise space_lib.SpaceError(f"{key}.learning_rate", f"must be a number in (0, 10], got {lr!r}")

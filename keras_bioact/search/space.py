@@ -221,8 +221,14 @@ class SearchSpace(_Space):
 
     def __post_init__(self):
         for name, cls in (("gamma", GammaSpace), ("bru", BRUSpace), ("two_arg", TwoArgSpace)):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, cls.from_dict(getattr(self, name), f"space.{name}"))
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls.from_dict(value, f"space.{name}"))
+            elif not isinstance(value, cls):
+                raise SpaceError(
+                    f"space.{name}",
+                    f"must be a table such as [space.{name}], got {type(value).__name__} {value!r}",
+                )
 
 
 def _cat(trial, name, choices):

@@ -10,6 +10,8 @@ workers = 1                   # worker processes on this machine
 
 [data]
 name = "digits"               # keras_bioact.datasets.load(name): digits | fashion_mnist | idx:DIR
+validation_fraction = 0.2     # validation is carved out of the training split (seeded by `seed`)
+seed = 0                      # seed of the train/validation split (and of digits' test split)
 max_val = 500                 # optional: use at most this many validation samples
 
 [model]
@@ -38,6 +40,11 @@ families = ["relu", "gamma", "bru"]
 n = [1.0, 20.0]
 ```
 
+Protocol: trials are trained on the training split and scored on the validation split,
+which is carved out of the data set's training split with `data.seed`. The search never sees
+the test split; when a search ends (and in `bioact show`) the best trial is retrained once,
+with its own seed, and scored on the test split (`keras_bioact.search.holdout`).
+
 Every unknown key, out-of-range value or unknown name raises `SpecError` naming the file and
 the key, before any data is loaded or any model is trained. Strings are never evaluated.
 """
@@ -58,7 +65,16 @@ __all__ = ["SearchSpec", "SpecError", "load_spec", "parse_spec"]
 
 _SECTIONS = {
     "study": {"name", "storage", "n_trials", "timeout", "workers"},
-    "data": {"name", "max_train", "max_val", "test_fraction", "seed", "path"},
+    "data": {
+        "name",
+        "max_train",
+        "max_val",
+        "max_test",
+        "validation_fraction",
+        "test_fraction",
+        "seed",
+        "path",
+    },
     "model": None,  # template + template options (checked against the template's signature)
     "budget": {"epochs", "batch_size", "learning_rate", "seed", "jit_compile"},
     "objective": {"metric", "direction", "extra"},
@@ -67,6 +83,9 @@ _SECTIONS = {
     "space": None,  # checked by SearchSpace.from_dict
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# What `make_objective`'s models log: the objective metric must be one of these.
+METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+MAX_TRIALS = 1_000_000
 
 
 class SpecError(ValueError):
@@ -123,20 +142,34 @@ class SearchSpec:
         options = dict(self.pruner)
         return make_pruner(options.pop("name"), **options)
 
-    def load_data(self):
-        """`((x_train, y_train), (x_val, y_val))` and `(input_shape, num_classes)`."""
+    def load_splits(self):
+        """`{"train", "val", "test"}` -> `(x, y)`: validation carved out of the training split."""
         import numpy as np
 
         from keras_bioact import datasets
 
-        opts = {k: v for k, v in self.data.items() if k in ("test_fraction", "seed", "path")}
-        (x_train, y_train), (x_val, y_val) = datasets.load(self.data["name"], **opts)
-        if self.data.get("max_train"):
-            x_train, y_train = x_train[: self.data["max_train"]], y_train[: self.data["max_train"]]
-        if self.data.get("max_val"):
-            x_val, y_val = x_val[: self.data["max_val"]], y_val[: self.data["max_val"]]
-        num_classes = int(max(np.max(y_train), np.max(y_val))) + 1
-        return ((x_train, y_train), (x_val, y_val)), (tuple(x_train.shape[1:]), num_classes)
+        name = self.data["name"]
+        opts = {
+            k: v
+            for k, v in self.data.items()
+            if k == "path" or (name == "digits" and k in ("test_fraction", "seed"))
+        }
+        (x, y), test = datasets.load(name, **opts)
+        order = np.random.default_rng(self.data.get("seed", 0)).permutation(len(x))
+        n_val = max(1, int(round(len(x) * self.data.get("validation_fraction", 0.2))))
+        val, train = order[:n_val], order[n_val:]
+        splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}
+        for split in splits:
+            limit = self.data.get(f"max_{split}")
+            if limit:
+                splits[split] = tuple(a[:limit] for a in splits[split])
+        return splits
+
+    def load_data(self):
+        """`((x_train, y_train), (x_val, y_val))` and `(input_shape, num_classes)`; the test
+        split is not loaded here (see `load_splits`)."""
+        splits = self.load_splits()
+        return (splits["train"], splits["val"]), _shape_and_classes(splits)
 
     def build_objective(self, data=None):
         """The Optuna objective of this specification (loads the data unless given)."""
@@ -167,9 +200,16 @@ class SearchSpec:
         )
 
 
+def _shape_and_classes(splits):
+    import numpy as np
+
+    num_classes = int(max(np.max(y) for _, y in splits.values())) + 1
+    return tuple(np.asarray(splits["train"][0]).shape[1:]), num_classes
+
+
 def _int(value, source, key, lo=1, hi=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi:,}]"
         raise SpecError(source, key, f"must be an integer {rng}, got {value!r}")
     return value
 
@@ -209,7 +249,7 @@ def parse_spec(raw, source="<spec>"):
     if not _NAME.match(name):
         raise SpecError(source, "study.name", f"use letters, digits, '_', '-', '.' only, got {name!r}")
     storage = _str(st.get("storage", default_storage(name)), source, "study.storage")
-    n_trials = _int(st.get("n_trials", 20), source, "study.n_trials")
+    n_trials = _int(st.get("n_trials", 20), source, "study.n_trials", 1, MAX_TRIALS)
     workers = _int(st.get("workers", 1), source, "study.workers", 1, 64)
     timeout = st.get("timeout")
     if timeout is not None and (
@@ -227,9 +267,13 @@ def parse_spec(raw, source="<spec>"):
             source, "data.name", f"unknown data set {dname!r}; use digits, fashion_mnist or idx:DIR"
         )
     data["name"] = dname
-    for k in ("max_train", "max_val"):
+    for k in ("max_train", "max_val", "max_test"):
         if k in data:
             _int(data[k], source, f"data.{k}")
+    if "validation_fraction" in data:
+        vf = data["validation_fraction"]
+        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
+            raise SpecError(source, "data.validation_fraction", f"must be in (0, 1), got {vf!r}")
     if "test_fraction" in data:
         tf = data["test_fraction"]
         if dname != "digits":
@@ -237,13 +281,13 @@ def parse_spec(raw, source="<spec>"):
         if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0 < tf < 1:
             raise SpecError(source, "data.test_fraction", f"must be in (0, 1), got {tf!r}")
     if "seed" in data:
-        if dname != "digits":
-            raise SpecError(source, "data.seed", "only applies to the digits data set")
         _int(data["seed"], source, "data.seed", lo=0)
     if "path" in data:
         if dname not in ("fashion_mnist", "fashion-mnist"):
             raise SpecError(source, "data.path", "only applies to fashion_mnist")
-        _str(data["path"], source, "data.path")
+        _check_idx_dir(_str(data["path"], source, "data.path"), source, "data.path")
+    if dname.startswith("idx:"):
+        _check_idx_dir(dname[4:], source, "data.name")
 
     model = dict(raw.get("model", {}))
     template = _str(model.pop("template", "mlp"), source, "model.template")
@@ -286,6 +330,12 @@ def parse_spec(raw, source="<spec>"):
 
     obj = raw.get("objective", {})
     metric = _str(obj.get("metric", "val_accuracy"), source, "objective.metric")
+    if metric not in METRICS:
+        raise SpecError(
+            source,
+            "objective.metric",
+            f"{metric!r} is not logged by the search's models; legal: {', '.join(METRICS)}",
+        )
     direction = obj.get("direction", direction_of(metric))
     if direction not in ("maximize", "minimize"):
         raise SpecError(source, "objective.direction", f"must be 'maximize' or 'minimize', got {direction!r}")
@@ -372,6 +422,18 @@ def parse_spec(raw, source="<spec>"):
         source=str(source),
         raw=raw,
     )
+
+
+def _check_idx_dir(directory, source, key):
+    """An MNIST-format directory with its four files, checked before anything is created."""
+    from keras_bioact.datasets import _IDX_NAMES, _find
+
+    path = pathlib.Path(directory)
+    if not path.is_dir():
+        raise SpecError(source, key, f"{directory!r} is not a directory of IDX files")
+    missing = [names[0] for k, names in _IDX_NAMES.items() if _find(path, k) is None]
+    if missing:
+        raise SpecError(source, key, f"{directory!r} lacks {', '.join(missing)} (optionally .gz)")
 
 
 def _has_two_arg_conv():

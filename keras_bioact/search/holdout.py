@@ -1,0 +1,100 @@
+"""Held-out scores: the best trial(s) of a search, retrained once and scored on the test split.
+
+Trials are selected on the validation split (carved out of the training split); the test
+split is never seen by the search. `score_on_test` retrains each selected trial with its own
+parameters and seed (`budget.seed + trial.number`, as in the trial) on the same training
+split, scores it on the test split, and stores the result in the study's user attribute
+`test_scores` (`{trial number: {"metric", "value", ...}}`), so each trial is scored once, by
+whichever of `bioact search` or `bioact show` gets there first.
+"""
+
+from __future__ import annotations
+
+__all__ = ["protocol_line", "score_on_test", "test_metric", "test_scores"]
+
+ATTR = "test_scores"
+
+
+def test_metric(metric):
+    """The name under which `metric`'s test value is reported (`val_accuracy` -> `test_accuracy`)."""
+    return "test_" + (metric[len("val_") :] if metric.startswith("val_") else metric)
+
+
+def test_scores(study):
+    """`{trial number: record}` of the trials scored on the test split so far."""
+    return {int(k): v for k, v in dict(study.user_attrs.get(ATTR, {})).items()}
+
+
+def _top(study, k):
+    import math
+
+    from optuna.trial import TrialState
+
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and all(math.isfinite(v) for v in t.values)
+    ]
+    sign = -1.0 if study.directions[0].name == "MAXIMIZE" else 1.0
+    return sorted(trials, key=lambda t: (sign * t.values[0], t.number))[:k]
+
+
+def score_on_test(spec, study, k=1, log=None):
+    """Retrain the `k` best complete trials (by their first objective) once and score them on
+    the test split; returns `test_scores(study)`. Trials already scored are not retrained."""
+    import functools
+
+    import optuna
+
+    from keras_bioact.search.objective import make_objective
+    from keras_bioact.search.templates import resolve_template
+
+    scores = test_scores(study)
+    todo = [t for t in _top(study, k) if t.number not in scores]
+    if not todo:
+        return scores
+    splits = spec.load_splits()
+    from keras_bioact.search.spec import _shape_and_classes
+
+    input_shape, num_classes = _shape_and_classes(splits)
+    build = functools.partial(
+        resolve_template(spec.template),
+        input_shape=input_shape,
+        num_classes=num_classes,
+        **spec.template_options,
+    )
+    metric = spec.metric if spec.metric.startswith("val_") else "val_" + spec.metric
+    objective = make_objective(
+        build,
+        (splits["train"], splits["test"]),
+        space=spec.space,
+        budget=spec.budget,
+        metric=metric,
+        prune=False,
+    )
+    for t in todo:
+        if log:
+            log(f"scoring trial {t.number} on the test split ({len(splits['test'][1])} samples) ...")
+        fixed = optuna.trial.FixedTrial(dict(t.params), number=t.number)
+        value = objective(fixed)
+        scores[t.number] = {
+            "metric": test_metric(spec.metric),
+            "value": float(value),
+            "validation": float(t.values[0]),
+            "n_test": int(len(splits["test"][1])),
+        }
+        # re-read before writing: another process may have scored other trials meanwhile
+        merged = {**{str(n): r for n, r in test_scores(study).items()}, str(t.number): scores[t.number]}
+        study.set_user_attr(ATTR, merged)
+    return test_scores(study)
+
+
+def protocol_line(spec, study=None):
+    """One line saying what was optimised and what the test scores are."""
+    data = spec.data
+    fraction = data.get("validation_fraction", 0.2)
+    return (
+        f"optimised: {spec.metric} on the validation split ({fraction:.0%} of {data['name']}'s "
+        f"training split, seed {data.get('seed', 0)}); {test_metric(spec.metric)}: the held-out "
+        "test split, scored once for the best trial (retrained with its own seed)"
+    )

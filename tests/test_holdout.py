@@ -1,0 +1,110 @@
+"""The honest protocol: validation carved out of train with a seed, the test split never seen
+by the search, and the best trial retrained once (same seed) and scored on test."""
+
+import numpy as np
+import optuna
+import pytest
+
+from keras_bioact import datasets
+from keras_bioact.cli import main
+from keras_bioact.search import create_study, holdout, open_storage, parse_spec
+from keras_bioact.search.objective import make_objective
+from keras_bioact.search.spec import _shape_and_classes
+
+pytestmark = pytest.mark.single_backend
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _spec(tmp_path, **data):
+    raw = {
+        "study": {"name": "h", "storage": f"sqlite:///{tmp_path}/h.db", "n_trials": 2},
+        "data": {"name": "digits", "max_train": 240, **data},
+        "model": {"template": "mlp", "hidden": [8]},
+        "budget": {"epochs": 2, "batch_size": 64, "seed": 5},
+        "pruner": {"name": "none"},
+        "space": {"families": ["relu", "gamma"]},
+    }
+    return parse_spec(raw, source="h.toml")
+
+
+def test_validation_comes_out_of_train_with_a_seed_and_test_is_untouched(tmp_path):
+    spec = _spec(tmp_path, validation_fraction=0.25)
+    del spec.data["max_train"]
+    splits = spec.load_splits()
+    (x_tr, y_tr), (x_te, y_te) = datasets.load_digits()
+    assert len(splits["train"][0]) + len(splits["val"][0]) == len(x_tr)
+    assert len(splits["val"][0]) == round(0.25 * len(x_tr))
+    rows = {r.tobytes() for r in x_tr}
+    assert all(r.tobytes() in rows for r in splits["val"][0])  # validation rows come from train
+    np.testing.assert_array_equal(splits["test"][0], x_te)
+    np.testing.assert_array_equal(splits["test"][1], y_te)
+    (_, (x_val, _)), _ = spec.load_data()
+    np.testing.assert_array_equal(x_val, splits["val"][0])  # what the search scores on
+    again = _spec(tmp_path, validation_fraction=0.25).load_splits()["val"][0]
+    other = _spec(tmp_path, validation_fraction=0.25, seed=1).load_splits()["val"][0]
+    np.testing.assert_array_equal(again, spec.load_splits()["val"][0][: len(again)])
+    assert not np.array_equal(other, again)
+
+
+def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
+    spec = _spec(tmp_path)
+    study = create_study("h", open_storage(spec.storage, heartbeat=None), sampler=spec.make_sampler())
+    study.optimize(spec.build_objective(), n_trials=2)
+    scores = holdout.score_on_test(spec, study)
+    best = study.best_trial
+    assert list(scores) == [best.number]
+    record = scores[best.number]
+    assert record["metric"] == "test_accuracy" and 0.0 <= record["value"] <= 1.0
+    assert record["validation"] == best.value and record["n_test"] == 450
+    # the retraining reproduces the trial: scored on validation it gives the trial's own value
+    splits = spec.load_splits()
+    from keras_bioact.search.templates import mlp
+
+    input_shape, num_classes = _shape_and_classes(splits)
+    replay = make_objective(
+        lambda act: mlp(act, input_shape, num_classes, hidden=[8]),
+        (splits["train"], splits["val"]),
+        space=spec.space,
+        budget=spec.budget,
+        prune=False,
+    )
+    assert replay(optuna.trial.FixedTrial(best.params, number=best.number)) == pytest.approx(
+        best.value, abs=1e-6
+    )
+
+    def no_retraining(*args, **kwargs):
+        raise AssertionError("a scored trial was retrained")
+
+    monkeypatch.setattr("keras_bioact.search.objective.make_objective", no_retraining)
+    assert holdout.score_on_test(spec, study) == scores  # stored in the study, scored once
+
+
+def test_cli_reports_validation_and_test_side_by_side_and_hints_at_more_trials(tmp_path, capsys):
+    path = tmp_path / "h.toml"
+    path.write_text(
+        f"""
+[study]
+name = "h"
+storage = "sqlite:///{tmp_path}/h.db"
+n_trials = 2
+[data]
+name = "digits"
+max_train = 200
+[model]
+hidden = [8]
+[budget]
+epochs = 1
+[pruner]
+name = "none"
+[space]
+families = ["relu"]
+"""
+    )
+    assert main(["search", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "val_accuracy" in out and "test_accuracy" in out and "optimised: val_accuracy" in out
+    assert main(["search", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "--n-trials" in out
+    assert main(["show", "h", "--storage", f"sqlite:///{tmp_path}/h.db"]) == 0
+    assert "test_accuracy" in capsys.readouterr().out
