@@ -98,13 +98,17 @@ def serialize_inner(inner):
     occurrences are marked, and loading would create one copy per layer.) Outside the scope
     the plain serialised dict is returned, so `get_config()` stays JSON-friendly.
     """
-    try:
-        from keras.src.backend.common import global_state
+    return inner if _in_sharing_scope() else keras.saving.serialize_keras_object(inner)
 
-        in_scope = global_state.get_global_attribute("shared_objects/id_to_config_map") is not None
-    except ImportError:  # pragma: no cover - future Keras layouts
-        in_scope = True
-    return inner if in_scope else keras.saving.serialize_keras_object(inner)
+
+_PROBE = keras.initializers.Zeros()  # serialised only to detect Keras' object-sharing scope
+
+
+def _in_sharing_scope():
+    """Whether Keras' object-sharing scope is active, found through the public API: inside it,
+    serialising the same object twice marks the second config with `shared_object_id`."""
+    keras.saving.serialize_keras_object(_PROBE)
+    return "shared_object_id" in keras.saving.serialize_keras_object(_PROBE)
 
 
 def deserialize_inner(config):

@@ -24,8 +24,8 @@ class InnerNonlinearity(keras.layers.Layer):
     layers. The layers hold a reference to it, its weights exist once, and `.keras`
     save/load keeps them shared (Keras' shared-object serialization, active inside
     `model.save` / `keras.saving.load_model`, restores one instance). Outside that scope
-    (e.g. `Model.from_config(model.get_config())`) wrap the call in
-    `keras.src.saving.serialization_lib.ObjectSharingScope()` to keep the sharing.
+    (e.g. `Model.from_config(model.get_config())`, `model_from_json`) each two-argument
+    layer gets its own copy of g; go through a `.keras` file to keep one shared g.
 
     Called on its own, the layer maps `(..., arity)` to `(..., 1)`, so it can be pre-trained
     with `model.fit` (see `keras_bioact.nin.pretrain_inner`). Its weights are stored as
