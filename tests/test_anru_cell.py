@@ -90,18 +90,25 @@ def test_gradients_reach_every_controller_weight_with_jit(rng):
         assert np.any(_np(getattr(cell, name)) != value), f"{name} received no gradient"
 
 
-def test_remat_and_checkpointed_rnn_match_the_plain_path(rng):
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_remat_and_checkpointed_rnn_match_the_plain_path(rng, return_sequences):
     x = rng.normal(size=(4, 9, 2)).astype("float32")
     y = rng.integers(0, 3, 4)
     results = []
     for rnn, remat, kwargs in (
         (keras.layers.RNN, False, {}),
         (keras.layers.RNN, True, {}),
-        (CheckpointedRNN, True, {"segment_length": 4}),
+        (CheckpointedRNN, True, {"segment_length": 4}),  # 2 segments and a remainder of 1 step
+        (CheckpointedRNN, False, {"segment_length": 3}),  # 3 whole segments
+        (CheckpointedRNN, True, {"segment_length": 2, "go_backwards": True}),
     ):
+        if kwargs.get("go_backwards"):
+            continue  # compared separately below
         keras.utils.set_random_seed(7)
         inputs = keras.Input((9, 2))
-        h = rnn(ANRUCell(5, controller_units=3, remat=remat), return_sequences=True, **kwargs)(inputs)
+        h = rnn(ANRUCell(5, controller_units=3, remat=remat), return_sequences=return_sequences, **kwargs)(
+            inputs
+        )
         model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
         model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       jit_compile=JIT)
@@ -112,6 +119,13 @@ def test_remat_and_checkpointed_rnn_match_the_plain_path(rng):
         np.testing.assert_allclose(out, results[0][0], rtol=1e-5, atol=1e-6)
         for a, b in zip(weights, results[0][1], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    outs = []
+    for rnn, kwargs in ((keras.layers.RNN, {}), (CheckpointedRNN, {"segment_length": 2})):
+        keras.utils.set_random_seed(7)
+        cell = ANRUCell(5, controller_units=3)
+        layer = rnn(cell, go_backwards=True, return_sequences=return_sequences, **kwargs)
+        outs.append(_np(layer(x)))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-6)
 
 
 def test_stateful_and_masking(rng):

@@ -1,29 +1,31 @@
 import keras
 from keras import ops
 
-# The backend recurrence used by keras.layers.RNN itself (not re-exported publicly in Keras 3).
-from keras.src.backend import rnn as backend_rnn
-
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class CheckpointedRNN(keras.layers.RNN):
     """`keras.layers.RNN` with segment-wise gradient checkpointing through time.
 
-    The sequence is cut into segments of `segment_length` steps; each segment's recurrence
-    runs under `keras.remat` (`jax.checkpoint` / `tf.recompute_grad` /
-    `torch.utils.checkpoint`), so backpropagation keeps only the states at segment
-    boundaries plus the internals of one segment while it is recomputed, instead of the
-    internals of every step. With `T` steps and `L = segment_length` the kept activations drop
-    from O(T) to O(T / L + L) steps' worth (L near sqrt(T) is a good choice, e.g. 28 for 784),
-    at the price of a second forward pass in the backward pass. Outputs and gradients are the
-    same as `keras.layers.RNN`'s.
+    The sequence is cut into segments of `segment_length` steps. An outer `keras.ops.scan`
+    walks the segments; each segment is an inner `keras.ops.scan` over its steps under
+    `keras.remat` (`jax.checkpoint` / `tf.recompute_grad` / `torch.utils.checkpoint`), so
+    backpropagation keeps only the states at segment boundaries plus the internals of one
+    segment while it is recomputed, instead of the internals of every step. With `T` steps
+    and `L = segment_length` the kept activations drop from O(T) to O(T / L + L) steps' worth
+    (L near sqrt(T) is a good choice, e.g. 28 for 784), at the price of a second forward pass
+    in the backward pass. Outputs and gradients are the same as `keras.layers.RNN`'s. The outer
+    scan matters: a Python loop over segments lets the compiler keep every segment's
+    internals alive at once. (TensorFlow walks the segments in a Python loop, since Keras'
+    TF `scan` needs its outputs to match its carry and `tf.recompute_grad` does not work
+    inside a `while_loop`.)
 
     Built for `ANRUCell`, whose per-step controller state `(batch, units, controller_units)`
-    makes plain BPTT at psMNIST scale need ~20 GiB, but it works with any cell. Note: the
-    saving is what the scheme allows; the compiler decides the actual peak. In
-    `benchmarks/anru_memory.py` (JAX, CPU) it matched `ANRUCell(remat=True)` at 98 steps and did
-    not stay under 6 GiB at 784 steps, so measure before relying on it.
-    All `keras.layers.RNN` arguments work (`return_sequences`,
+    makes plain BPTT at psMNIST scale need more than 18 GiB. Use it with
+    `ANRUCell(remat=True)`, so that a recomputed segment keeps only its steps' states: at
+    psMNIST scale (T = 784, 400 units, controller 50, batch 100, JAX, CPU) one training step
+    then took 669 MiB above the built model, against 7,859 MiB for `ANRUCell(remat=True)` alone,
+    in about the same time (`benchmarks/anru_memory.py`, see benchmarks/README.md). It works
+    with any cell. All `keras.layers.RNN` arguments work (`return_sequences`,
     `return_state`, `stateful`, `go_backwards`, `zero_output_for_mask`); with a mask, or when
     the sequence is not longer than one segment, it runs the plain (unsegmented) loop.
 
@@ -61,37 +63,90 @@ class CheckpointedRNN(keras.layers.RNN):
             return output, list(new_states)
 
         initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        num_states = len(initial_state)
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=1)
         return_all = self.return_sequences
+        length = self.segment_length
+        time_major = ops.transpose(sequences, (1, 0) + tuple(range(2, len(sequences.shape))))
 
-        def segment(seq, *states):
-            last, outputs, new_states = backend_rnn(
-                step,
-                seq,
-                list(states),
-                go_backwards=False,
-                mask=None,
-                unroll=False,
-                input_length=seq.shape[1],
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_all_outputs=return_all,
-            )
-            return (last, outputs, *new_states) if return_all else (last, *new_states)
+        def one_step(states, x_t):
+            output, new_states = step(x_t, states)
+            return new_states, output
 
-        run = keras.remat(segment)
-        states = initial_state
+        num_states = len(initial_state)
+
+        def segment(seg, *states):
+            # seg: (segment_length, batch, ...); one inner scan, recomputed in the backward pass.
+            # Flat in and out: tf.recompute_grad does not keep nested structures.
+            states, outputs = ops.scan(one_step, list(states), seg)
+            return (*states, outputs if return_all else outputs[-1])
+
+        remat_segment = keras.remat(segment)
+
+        def run(states, seg):
+            result = list(remat_segment(seg, *states))
+            return result[:num_states], result[num_states]
+
+        full = steps // length
+        if keras.backend.backend() == "tensorflow":
+            return self._tf_loop(step, time_major, initial_state, full, return_all)
+        head = ops.reshape(time_major[: full * length], (full, length) + tuple(time_major.shape[1:]))
+        # The outer scan makes the backward pass walk the segments one at a time, so only one
+        # segment's internals are alive at once (a Python loop lets the compiler keep them all).
+        states, outputs = ops.scan(lambda c, seg: run(c, seg), initial_state, head)
+        if return_all:
+            outputs = ops.reshape(outputs, (full * length,) + tuple(outputs.shape[2:]))
+        else:
+            outputs = outputs[-1]
+        if steps % length:
+            states, tail = run(states, time_major[full * length :])
+            outputs = ops.concatenate([outputs, tail], axis=0) if return_all else tail
+        if return_all:
+            outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
+            last = outputs[:, -1]
+        else:
+            last = outputs
+            outputs = ops.expand_dims(last, 1)
+        return last, outputs, list(states)
+
+    def _tf_loop(self, step, time_major, states, full, return_all):
+        """TensorFlow: Keras' TF `scan` needs its outputs to match its carry, and
+        `tf.recompute_grad` does not work inside a `while_loop`, so the segments are walked in a
+        Python loop; inside a segment a `fori_loop` carries the states, and the outputs come
+        from unrolled steps (the last segment, or every segment with `return_sequences`)."""
+        length = self.segment_length
+        num_states = len(states)
+
+        def states_only(seg, *states):
+            def body(t, *st):
+                return (t + 1, *step(seg[t], list(st))[1])
+
+            # maximum_iterations: XLA needs a bound to keep the loop's values for the gradient
+            result = ops.while_loop(lambda t, *st: t < length, body, (0, *states), maximum_iterations=length)
+            return tuple(result[1:])
+
+        def with_outputs(seg, *states):
+            states, outputs = list(states), []
+            for t in range(seg.shape[0]):
+                output, states = step(seg[t], states)
+                outputs.append(output)
+            return (*states, ops.stack(outputs))
+
+        remat_states, remat_outputs = keras.remat(states_only), keras.remat(with_outputs)
+        starts = list(range(0, time_major.shape[0], length))
         pieces = []
-        last = None
-        for begin in range(0, steps, self.segment_length):
-            result = run(sequences[:, begin : begin + self.segment_length], *states)
-            last = result[0]
-            if return_all:
-                pieces.append(result[1])
-            states = list(result[-num_states:])
-        outputs = ops.concatenate(pieces, axis=1) if return_all else ops.expand_dims(last, 1)
-        return last, outputs, states
+        for k, begin in enumerate(starts):
+            seg = time_major[begin : begin + length]
+            if return_all or k == len(starts) - 1:
+                result = list(remat_outputs(seg, *states))
+                states = result[:num_states]
+                pieces.append(result[num_states])
+            else:
+                states = list(remat_states(seg, *states))
+        outputs = ops.concatenate(pieces, axis=0)
+        outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
+        last = outputs[:, -1]
+        return last, (outputs if return_all else ops.expand_dims(last, 1)), list(states)
 
     def get_config(self):
         config = super().get_config()
