@@ -154,3 +154,14 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
     workers = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(workers) == 2, workers  # both worker processes contributed
     assert "study 'pg'" in r.stdout and "number" in r.stdout  # summary table
+
+
+@pytest.mark.timeout(900)
+def test_killed_postgres_workers_lose_no_complete_trial(postgres_url):
+    import random
+
+    import kill_harness
+
+    row = kill_harness.kill_search(postgres_url, kills=2, n_trials=12, workers=2, rng=random.Random(5))
+    assert row["kills"] >= 1 and row["complete_trials_seen_before_kills"] >= 1, row
+    assert row["ok"], row
