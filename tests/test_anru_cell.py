@@ -79,8 +79,11 @@ def test_gradients_reach_every_controller_weight_with_jit(rng):
     cell = ANRUCell(6, controller_units=3)
     inputs = keras.Input((5, 2))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.RNN(cell)(inputs)))
-    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=JIT)
+    model.compile(
+        keras.optimizers.SGD(0.1),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=JIT,
+    )
     before = {name: _np(getattr(cell, name)) for name in CONTROLLER_PARAMETERS}
     x = rng.normal(size=(8, 5, 2)).astype("float32")
     y = rng.integers(0, 2, 8)
@@ -110,8 +113,11 @@ def test_remat_and_checkpointed_rnn_match_the_plain_path(rng, return_sequences):
             inputs
         )
         model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
-        model.compile(keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      jit_compile=JIT)
+        model.compile(
+            keras.optimizers.SGD(0.5),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=JIT,
+        )
         out = _np(model(x))
         model.train_on_batch(x, y)
         results.append((out, [_np(w) for w in model.weights]))
@@ -194,3 +200,39 @@ def test_checkpointed_rnn_bad_arguments():
         CheckpointedRNN(ANRUCell(2), segment_length=0)
     with pytest.raises(ValueError, match="unroll"):
         CheckpointedRNN(ANRUCell(2), unroll=True)
+
+
+_FLOAT64 = """
+import sys
+import keras, numpy as np
+sys.path.insert(0, sys.argv[1])
+from _rnn_reference import anru
+from keras_bioact.layers import ANRUCell
+from keras_bioact.layers.anru_cell import CONTROLLER_PARAMETERS
+keras.config.set_dtype_policy("float64")
+cell = ANRUCell(4, controller_units=3)
+rnn = keras.layers.RNN(cell, return_sequences=True)
+x = np.random.default_rng(0).normal(size=(2, 5, 1)).astype("float32").astype("float64")
+out = keras.ops.convert_to_numpy(rnn(x))
+names = ("kernel", "recurrent_kernel", "bias") + CONTROLLER_PARAMETERS
+w = {n: keras.ops.convert_to_numpy(getattr(cell, n)) for n in names}
+ref = anru(x, w)[0]
+assert out.dtype == np.float64, out.dtype
+print(float(np.max(np.abs(out - ref))))
+"""
+
+
+def test_float64_policy_runs_in_float64():
+    """A float64 ANRU (JAX with x64 enabled included) keeps float64 states and matches float64 NumPy."""
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": os.path.dirname(here)}
+    r = subprocess.run(
+        [sys.executable, "-c", _FLOAT64, here], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    # torch: Keras' torch backend rounds some float64 constants through float32 (about 1e-7)
+    tolerance = 1e-6 if keras.backend.backend() == "torch" else 1e-12
+    assert float(r.stdout.strip().splitlines()[-1]) < tolerance

@@ -23,6 +23,17 @@ def _xavier_normal(gain):
     )
 
 
+def _tanh(z):
+    """`tanh` in z's own dtype: Keras' `ops.tanh` returns float32 for float64 inputs unless
+    `floatx` is float64 (which broke the scan carry of a float64 ANRU); then use
+    `expm1(2z) / (expm1(2z) + 2)`, exact in relative terms near 0 and clipped where tanh = +-1."""
+    t = ops.tanh(z)
+    if t.dtype == z.dtype:
+        return t
+    e = ops.expm1(2.0 * ops.clip(z, -40.0, 40.0))
+    return e / (e + 2.0)
+
+
 def _controller(a, g, u, w, b, wn, bn, ws, bs):
     """One controller step for every neuron at once (shared weights, private states).
 
@@ -30,7 +41,7 @@ def _controller(a, g, u, w, b, wn, bn, ws, bs):
     u: (1, M), w: (M, M), b: (M,), wn/ws: (M, 1), bn/bs: (1,).
     """
     z = ops.expand_dims(a, -1) * u[0] + ops.einsum("bnm,mk->bnk", g, w) + b
-    g = ops.tanh(z)
+    g = _tanh(z)
     n = ops.einsum("bnm,mo->bno", g, wn)[..., 0] + bn
     s = ops.einsum("bnm,mo->bno", g, ws)[..., 0] + bs
     return g, n, s
