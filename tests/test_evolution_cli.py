@@ -26,6 +26,14 @@ SEARCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
         ("[modle]\n", "modle"),
         ("[data]\nvalidation_fraction = 1.5\n", "validation_fraction"),
         ("[evolution\n", "TOML"),
+        ("[data]\nname = 'idx:/etc'\n", "name"),
+        ("[data]\nname = 'imagenet'\n", "name"),
+        ("[model]\npath = '/etc/passwd'\n", "path"),
+        ("[model]\nactivation = 'bru'\nactivation_options = { r = -3.0 }\n", "activation_options"),
+        ("[model]\nactivation = 'gamma'\nactivation_options = { bogus = 1 }\n", "activation_options"),
+        ("[evolution]\nalgorithm_options = { bogus = 1 }\n", "algorithm_options"),
+        ("[evolution]\ngenerations = 1000000000000\n", "generations"),
+        ("[evolution]\npopsize = 1000000000000\n", "popsize"),
     ],
 )
 def test_bad_spec_fails_early_naming_key_and_file(tmp_path, capsys, text, key):
@@ -38,6 +46,16 @@ def test_bad_spec_fails_early_naming_key_and_file(tmp_path, capsys, text, key):
     err = capsys.readouterr().err
     assert key in err and str(path) in err
     assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_dir_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    from keras_bioact.search import evolution_spec
+
+    monkeypatch.setattr(evolution_spec, "load_data", lambda spec: pytest.fail("data loaded"))
+    path = tmp_path / "ok.toml"
+    path.write_text("[evolution]\npopsize = 4\n")
+    assert main(["evolve", str(path), "--out", "/proc/bioact-cannot-write-here"]) == 2
+    assert "output.dir" in capsys.readouterr().err
 
 
 def test_shipped_specs_are_valid():

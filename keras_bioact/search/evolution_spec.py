@@ -185,8 +185,104 @@ def load_spec(path):
         raise SpecError(f"{path}: [evolution] stdev_init must be > 0, got {spec['evolution']['stdev_init']}.")
     if spec["evolution"]["mode"] == "lamarckian" and spec["evolution"]["num_actors"]:
         raise SpecError(f"{path}: [evolution] mode = 'lamarckian' cannot use num_actors > 0.")
+    _check_sources(path, spec)
+    _check_options(path, spec)
     spec["_path"] = os.path.abspath(path)
     return spec
+
+
+# Upper bounds of budgets nobody means (a typo such as 1e12 would run until killed).
+_MAXIMA = {
+    ("evolution", "generations"): 1_000_000,
+    ("evolution", "popsize"): 1_000_000,
+    ("evolution", "train_epochs"): 100_000,
+    ("evolution", "train_batch_size"): 1 << 20,
+    ("evolution", "eval_batch_size"): 1 << 20,
+    ("evolution", "num_actors"): 1024,
+    ("model", "pretrain_epochs"): 100_000,
+    ("model", "pretrain_batch_size"): 1 << 20,
+}
+
+
+def _check_sources(path, spec):
+    """The data set and the model file exist and are what they claim, before anything runs."""
+    import zipfile
+
+    name = spec["data"]["name"]
+    if name not in ("digits", "fashion_mnist", "fashion-mnist") and not name.startswith("idx:"):
+        raise SpecError(f"{path}: [data] name must be digits, fashion_mnist or idx:DIR, got {name!r}.")
+    if name.startswith("idx:"):
+        from keras_bioact.datasets import _IDX_NAMES, _find
+
+        directory = name[4:]
+        if not os.path.isdir(directory):
+            raise SpecError(f"{path}: [data] name: {directory!r} is not a directory of IDX files.")
+        missing = [
+            n[0] for k, n in _IDX_NAMES.items() if _find(__import__("pathlib").Path(directory), k) is None
+        ]
+        if missing:
+            raise SpecError(
+                f"{path}: [data] name: {directory!r} lacks {', '.join(missing)} (optionally .gz)."
+            )
+    model_path = spec["model"]["path"]
+    if model_path:
+        try:
+            with zipfile.ZipFile(model_path) as z:
+                is_keras = "config.json" in z.namelist()
+        except (OSError, zipfile.BadZipFile):
+            is_keras = False
+        if not is_keras:
+            raise SpecError(
+                f"{path}: [model] path: {model_path!r} is not a readable .keras model file "
+                "(a zip archive with config.json, as written by model.save)."
+            )
+
+
+def _check_options(path, spec):
+    """`activation_options` and `algorithm_options` are tried on the real classes (no training)."""
+    model = spec["model"]
+    options = dict(model["activation_options"])
+    if options.get("shared_axes") == "none":
+        options["shared_axes"] = None
+    if not model["path"] and options:
+        from keras_bioact import layers as bl
+
+        cls = {"gamma": bl.GammaActivation, "bru": bl.BRU, "twoarg": getattr(bl, "TwoArgDense", None)}
+        cls = cls[model["activation"]]
+        try:
+            if model["activation"] == "twoarg":
+                cls(4, **options)
+            else:
+                cls(**options)
+        except (TypeError, ValueError) as error:
+            raise SpecError(f"{path}: [model] activation_options: {error}") from None
+    ev = spec["evolution"]
+    for (table, key), hi in _MAXIMA.items():
+        value = spec[table][key]
+        if value is not None and value > hi:
+            raise SpecError(f"{path}: [{table}] {key} must be <= {hi:,}, got {value!r}.")
+    if ev["algorithm_options"]:
+        import torch
+        from evotorch import Problem
+
+        from keras_bioact.search.evolution import _make_searcher
+
+        problem = Problem(
+            "max", lambda x: x.sum(), solution_length=2, initial_bounds=(-1, 1), dtype=torch.float32
+        )
+        try:
+            _make_searcher(
+                ev["algorithm"],
+                problem,
+                int(ev["popsize"]),
+                float(ev["stdev_init"]),
+                [0.0, 0.0],
+                ev["algorithm_options"],
+            )
+        except (TypeError, ValueError) as error:
+            raise SpecError(
+                f"{path}: [evolution] algorithm_options for {ev['algorithm']!r}: {error}"
+            ) from None
 
 
 def _check(path, table, key, value):
