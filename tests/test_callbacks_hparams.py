@@ -102,10 +102,14 @@ def test_optuna_callback_writes_every_finished_trial(tmp_path):
         if trial.state.name == "COMPLETE":
             assert acc.Scalars("accuracy")[0].value == pytest.approx(trial.value)
             assert acc.Scalars("pruned")[0].value == 0.0
+        if trial.state.name == "PRUNED":  # its value at pruning never sorts among final values
+            assert "accuracy" not in acc.Tags()["scalars"]
+            assert acc.Scalars("accuracy_at_pruning")[0].value == pytest.approx(trial.intermediate_values[2])
+            assert acc.Scalars("pruned")[0].value == 1.0 and acc.Scalars("pruned_at_step")[0].value == 2
     assert statuses == {
         0: "STATUS_SUCCESS",
         1: "STATUS_SUCCESS",
-        2: "STATUS_UNKNOWN",
+        2: "STATUS_FAILURE",
         3: "STATUS_FAILURE",
         4: "STATUS_SUCCESS",
     }

@@ -149,7 +149,10 @@ def test_show_prints_best_trials_and_exports_csv_json_and_plots(tmp_path, capsys
     assert csv_text[0].startswith("number,state,value,family") and len(csv_text) == 9
     for stem in ("history", "importance", "parallel_coordinates"):
         assert (out_dir / f"{stem}.html").stat().st_size > 1000
+        html = (out_dir / f"{stem}.html").read_text()
+        assert "cdn.plot.ly" not in html and 'src="plotly.min.js"' in html  # works offline
         assert (out_dir / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out_dir / "plotly.min.js").stat().st_size > 1_000_000
     runs = sorted(p.name for p in (out_dir / "tensorboard").iterdir())
     assert runs == sorted(f"trial_{t.number:05d}" for t in study.trials)  # one HParams session per trial
     assert main(["show", "nope", "--storage", url]) == 2

@@ -16,8 +16,11 @@ class OptunaTensorBoardCallback:
     (`trial.params`) as hyper-parameters and its objective value(s) as metrics; its intermediate
     values (`trial.report`) are written as the scalar `intermediate_value` over steps; numeric
     `trial.user_attrs` are written as metrics too (e.g. test accuracy, parameter counts).
-    Trial state maps to the session status: COMPLETE -> success, FAIL -> failure,
-    PRUNED -> unknown (and the metric `pruned` = 1).
+    Trial state maps to the session status: COMPLETE -> success, FAIL and PRUNED -> failure
+    (TensorBoard has no "pruned" status; the metric `pruned` = 1 tells pruned trials apart).
+    A pruned trial's last intermediate value is written as `<metric>_at_pruning` (with
+    `pruned_at_step`), never under the objective's name, so sorting by the objective ranks
+    complete trials only.
 
     Unlike `optuna_integration.TensorBoardCallback` it needs no TensorFlow (it writes through
     `keras_bioact.callbacks.SummaryWriter`). A trial is never written twice, and
@@ -64,7 +67,8 @@ class OptunaTensorBoardCallback:
         if state not in ("COMPLETE", "PRUNED", "FAIL"):
             return None
         metrics = {}
-        values = trial.values or []
+        # Optuna gives a pruned trial its last intermediate value as value: not a final value
+        values = (trial.values or []) if state != "PRUNED" else []
         if len(values) == 1 and len(self.metric_names) == 1:
             metrics[self.metric_names[0]] = values[0]
         else:
@@ -74,15 +78,18 @@ class OptunaTensorBoardCallback:
                     name = f"{self.metric_names[0]}_{i}"
                 metrics[name] = v
         if state == "PRUNED" and trial.intermediate_values:
+            # not under the objective's own name: a value at pruning time would sort in among
+            # the complete trials' final values
             last = max(trial.intermediate_values)
-            metrics.setdefault(self.metric_names[0], trial.intermediate_values[last])
+            metrics[f"{self.metric_names[0]}_at_pruning"] = trial.intermediate_values[last]
+            metrics["pruned_at_step"] = float(last)
         metrics["pruned"] = 1.0 if state == "PRUNED" else 0.0
         if self.user_attrs:
             for key, v in trial.user_attrs.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     metrics.setdefault(f"user_attrs/{key}", v)
         series = {step: {"intermediate_value": v} for step, v in trial.intermediate_values.items()}
-        status = {"COMPLETE": "success", "FAIL": "failure", "PRUNED": "unknown"}[state]
+        status = {"COMPLETE": "success", "FAIL": "failure", "PRUNED": "failure"}[state]
         start = trial.datetime_start.timestamp() if trial.datetime_start else None
         end = trial.datetime_complete.timestamp() if trial.datetime_complete else None
         step = max(trial.intermediate_values) if trial.intermediate_values else 0

@@ -339,7 +339,7 @@ def export_trials(study, path):
 
 def save_plots(study, directory, png=True):
     """Save optimisation history, parameter importances and parallel coordinates as HTML
-    (plotly) and, with `png`, as PNG (matplotlib backend of `optuna.visualization`; plotly's
+    (plotly; `plotly.min.js` is written into `directory`, so the pages work offline) and, with `png`, as PNG (matplotlib backend of `optuna.visualization`; plotly's
     static export needs a browser). Returns the written paths. Plots that need more trials than
     the study has (importance needs >= 2 complete trials) are skipped."""
     import warnings
@@ -368,7 +368,8 @@ def save_plots(study, directory, png=True):
             try:
                 fig = getattr(optuna.visualization, fn_name)(study, **kw)
                 out = directory / f"{stem}.html"
-                fig.write_html(str(out), include_plotlyjs="cdn")
+                # plotly.min.js is written once next to the plots: they work offline
+                fig.write_html(str(out), include_plotlyjs="directory")
                 written.append(out)
             except (ValueError, RuntimeError, ZeroDivisionError) as e:
                 print(f"skipped {stem}.html: {e}")
