@@ -339,9 +339,10 @@ def export_trials(study, path):
 
 def save_plots(study, directory, png=True):
     """Save optimisation history, parameter importances and parallel coordinates as HTML
-    (plotly; `plotly.min.js` is written into `directory`, so the pages work offline) and, with `png`, as PNG (matplotlib backend of `optuna.visualization`; plotly's
-    static export needs a browser). Returns the written paths. Plots that need more trials than
-    the study has (importance needs >= 2 complete trials) are skipped."""
+    (plotly; `plotly.min.js` is written into `directory`, so the pages work offline) and, with
+    `png`, as PNG (matplotlib backend of `optuna.visualization`; plotly's static export needs a
+    browser). Returns the written paths. Plots that need more trials than the study has
+    (importance needs >= 2 complete trials) are skipped."""
     import warnings
 
     import optuna
