@@ -323,6 +323,45 @@ def freeze_inner(model, frozen=True):
     return nets
 
 
+def tabulate_inner(model, grid=1025, bound=5.0):
+    """A copy of `model` whose frozen inner nets are `TabulatedInner`s (the fast path of a fixed g).
+
+    Each distinct inner net, which must be frozen (`freeze_inner`), is tabulated once and shared
+    again by the two-argument layers that shared it; every other weight is copied. Works on
+    Sequential and functional models whose two-argument layers sit at the top level. Compile
+    the returned model before training it. Returns `(new_model, {inner net name: TabulatedInner})`;
+    each table has its measured `max_error`.
+    """
+    import keras
+
+    from keras_bioact.layers.tabulated_inner import TabulatedInner
+
+    nets = inner_nets(model)
+    if not nets:
+        raise ValueError("tabulate_inner: the model contains no InnerNonlinearity layer.")
+    trainable = [g.name for g in nets if g.trainable]
+    if trainable:
+        raise ValueError(
+            f"tabulate_inner: inner nets {trainable} are trainable; call freeze_inner(model) first."
+        )
+    fast = {id(g): TabulatedInner.from_inner(g, grid=grid, bound=bound, name=f"{g.name}_table") for g in nets}
+
+    def clone(layer):
+        config = layer.get_config()
+        if id(getattr(layer, "inner", None)) in fast:
+            config["inner"] = fast[id(layer.inner)]
+        return type(layer).from_config(config)
+
+    new = keras.models.clone_model(model, clone_function=clone)
+    skip = {id(v) for g in nets for v in g.weights} | {id(v) for t in fast.values() for v in t.weights}
+    for old_layer, new_layer in zip(model.layers, new.layers, strict=True):
+        old_w = [v for v in old_layer.weights if id(v) not in skip]
+        new_w = [v for v in new_layer.weights if id(v) not in skip]
+        for a, b in zip(old_w, new_w, strict=True):
+            b.assign(a)
+    return new, {g.name: fast[id(g)] for g in nets}
+
+
 def reinitialize_outer(model, seed=None):
     """Session III: re-draw every weight of `model` except those of its inner nets.
 

@@ -8,6 +8,7 @@ from keras_bioact.layers.gamma_rnn_cell import GammaRNNCell
 from keras_bioact.layers.inner_nonlinearity import InnerNonlinearity
 from keras_bioact.layers.preactivation_drive import PreactivationDrive
 from keras_bioact.layers.sinusoidal_rescaling import SinusoidalRescaling
+from keras_bioact.layers.tabulated_inner import TabulatedInner
 from keras_bioact.layers.two_arg_conv2d import TwoArgConv2D
 from keras_bioact.layers.two_arg_dense import TwoArgDense
 
@@ -20,6 +21,7 @@ __all__ = [
     "InnerNonlinearity",
     "PreactivationDrive",
     "SinusoidalRescaling",
+    "TabulatedInner",
     "TwoArgConv2D",
     "TwoArgDense",
 ]
