@@ -11,9 +11,8 @@ population:
 * JAX: `jax.vmap` of the whole training run (epochs and batches as nested `jax.lax.scan`),
   compiled once with `jax.jit`;
 * PyTorch: `torch.func.vmap` of `torch.func.grad` of the step, one vectorised call per batch;
-* TensorFlow: a loop over the candidates, each candidate's whole training one compiled
-  `tf.function` (XLA) call with a `tf.while_loop` over batches (no vectorisation across
-  candidates: `tf.vectorized_map` cannot batch a gradient tape inside a while loop).
+* TensorFlow: a loop over the candidates (not vectorised across them), each candidate's
+  whole training one compiled `tf.function` (XLA) call with a `tf.while_loop` over batches.
 
 The step reproduces `model.fit(x, y, batch_size=..., epochs=..., shuffle=False)` with
 `keras.optimizers.SGD(learning_rate, momentum, nesterov)`: the same batches in the same order
@@ -23,6 +22,7 @@ numbers (Dropout, noise layers) fall back to the per-candidate `model.fit` loop,
 anything the backend's `vmap` cannot trace (`vectorized="auto"`); `fallback_reason` says why.
 """
 
+import dataclasses
 import math
 
 import keras
@@ -36,6 +36,7 @@ __all__ = ["PopulationTrainer", "TrainedPopulation"]
 _LOSSES = ("crossentropy", "mse")
 
 
+@dataclasses.dataclass
 class TrainedPopulation:
     """What `PopulationTrainer.train` returns.
 
@@ -48,10 +49,9 @@ class TrainedPopulation:
             `model.non_trainable_variables`); else `None`.
     """
 
-    def __init__(self, learned, scores=None, weights=None):
-        self.learned = learned
-        self.scores = scores
-        self.weights = weights
+    learned: np.ndarray
+    scores: np.ndarray | None = None
+    weights: tuple | None = None
 
 
 def _positive_int(owner, name, value, allow_none=False):
@@ -60,6 +60,14 @@ def _positive_int(owner, name, value, allow_none=False):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{owner}: `{name}` must be an integer >= 1, got {value!r}.")
     return int(value)
+
+
+def _numpy(tv, ntv, n):
+    return tuple([np.array(ops.convert_to_numpy(v))[:n] for v in group] for group in (tv, ntv))
+
+
+def _stack(pairs, join):
+    return tuple([join(arrays) for arrays in zip(*(pair[k] for pair in pairs), strict=True)] for k in (0, 1))
 
 
 def _random_layers(model):
@@ -174,17 +182,12 @@ class PopulationTrainer:
         return ""
 
     def _find_slots(self):
-        tv = [id(v) for v in self.model.trainable_variables]
-        ntv = [id(v) for v in self.model.non_trainable_variables]
-        slots = []
-        for p in self.view.parameters:
-            if id(p.variable) in tv:
-                slots.append(("t", tv.index(id(p.variable))))
-            elif id(p.variable) in ntv:
-                slots.append(("n", ntv.index(id(p.variable))))
-            else:
-                raise ValueError(f"PopulationTrainer: variable of {p.path} is not a variable of the model.")
-        return slots
+        where = {id(v): ("n", i) for i, v in enumerate(self.model.non_trainable_variables)}
+        where.update({id(v): ("t", i) for i, v in enumerate(self.model.trainable_variables)})
+        missing = [p.path for p in self.view.parameters if id(p.variable) not in where]
+        if missing:
+            raise ValueError(f"PopulationTrainer: {missing} are not variables of the model.")
+        return [where[id(p.variable)] for p in self.view.parameters]
 
     def chunk_size(self, population):
         """Candidates trained at once for a population of `population`."""
@@ -215,15 +218,9 @@ class PopulationTrainer:
 
     def _batches(self, x, y):
         """`(full batches stacked (nb, bs, ...) or None, remainder batch or None)`."""
-        bs = self.batch_size
-        nb = len(x) // bs
-        full = (
-            None
-            if nb == 0
-            else (x[: nb * bs].reshape((nb, bs) + x.shape[1:]), y[: nb * bs].reshape((nb, bs) + y.shape[1:]))
-        )
-        rest = None if nb * bs == len(x) else (x[nb * bs :], y[nb * bs :])
-        return full, rest
+        bs, nb = self.batch_size, len(x) // self.batch_size
+        full = tuple(a[: nb * bs].reshape((nb, bs) + a.shape[1:]) for a in (x, y)) if nb else None
+        return full, (None if nb * bs == len(x) else (x[nb * bs :], y[nb * bs :]))
 
     # -- the stateless step (any backend) ----------------------------------------------------
 
@@ -399,7 +396,7 @@ class PopulationTrainer:
         tv0 = [v.value for v in self.model.trainable_variables]
         ntv0 = [v.value for v in self.model.non_trainable_variables]
         chunk = self.chunk_size(len(natural))
-        learned, scores, weights = [], [], ([], [])
+        learned, scores, weights = [], [], []
         for start in range(0, len(natural), chunk):
             part = natural[start : start + chunk]
             n = len(part)
@@ -414,14 +411,11 @@ class PopulationTrainer:
                     total = total + np.asarray(ops.convert_to_numpy(score(tv, ntv, xb, yb)), "float64")
                 scores.append(total[:n] / len(self.val[0]))
             if return_weights:
-                for dst, src in zip(weights, (tv, ntv), strict=True):
-                    dst.append([np.asarray(ops.convert_to_numpy(v))[:n] for v in src])
-        if return_weights:
-            weights = tuple([np.concatenate(a) for a in zip(*w, strict=True)] for w in weights)
+                weights.append(_numpy(tv, ntv, n))
         return TrainedPopulation(
             np.concatenate(learned),
             np.concatenate(scores) if self.val is not None else None,
-            weights if return_weights else None,
+            _stack(weights, np.concatenate) if return_weights else None,
         )
 
     def _val_batches(self):
@@ -461,7 +455,7 @@ class PopulationTrainer:
         start = [np.array(w) for w in model.get_weights()]
         learned = np.empty_like(natural)
         scores = np.empty(len(natural)) if self.val is not None else None
-        weights = ([], [])
+        weights = []
         try:
             for i, candidate in enumerate(natural):
                 model.set_weights(start)
@@ -475,13 +469,10 @@ class PopulationTrainer:
                 if scores is not None:
                     scores[i] = self._score_model()
                 if return_weights:
-                    for dst, src in zip(weights, (model.trainable_variables, model.non_trainable_variables)):
-                        dst.append([np.array(ops.convert_to_numpy(v)) for v in src])
+                    weights.append(_numpy(model.trainable_variables, model.non_trainable_variables, None))
         finally:
             model.set_weights(start)
-        if return_weights:
-            weights = tuple([np.stack(a) for a in zip(*w, strict=True)] for w in weights)
-        return TrainedPopulation(learned, scores, weights if return_weights else None)
+        return TrainedPopulation(learned, scores, _stack(weights, np.stack) if return_weights else None)
 
     def train(self, natural, return_weights=False):
         """Train each row of `natural` (`(P, view.size)`, natural space); see `TrainedPopulation`."""
