@@ -308,12 +308,36 @@ class PopulationTrainer:
     def _build_torch(self):
         import torch
 
-        def one(tv, ntv, mom, x, y):
-            grads, ntv = torch.func.grad(self._loss_and_state, has_aux=True)(tv, ntv, x, y)
-            tv, mom = self._sgd(tv, grads, mom)
-            return tv, ntv, mom
+        # Only the gradient needs vmap; the SGD update runs on the stacked tensors with
+        # `torch._foreach_*` (as Keras's torch SGD does), constraints under vmap.
+        grad = torch.func.vmap(
+            torch.func.grad(self._loss_and_state, has_aux=True),
+            in_dims=(0, 0, None, None),
+            randomness="error",
+        )
+        constrained = [i for i, v in enumerate(self.model.trainable_variables) if v.constraint is not None]
+        constraints = [self.model.trainable_variables[i].constraint for i in constrained]
+        constrain = torch.func.vmap(lambda ws: [c(w) for c, w in zip(constraints, ws, strict=True)])
+        lr, momentum = self.learning_rate, self.momentum
 
-        step = torch.func.vmap(one, in_dims=(0, 0, 0, None, None), randomness="error")
+        def step(tv, ntv, mom, x, y):
+            grads, ntv = grad(tv, ntv, x, y)
+            if momentum:
+                torch._foreach_mul_(mom, momentum)
+                torch._foreach_add_(mom, grads, alpha=-lr)
+                if self.nesterov:
+                    tv = torch._foreach_add(tv, grads, alpha=-lr)
+                    torch._foreach_add_(tv, mom, alpha=momentum)
+                else:
+                    tv = torch._foreach_add(tv, mom)
+            else:
+                tv = torch._foreach_add(tv, grads, alpha=-lr)
+            tv = list(tv)
+            if constrained:
+                for i, w in zip(constrained, constrain([tv[i] for i in constrained]), strict=True):
+                    tv[i] = w
+            return tv, list(ntv), mom
+
         score = torch.func.vmap(self._score_sum, in_dims=(0, 0, None, None), randomness="error")
         device = ops.convert_to_tensor(np.zeros(1, "float32")).device
         full, rest = self._batches(self.x, self.y)
