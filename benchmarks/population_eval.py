@@ -21,7 +21,8 @@ the same weights and then scored on the test images, by
   call per candidate), after one warm-up call;
 * loop: `PopulationTrainer(vectorized=False)`, i.e. per candidate `set_weights`, reset the
   optimizer, `model.fit(shuffle=False)`, evaluate (warm); timed on the first
-  `min(P, --loop-candidates)` candidates (its cost per candidate does not depend on P).
+  `min(P, --loop-candidates)` candidates (its cost per candidate does not depend on P);
+  the two are timed alternately, `--repeats` times each, and the best time of each is kept.
 
     python benchmarks/population_eval.py [--pops 16 64 256] [--repeats 3] [--backends jax tensorflow torch]
         [--train-pops 8 32 64] [--train-epochs 1] [--skip-eval] [--skip-train]
@@ -137,18 +138,16 @@ def training_rows(args, model, view, train, val):
     for pop in args.train_pops:
         u = view.get_vector("unconstrained") + 0.3 * rng.normal(size=(pop, view.size))
         natural = view.to_natural(u, "unconstrained")
+        k = min(pop, args.loop_candidates)
         t0 = time.perf_counter()
         vec.train(natural)  # compile for this population size
         first = time.perf_counter() - t0
-        vec_times = []
-        for _ in range(args.repeats):
+        loop.train(natural[:1])  # warm-up (compiles model.fit)
+        vec_times, loop_times = [], []
+        for _ in range(args.repeats):  # interleaved, so that both see the same machine load
             t0 = time.perf_counter()
             res_vec = vec.train(natural)
             vec_times.append(time.perf_counter() - t0)
-        k = min(pop, args.loop_candidates)
-        loop.train(natural[:1])  # warm-up (compiles model.fit)
-        loop_times = []
-        for _ in range(args.repeats):
             t0 = time.perf_counter()
             res_loop = loop.train(natural[:k])
             loop_times.append(time.perf_counter() - t0)

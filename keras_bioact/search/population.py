@@ -1,25 +1,21 @@
 """Train a whole population of candidates at once (Baldwinian / Lamarckian evolution).
 
-Every candidate of a generation starts from the same outer weights with its own activation
-parameters and is trained briefly with SGD; the learned activation parameters (and the score
-of the trained network on held-out data) come back for each candidate.
+Every candidate starts from the same outer weights with its own activation parameters, is
+trained briefly with SGD, and comes back with its learned activation parameters and its score
+on held-out data. `PopulationTrainer` maps one stateless train step
+(`model.stateless_call(trainable, non_trainable, x, training=True)` + loss) over the population:
 
-`PopulationTrainer` does this with one stateless train step,
-`model.stateless_call(trainable, non_trainable, x, training=True)` + loss, mapped over the
-population:
+* JAX: `jax.vmap` of the whole run (epochs and batches as nested `jax.lax.scan`), one `jax.jit`;
+* PyTorch: `torch.func.vmap` of `torch.func.grad`, one vectorised call per batch;
+* TensorFlow: a loop over the candidates (not vectorised across them), each candidate's whole
+  training one XLA-compiled `tf.function` call with a `tf.while_loop` over batches.
 
-* JAX: `jax.vmap` of the whole training run (epochs and batches as nested `jax.lax.scan`),
-  compiled once with `jax.jit`;
-* PyTorch: `torch.func.vmap` of `torch.func.grad` of the step, one vectorised call per batch;
-* TensorFlow: a loop over the candidates (not vectorised across them), each candidate's
-  whole training one compiled `tf.function` (XLA) call with a `tf.while_loop` over batches.
-
-The step reproduces `model.fit(x, y, batch_size=..., epochs=..., shuffle=False)` with
+The step reproduces `model.fit(x, y, batch_size, epochs, shuffle=False)` with
 `keras.optimizers.SGD(learning_rate, momentum, nesterov)`: the same batches in the same order
-(the last one partial), the loss plus the layers' regularisation losses, and each variable's
-constraint applied after every update (as Keras optimizers do). Models that draw random
-numbers (Dropout, noise layers) fall back to the per-candidate `model.fit` loop, and so does
-anything the backend's `vmap` cannot trace (`vectorized="auto"`); `fallback_reason` says why.
+(the last one partial), the loss plus the layers' regularisation losses, each variable's
+constraint applied after every update. Models that draw random numbers (Dropout, noise) use
+the per-candidate `model.fit` loop, and so (with `vectorized="auto"`) does anything the
+backend's `vmap` cannot trace; `fallback_reason` says why.
 """
 
 import dataclasses
@@ -38,16 +34,10 @@ _LOSSES = ("crossentropy", "mse")
 
 @dataclasses.dataclass
 class TrainedPopulation:
-    """What `PopulationTrainer.train` returns.
-
-    Attributes:
-        learned: `(P, view.size)` learned activation-parameter vectors (natural space).
-        scores: `(P,)` metric of each trained candidate on the validation data (`None` without
-            validation data).
-        weights: with `return_weights=True`, `(trainable, non_trainable)`: lists of NumPy arrays
-            stacked over the population (the order of `model.trainable_variables` /
-            `model.non_trainable_variables`); else `None`.
-    """
+    """What `PopulationTrainer.train` returns: `learned`, `(P, view.size)` learned activation
+    parameters (natural space); `scores`, `(P,)` metric of each trained candidate on the validation
+    data (or `None`); `weights` (with `return_weights=True`), `(trainable, non_trainable)` lists of
+    arrays stacked over the population, in the order of the model's variables (or `None`)."""
 
     learned: np.ndarray
     scores: np.ndarray | None = None
@@ -239,23 +229,17 @@ class PopulationTrainer:
         return loss, ntv
 
     def _sgd(self, tv, grads, mom):
-        variables = self.model.trainable_variables
         new_tv, new_mom = [], []
         for i, (w, g) in enumerate(zip(tv, grads, strict=True)):
-            lr = ops.cast(self.learning_rate, w.dtype)
-            g = ops.cast(g, w.dtype)
+            lr_g = ops.multiply(ops.cast(g, w.dtype), ops.cast(self.learning_rate, w.dtype))
             if self.momentum:
-                m = ops.subtract(ops.multiply(mom[i], self.momentum), ops.multiply(g, lr))
+                m = ops.subtract(ops.multiply(mom[i], self.momentum), lr_g)
                 new_mom.append(m)
-                step = (
-                    ops.subtract(ops.multiply(m, self.momentum), ops.multiply(g, lr)) if self.nesterov else m
-                )
-                w = ops.add(w, step)
+                w = ops.add(w, ops.subtract(ops.multiply(m, self.momentum), lr_g) if self.nesterov else m)
             else:
-                w = ops.subtract(w, ops.multiply(g, lr))
-            if variables[i].constraint is not None:
-                w = variables[i].constraint(w)
-            new_tv.append(w)
+                w = ops.subtract(w, lr_g)
+            constraint = self.model.trainable_variables[i].constraint
+            new_tv.append(w if constraint is None else constraint(w))
         return new_tv, new_mom
 
     def _score_sum(self, tv, ntv, x, y):
@@ -263,11 +247,8 @@ class PopulationTrainer:
         return ops.sum(self.metric_fn(y, out, self.from_logits))
 
     def _learned(self, tv, ntv):
-        parts = [
-            np.asarray(ops.convert_to_numpy((tv if kind == "t" else ntv)[idx]), "float64")
-            for kind, idx in self._slots
-        ]
-        return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
+        parts = [ops.convert_to_numpy((tv if kind == "t" else ntv)[i]) for kind, i in self._slots]
+        return np.concatenate([np.asarray(p, "float64").reshape(len(p), -1) for p in parts], axis=1)
 
     # -- JAX -------------------------------------------------------------------------------
 
@@ -308,8 +289,7 @@ class PopulationTrainer:
     def _build_torch(self):
         import torch
 
-        # Only the gradient needs vmap; the SGD update runs on the stacked tensors with
-        # `torch._foreach_*` (as Keras's torch SGD does), constraints under vmap.
+        # vmap only the gradient (and constraints); SGD on the stacked tensors as Keras's torch SGD.
         grad = torch.func.vmap(
             torch.func.grad(self._loss_and_state, has_aux=True),
             in_dims=(0, 0, None, None),
@@ -333,9 +313,10 @@ class PopulationTrainer:
             else:
                 tv = torch._foreach_add(tv, grads, alpha=-lr)
             tv = list(tv)
-            if constrained:
-                for i, w in zip(constrained, constrain([tv[i] for i in constrained]), strict=True):
-                    tv[i] = w
+            for i, w in zip(
+                constrained, constrain([tv[i] for i in constrained]) if constrained else [], strict=True
+            ):
+                tv[i] = w
             return tv, list(ntv), mom
 
         score = torch.func.vmap(self._score_sum, in_dims=(0, 0, None, None), randomness="error")
@@ -396,8 +377,7 @@ class PopulationTrainer:
             return tv, ntv
 
         score_one = tf.function(self._score_sum, jit_compile=True, reduce_retracing=True)
-        data = [tf.constant(a) for a in (full or (np.zeros(1), np.zeros(1)))]
-        data += [tf.constant(a) for a in (rest or (np.zeros(1), np.zeros(1)))]
+        data = [tf.constant(a) for a in (full or (np.zeros(1),) * 2) + (rest or (np.zeros(1),) * 2)]
 
         def run(values, tv, ntv):
             results = [train_one([v[i] for v in values], tv, ntv, *data) for i in range(len(values[0]))]
@@ -443,10 +423,8 @@ class PopulationTrainer:
         )
 
     def _val_batches(self):
-        x, y = self.val
-        bs = self.eval_batch_size or len(x)
-        for start in range(0, len(x), bs):
-            yield x[start : start + bs], y[start : start + bs]
+        (x, y), bs = self.val, self.eval_batch_size or len(self.val[0])
+        return [(x[i : i + bs], y[i : i + bs]) for i in range(0, len(x), bs)]
 
     def _score_model(self):
         total = 0.0
@@ -467,9 +445,8 @@ class PopulationTrainer:
             jit_compile=self.jit_compile,
         )
         self.model.optimizer.build(self.model.trainable_variables)
-        # The optimizer's state at the start (iteration 0, zero momenta, the learning rate):
-        # restored before every candidate; zeroing every optimizer variable would zero the
-        # learning rate too, and nothing would be learned.
+        # Restored before every candidate (iteration 0, zero momenta, the learning rate kept:
+        # zeroing every optimizer variable would zero the learning rate, and nothing is learned).
         self._optimizer_start = [np.array(ops.convert_to_numpy(v)) for v in self.model.optimizer.variables]
         self._fit_ready = True
 
