@@ -76,9 +76,11 @@ def test_chunking_gives_the_same_results():
     chunked = PopulationTrainer(model, params, x, y, population_chunk=2, **kw)
     assert chunked.chunk_size(5) == 2
     _assert_same(chunked.train(pop), a)
-    budget = PopulationTrainer(model, params, x, y, memory_budget=2.5 * chunked.bytes_per_candidate(), **kw)
-    assert budget.chunk_size(5) == 2
-    _assert_same(budget.train(pop), a)
+    # a memory budget of 2.5 candidates: chunks of 2 (same trainer, so nothing is recompiled)
+    chunked.population_chunk, chunked.memory_budget = None, 2.5 * chunked.bytes_per_candidate()
+    assert chunked.chunk_size(5) == 2
+    assert chunked.chunk_size(1) == 1
+    _assert_same(chunked.train(pop), a)
 
 
 def test_dropout_falls_back_to_the_loop():
