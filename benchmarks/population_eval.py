@@ -25,7 +25,11 @@ the same weights and then scored on the test images, by
   the two are timed alternately, `--repeats` times each, and the best time of each is kept.
 
     python benchmarks/population_eval.py [--pops 16 64 256] [--repeats 3] [--backends jax tensorflow torch]
-        [--train-pops 8 32 64] [--train-epochs 1] [--skip-eval] [--skip-train]
+        [--train-pops 8 32 64] [--train-epochs 1] [--skip-eval] [--skip-train] [--threads N]
+
+`--threads N` limits each backend's intra-op threads (PyTorch `set_num_threads`, TensorFlow's
+intra/inter-op pools, XLA's Eigen threading off for JAX), which keeps timings steady on a
+machine shared with other work.
 
 Each backend runs in its own subprocess (Keras picks its backend at import).
 """
@@ -42,6 +46,8 @@ ROOT = os.path.dirname(HERE)
 
 
 def child(args):
+    if args.threads:
+        limit_threads(args.threads)
     import keras
 
     from keras_bioact.datasets import load_digits
@@ -70,6 +76,20 @@ def child(args):
         [] if args.skip_train else training_rows(args, model, view, (x_train, y_train), (x_test, y_test))
     )
     print("RESULT " + json.dumps({"eval": rows, "train": train_rows}))
+
+
+def limit_threads(n):
+    """Intra-op threads of the backend (a shared machine makes multi-threaded timings erratic)."""
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(n)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
 
 
 def eval_rows(args, model, view, x_test, y_test):
@@ -177,6 +197,7 @@ def main():
     parser.add_argument("--train-pops", type=int, nargs="+", default=[8, 32, 64])
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--loop-candidates", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads per backend (0: default)")
     parser.add_argument("--skip-eval", action="store_true", help="skip the frozen-mode evaluation table")
     parser.add_argument("--skip-train", action="store_true", help="skip the training table")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -187,10 +208,16 @@ def main():
     rows, train_rows = [], []
     for backend in args.backends:
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        if args.threads and backend == "jax":
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--repeats", str(args.repeats), "--pops"]
         cmd += [str(p) for p in args.pops] + ["--train-pops"] + [str(p) for p in args.train_pops]
         cmd += ["--train-epochs", str(args.train_epochs), "--loop-candidates", str(args.loop_candidates)]
-        cmd += ["--skip-eval"] * args.skip_eval + ["--skip-train"] * args.skip_train
+        cmd += (
+            ["--threads", str(args.threads)]
+            + ["--skip-eval"] * args.skip_eval
+            + ["--skip-train"] * args.skip_train
+        )
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode != 0 or not lines:
