@@ -404,7 +404,7 @@ class PopulationTrainer:
         for start in range(0, len(natural), chunk):
             part = natural[start : start + chunk]
             n = len(part)
-            if n < chunk:  # pad the last chunk: the compiled shapes stay the same
+            if n < chunk and self.backend == "jax":  # pad the last chunk: same compiled shapes
                 part = np.concatenate([part, np.repeat(part[-1:], chunk - n, axis=0)])
             tv, ntv = train(self._split(part), tv0, ntv0)
             tv, ntv = list(tv), list(ntv)
