@@ -271,18 +271,16 @@ class PopulationTrainer:
                 return carry, None
 
             carry, _ = jax.lax.scan(epoch, self._start(values, tv, ntv), None, length=self.epochs)
-            return carry[0], carry[1]
+            tv, ntv = carry[0], carry[1]
+            # scoring inside the same compiled call (one forward per validation batch)
+            return tv, ntv, sum((self._score_sum(tv, ntv, *b) for b in val), jnp.zeros(()))
 
         train = jax.jit(jax.vmap(train_one, in_axes=(0, None, None, None, None)))
-        score = jax.jit(jax.vmap(self._score_sum, in_axes=(0, 0, None, None)))
         full, rest = self._batches(self.x, self.y)
         full = None if full is None else tuple(jnp.asarray(a) for a in full)
         rest = None if rest is None else tuple(jnp.asarray(a) for a in rest)
-
-        def run(values, tv, ntv):
-            return train(values, tv, ntv, full, rest)
-
-        return run, score
+        val = [tuple(jnp.asarray(a) for a in b) for b in self._val_batches()]
+        return lambda values, tv, ntv: train(values, tv, ntv, full, rest)
 
     # -- PyTorch ---------------------------------------------------------------------------
 
@@ -325,6 +323,7 @@ class PopulationTrainer:
         batches = [] if full is None else [(full[0][i], full[1][i]) for i in range(len(full[0]))]
         batches += [] if rest is None else [rest]
         batches = [tuple(torch.as_tensor(a, device=device) for a in b) for b in batches]
+        val = [tuple(torch.as_tensor(a, device=device) for a in b) for b in self._val_batches()]
 
         def run(values, tv, ntv):
             with torch.no_grad():
@@ -336,13 +335,9 @@ class PopulationTrainer:
                 for _ in range(self.epochs):
                     for x, y in batches:
                         tv, ntv, mom = step(tv, ntv, mom, x, y)
-                return tv, ntv
+                return tv, ntv, sum(score(tv, ntv, x, y) for x, y in val)
 
-        def score_run(tv, ntv, x, y):
-            with torch.no_grad():
-                return score(tv, ntv, torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
-
-        return run, score_run
+        return run
 
     # -- TensorFlow (a loop over candidates, each one compiled call) ----------------------
 
@@ -379,24 +374,25 @@ class PopulationTrainer:
         score_one = tf.function(self._score_sum, jit_compile=True, reduce_retracing=True)
         data = [tf.constant(a) for a in (full or (np.zeros(1),) * 2) + (rest or (np.zeros(1),) * 2)]
 
+        val = [tuple(tf.constant(a) for a in b) for b in self._val_batches()]
+
         def run(values, tv, ntv):
             results = [train_one([v[i] for v in values], tv, ntv, *data) for i in range(len(values[0]))]
-            return [[tf.stack([r[k][j] for r in results]) for j in range(len(results[0][k]))] for k in (0, 1)]
-
-        def score_run(tv, ntv, x, y):
-            return tf.stack(
-                [score_one([v[i] for v in tv], [v[i] for v in ntv], x, y) for i in range(len(tv[0]))]
+            totals = [sum(score_one(*r, *b) for b in val) for r in results]
+            tv, ntv = (
+                [tf.stack([r[k][j] for r in results]) for j in range(len(results[0][k]))] for k in (0, 1)
             )
+            return tv, ntv, tf.stack(totals) if val else None
 
-        return run, score_run
+        return run
 
     # -- driving -------------------------------------------------------------------------
 
     def _train_vectorized(self, natural, return_weights):
         if not self._compiled:
             build = {"jax": self._build_jax, "torch": self._build_torch, "tensorflow": self._build_tensorflow}
-            self._compiled["train"], self._compiled["score"] = build[self.backend]()
-        train, score = self._compiled["train"], self._compiled["score"]
+            self._compiled["train"] = build[self.backend]()
+        train = self._compiled["train"]
         tv0 = [v.value for v in self.model.trainable_variables]
         ntv0 = [v.value for v in self.model.non_trainable_variables]
         chunk = self.chunk_size(len(natural))
@@ -406,14 +402,11 @@ class PopulationTrainer:
             n = len(part)
             if n < chunk and self.backend == "jax":  # pad the last chunk: same compiled shapes
                 part = np.concatenate([part, np.repeat(part[-1:], chunk - n, axis=0)])
-            tv, ntv = train(self._split(part), tv0, ntv0)
+            tv, ntv, totals = train(self._split(part), tv0, ntv0)
             tv, ntv = list(tv), list(ntv)
             learned.append(self._learned(tv, ntv)[:n])
             if self.val is not None:
-                total = 0.0
-                for xb, yb in self._val_batches():
-                    total = total + np.asarray(ops.convert_to_numpy(score(tv, ntv, xb, yb)), "float64")
-                scores.append(total[:n] / len(self.val[0]))
+                scores.append(np.asarray(ops.convert_to_numpy(totals), "float64")[:n] / len(self.val[0]))
             if return_weights:
                 weights.append(_numpy(tv, ntv, n))
         return TrainedPopulation(
@@ -423,6 +416,8 @@ class PopulationTrainer:
         )
 
     def _val_batches(self):
+        if self.val is None:
+            return []
         (x, y), bs = self.val, self.eval_batch_size or len(self.val[0])
         return [(x[i : i + bs], y[i : i + bs]) for i in range(0, len(x), bs)]
 
