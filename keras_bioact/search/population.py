@@ -168,7 +168,7 @@ class PopulationTrainer:
             return f"no vectorised training for backend {self.backend!r}"
         random = _random_layers(self.model)
         if random:
-            return f"layers {random} draw random numbers (Dropout or noise), which one shared step cannot"
+            return f"layers {random} draw random numbers (Dropout or noise); the vectorised step cannot"
         return ""
 
     def _find_slots(self):
