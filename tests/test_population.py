@@ -102,6 +102,23 @@ def test_dropout_falls_back_to_the_loop():
         PopulationTrainer(model, None, x, y, vectorized=True, **kw)
 
 
+def test_auto_falls_back_when_the_backend_cannot_vectorise(monkeypatch):
+    model, params, (x, y), kw = _classifier_setup(40)
+
+    def fail(self):
+        raise NotImplementedError("no batching rule")
+
+    for name in ("_build_jax", "_build_torch", "_build_tensorflow"):
+        monkeypatch.setattr(PopulationTrainer, name, fail)
+    auto = PopulationTrainer(model, params, x, y, **kw)
+    pop = _population(auto.view, 2)
+    result = auto.train(pop)
+    assert auto.vectorized is False and "no batching rule" in auto.fallback_reason
+    _assert_same(result, PopulationTrainer(model, params, x, y, vectorized=False, **kw).train(pop))
+    with pytest.raises(NotImplementedError, match="no batching rule"):
+        PopulationTrainer(model, params, x, y, vectorized=True, **kw).train(pop)
+
+
 def _runtime(mode, vectorized="auto"):
     model = classifier()
     x, y = classification_data(64)
