@@ -67,6 +67,28 @@ def test_mse_teacher_problem_and_constraints():
     assert np.all(a.learned >= low) and np.all(a.learned <= high)  # s in [0, 1] after every step
 
 
+def test_regularisers_and_batchnorm_state_match_the_loop():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4))
+    h = keras.layers.Flatten()(inputs)
+    h = keras.layers.Dense(6, kernel_regularizer=keras.regularizers.L2(0.05), name="dense")(h)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = GammaActivation(n_regularizer=keras.regularizers.L2(0.1), name="gamma")(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(h))
+    x, y = classification_data(48)
+    kw = dict(learning_rate=0.1, batch_size=16, val_data=(x, y), metric="crossentropy")
+    vec = PopulationTrainer(model, None, x, y, vectorized=True, **kw)
+    pop = _population(vec.view, 3)
+    a = vec.train(pop, return_weights=True)
+    b = PopulationTrainer(model, None, x, y, vectorized=False, **kw).train(pop, return_weights=True)
+    _assert_same(a, b)
+    assert a.weights[1], "BatchNormalization has non-trainable moving statistics"
+    start = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+    for wa, wb, w0 in zip(a.weights[1], b.weights[1], start, strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-5)
+        assert np.max(np.abs(wa - w0)) > 1e-4  # the moving statistics were updated per candidate
+
+
 def test_chunking_gives_the_same_results():
     model, params, (x, y), kw = _classifier_setup()
     whole = PopulationTrainer(model, params, x, y, **kw)
