@@ -12,7 +12,24 @@ it times
 
 and prints candidates per second (best of `--repeats`) and the speed-up.
 
+Training (Baldwinian / Lamarckian modes): for each of `--train-pops`, every candidate is trained
+for `--train-epochs` epochs of SGD (lr 0.05, batch 32, the 1,347 training images in order) from
+the same weights and then scored on the test images, by
+
+* vectorised: `keras_bioact.search.population.PopulationTrainer(vectorized=True)` (JAX: one
+  `jit(vmap(scan))` call; PyTorch: one `torch.func.vmap` call per batch; TensorFlow: one XLA
+  call per candidate), after one warm-up call;
+* loop: `PopulationTrainer(vectorized=False)`, i.e. per candidate `set_weights`, reset the
+  optimizer, `model.fit(shuffle=False)`, evaluate (warm); timed on the first
+  `min(P, --loop-candidates)` candidates (its cost per candidate does not depend on P);
+  the two are timed alternately, `--repeats` times each, and the best time of each is kept.
+
     python benchmarks/population_eval.py [--pops 16 64 256] [--repeats 3] [--backends jax tensorflow torch]
+        [--train-pops 8 32 64] [--train-epochs 1] [--skip-eval] [--skip-train] [--threads N]
+
+`--threads N` limits each backend's intra-op threads (PyTorch `set_num_threads`, TensorFlow's
+intra/inter-op pools, XLA's Eigen threading off for JAX), which keeps timings steady on a
+machine shared with other work.
 
 Each backend runs in its own subprocess (Keras picks its backend at import).
 """
@@ -29,13 +46,13 @@ ROOT = os.path.dirname(HERE)
 
 
 def child(args):
+    if args.threads:
+        limit_threads(args.threads)
     import keras
-    import numpy as np
 
     from keras_bioact.datasets import load_digits
     from keras_bioact.layers import GammaActivation
     from keras_bioact.params import ParameterView
-    from keras_bioact.search.evolution import PopulationEvaluator
 
     keras.utils.set_random_seed(0)
     (x_train, y_train), (x_test, y_test) = load_digits()
@@ -54,6 +71,33 @@ def child(args):
     )
     model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
     view = ParameterView(model)
+    rows = [] if args.skip_eval else eval_rows(args, model, view, x_test, y_test)
+    train_rows = (
+        [] if args.skip_train else training_rows(args, model, view, (x_train, y_train), (x_test, y_test))
+    )
+    print("RESULT " + json.dumps({"eval": rows, "train": train_rows}))
+
+
+def limit_threads(n):
+    """Intra-op threads of the backend (a shared machine makes multi-threaded timings erratic)."""
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(n)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+
+
+def eval_rows(args, model, view, x_test, y_test):
+    import keras
+    import numpy as np
+
+    from keras_bioact.search.evolution import PopulationEvaluator
+
     rng = np.random.default_rng(0)
     evaluator = PopulationEvaluator(model, x_test, y_test, metric="accuracy", vectorized=True)
     rows = []
@@ -89,7 +133,58 @@ def child(args):
                 "max_abs_fitness_diff": float(np.max(np.abs(scores_vec - scores_loop))),
             }
         )
-    print("RESULT " + json.dumps(rows))
+    return rows
+
+
+def training_rows(args, model, view, train, val):
+    import keras
+    import numpy as np
+
+    from keras_bioact.search.population import PopulationTrainer
+
+    kw = dict(
+        loss="crossentropy",
+        from_logits=True,
+        learning_rate=0.05,
+        epochs=args.train_epochs,
+        batch_size=32,
+        val_data=val,
+        metric="accuracy",
+    )
+    vec = PopulationTrainer(model, view.parameters, *train, vectorized=True, **kw)
+    loop = PopulationTrainer(model, view.parameters, *train, vectorized=False, **kw)
+    rng = np.random.default_rng(1)
+    rows = []
+    for pop in args.train_pops:
+        u = view.get_vector("unconstrained") + 0.3 * rng.normal(size=(pop, view.size))
+        natural = view.to_natural(u, "unconstrained")
+        k = min(pop, args.loop_candidates)
+        t0 = time.perf_counter()
+        vec.train(natural)  # compile for this population size
+        first = time.perf_counter() - t0
+        loop.train(natural[:1])  # warm-up (compiles model.fit)
+        vec_times, loop_times = [], []
+        for _ in range(args.repeats):  # interleaved, so that both see the same machine load
+            t0 = time.perf_counter()
+            res_vec = vec.train(natural)
+            vec_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            res_loop = loop.train(natural[:k])
+            loop_times.append(time.perf_counter() - t0)
+        rows.append(
+            {
+                "backend": keras.backend.backend(),
+                "popsize": pop,
+                "loop_candidates": k,
+                "first_call_s": first,
+                "vectorized_cps": pop / min(vec_times),
+                "loop_cps": k / min(loop_times),
+                "max_abs_param_diff": float(np.max(np.abs(res_vec.learned[:k] - res_loop.learned))),
+                "max_abs_score_diff": float(np.max(np.abs(res_vec.scores[:k] - res_loop.scores))),
+                "changed": float(np.max(np.abs(res_vec.learned - natural))),
+            }
+        )
+    return rows
 
 
 def main():
@@ -99,28 +194,59 @@ def main():
     parser.add_argument("--pops", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["jax", "tensorflow", "torch"])
+    parser.add_argument("--train-pops", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument("--train-epochs", type=int, default=1)
+    parser.add_argument("--loop-candidates", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads per backend (0: default)")
+    parser.add_argument("--skip-eval", action="store_true", help="skip the frozen-mode evaluation table")
+    parser.add_argument("--skip-train", action="store_true", help="skip the training table")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
-    rows = []
+    rows, train_rows = [], []
     for backend in args.backends:
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        if args.threads and backend == "jax":
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--repeats", str(args.repeats), "--pops"]
-        cmd += [str(p) for p in args.pops]
+        cmd += [str(p) for p in args.pops] + ["--train-pops"] + [str(p) for p in args.train_pops]
+        cmd += ["--train-epochs", str(args.train_epochs), "--loop-candidates", str(args.loop_candidates)]
+        cmd += (
+            ["--threads", str(args.threads)]
+            + ["--skip-eval"] * args.skip_eval
+            + ["--skip-train"] * args.skip_train
+        )
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode != 0 or not lines:
             print(f"{backend}: failed\n{out.stderr[-3000:]}", file=sys.stderr)
             continue
-        rows += json.loads(lines[-1][len("RESULT ") :])
-    print("| backend | population | vectorised cand/s | loop cand/s | speed-up | max |fitness diff| |")
-    print("|---|---:|---:|---:|---:|---:|")
+        result = json.loads(lines[-1][len("RESULT ") :])
+        rows += result["eval"]
+        train_rows += result["train"]
+    if rows:
+        print("Frozen-mode evaluation")
+        print("| backend | population | vectorised cand/s | loop cand/s | speed-up | max |fitness diff| |")
+        print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['backend']} | {r['popsize']} | {r['vectorized_cps']:.0f} | {r['loop_cps']:.1f} | "
             f"{r['vectorized_cps'] / r['loop_cps']:.1f}x | {r['max_abs_fitness_diff']:.1e} |"
+        )
+    if train_rows:
+        print(f"\nTraining ({args.train_epochs} epoch(s) of SGD per candidate, then scoring)")
+        print(
+            "| backend | population | vectorised cand/s | loop cand/s | speed-up | first call s "
+            "| max |param diff| | max |score diff| |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in train_rows:
+        print(
+            f"| {r['backend']} | {r['popsize']} | {r['vectorized_cps']:.1f} | {r['loop_cps']:.2f} | "
+            f"{r['vectorized_cps'] / r['loop_cps']:.1f}x | {r['first_call_s']:.1f} | "
+            f"{r['max_abs_param_diff']:.1e} | {r['max_abs_score_diff']:.1e} |"
         )
 
 

@@ -608,45 +608,37 @@ class _Runtime:
             # Every selected activation parameter learns together with the weights.
             for p in params:
                 p.variable.trainable = True
-            self.start_weights = [np.array(w) for w in model.get_weights()]
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.evaluator.from_logits)
-            if config["metric"] == "mse":
-                loss = keras.losses.MeanSquaredError()
-            model.compile(
-                optimizer=keras.optimizers.SGD(config.get("learning_rate", 0.05)),
-                loss=loss,
+            from keras_bioact.search.population import PopulationTrainer
+
+            self.trainer = PopulationTrainer(
+                model,
+                params,
+                *self.train,
+                loss="mse" if config["metric"] == "mse" else "crossentropy",
+                from_logits=self.evaluator.from_logits,
+                learning_rate=config.get("learning_rate", 0.05),
+                epochs=int(config.get("train_epochs", 1)),
+                batch_size=int(config.get("train_batch_size", 32)),
+                val_data=data["val"],
+                metric=self.evaluator.metric_fn,
+                eval_batch_size=config.get("eval_batch_size"),
+                vectorized=config.get("vectorized", "auto"),
+                population_chunk=config.get("population_chunk"),
+                memory_budget=config.get("memory_budget"),
                 jit_compile=config.get("jit_compile", "auto"),
             )
-            model.optimizer.build(model.trainable_variables)
             self.evaluator.vectorized = False
 
     def _learn_and_score(self, natural):
-        model = self.model
-        model.set_weights(self.start_weights)
-        for v in model.optimizer.variables:
-            v.assign(ops.zeros(v.shape, dtype=v.dtype))
-        self.genome.view.set_vector(natural, "natural")
-        x, y = self.train
-        model.fit(
-            x,
-            y,
-            epochs=int(self.config.get("train_epochs", 1)),
-            batch_size=int(self.config.get("train_batch_size", 32)),
-            shuffle=False,
-            verbose=0,
-        )
-        score = self.evaluator.score_current()
-        learned = self.genome.view.get_vector("natural")
-        return score, learned
+        result = self.trainer.train(np.asarray(natural)[None])
+        return result.scores[0], result.learned[0]
 
     def evaluate(self, genes):
         natural = self.genome.natural(genes)
         if self.mode == "frozen":
             return self.evaluator.evaluate(natural), None
-        scores = np.empty(len(genes))
-        learned = np.empty_like(natural)
-        for i, candidate in enumerate(natural):
-            scores[i], learned[i] = self._learn_and_score(candidate)
+        result = self.trainer.train(natural)
+        scores, learned = result.scores, result.learned
         scores = np.where(np.isfinite(scores), scores, -np.inf if self.evaluator.sense == "max" else np.inf)
         if self.mode == "lamarckian":
             return scores, self.genome.genes_from_natural(learned)
