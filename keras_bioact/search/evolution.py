@@ -870,6 +870,8 @@ def evolve(
     num_actors=0,
     vectorized="auto",
     eval_batch_size=None,
+    population_chunk=None,
+    memory_budget=None,
     out_dir=None,
     resume=False,
     overwrite=False,
@@ -907,8 +909,13 @@ def evolve(
         seed: seed of the search (sampling, initial population, actors).
         num_actors: EvoTorch Ray actors evaluating the population in parallel (0: in process).
             Not available in `"lamarckian"` mode (actors cannot return modified genomes).
-        vectorized: frozen mode: `"auto"`, `True` or `False` (see `PopulationEvaluator`).
+        vectorized: `"auto"`, `True` or `False`: score (frozen mode, `PopulationEvaluator`) or
+            train (learning modes, `keras_bioact.search.population.PopulationTrainer`) the whole
+            population in one compiled call; `"auto"` falls back to a per-candidate loop where
+            that is impossible (e.g. Dropout in the learning modes).
         eval_batch_size: evaluate the validation data in batches of this size.
+        population_chunk, memory_budget: learning modes: train at most this many candidates at
+            once, or as many as fit in `memory_budget` bytes (estimated); default all at once.
         out_dir: where to write `checkpoint.npz` (every generation, atomically; data only,
             see `keras_bioact.search.checkpoint`), `history.csv`, TensorBoard scalars
             (`tensorboard/`), `best_parameters.npz` and `best.json`. `None` writes nothing
@@ -977,6 +984,8 @@ def evolve(
         "num_actors": int(num_actors),
         "vectorized": vectorized,
         "eval_batch_size": eval_batch_size,
+        "population_chunk": population_chunk,
+        "memory_budget": memory_budget,
     }
     data = {"val": tuple(np.asarray(a) for a in val_data)}
     if train_data is not None:

@@ -80,6 +80,8 @@ DEFAULTS = {
         "num_actors": 0,
         "vectorized": "auto",
         "eval_batch_size": None,
+        "population_chunk": None,
+        "memory_budget": None,
     },
     "output": {"dir": "runs/evolve", "tensorboard": True},
 }
@@ -117,6 +119,8 @@ _TYPES = {
     ("evolution", "num_actors"): int,
     ("evolution", "vectorized"): (bool, str),
     ("evolution", "eval_batch_size"): int,
+    ("evolution", "population_chunk"): int,
+    ("evolution", "memory_budget"): int,
     ("output", "dir"): str,
     ("output", "tensorboard"): bool,
 }
@@ -136,6 +140,8 @@ _POSITIVE = {
     ("evolution", "train_epochs"): 1,
     ("evolution", "train_batch_size"): 1,
     ("evolution", "eval_batch_size"): 1,
+    ("evolution", "population_chunk"): 1,
+    ("evolution", "memory_budget"): 1,
     ("model", "pretrain_epochs"): 0,
     ("model", "pretrain_batch_size"): 1,
     ("data", "limit"): 0,
