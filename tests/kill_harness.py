@@ -52,12 +52,19 @@ sys.exit(max(p.wait() for p in procs))
 """
 
 
-def _snapshot(url):
+def _storage(url):
+    """One storage object per target, reused by every poll (a new RDB storage per poll would
+    open a new connection pool each time and exhaust PostgreSQL's connections)."""
+    from keras_bioact.search import open_storage
+
+    return url if url.startswith("journal") else open_storage(url, heartbeat=None)
+
+
+def _snapshot(storage):
     import optuna
 
-    from keras_bioact.search import load_study, open_storage
+    from keras_bioact.search import load_study
 
-    storage = open_storage(url, heartbeat=None) if url.startswith("sqlite") else url
     trials = load_study("kill", storage).get_trials(deepcopy=False)
     complete = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
     running = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
@@ -78,11 +85,11 @@ def kill_search(url, kills, n_trials=40, workers=2, rng=None):
     """Kill the worker group `kills` times, then finish; returns a result row."""
     import optuna
 
-    from keras_bioact.search import count_finished, create_study, load_study, open_storage
+    from keras_bioact.search import count_finished, create_study, load_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = rng or random.Random(0)
-    storage = open_storage(url, heartbeat=None) if url.startswith("sqlite") else url
+    storage = _storage(url)
     create_study("kill", storage)
     seen, lost, done_kills = {}, [], 0
     for k in range(kills):
@@ -92,7 +99,7 @@ def kill_search(url, kills, n_trials=40, workers=2, rng=None):
         deadline = time.time() + 300
         while proc.poll() is None and time.time() < deadline:
             try:
-                if len(_snapshot(url)[0]) >= target:
+                if len(_snapshot(storage)[0]) >= target:
                     break
             except Exception:  # storage busy: poll again
                 pass
@@ -103,12 +110,12 @@ def kill_search(url, kills, n_trials=40, workers=2, rng=None):
             done_kills += 1
         proc.wait()
         proc.stderr.close()
-        complete, _, _ = _snapshot(url)
+        complete, _, _ = _snapshot(storage)
         lost += [n for n, v in seen.items() if complete.get(n) != v]
         seen.update(complete)
     final = _launch(url, n_trials, workers, seed=999)
     _, err = final.communicate(timeout=600)
-    complete, numbers, running = _snapshot(url)
+    complete, numbers, running = _snapshot(storage)
     lost += [n for n, v in seen.items() if complete.get(n) != v]
     study = load_study("kill", storage)
     finished = count_finished(study)
