@@ -59,7 +59,7 @@ def _cnn():
 def test_sequential_mlp_gamma_match():
     model = _mlp()
     x = _x((16, 10))
-    new, report = keras_bioact.convert(model, probe_data=x, return_report=True)
+    new, report = keras_bioact.convert(model, probe_data=x, relu_gain=20.0, return_report=True)
     assert isinstance(report, ConversionReport)
     assert new is not model and new.bioact_conversion_report is report
     assert [c.activation for c in report.converted] == ["relu", "tanh", "sigmoid", "softplus"]
@@ -192,25 +192,36 @@ def test_unsupported_models_and_arguments_get_clear_errors():
     with pytest.raises(ValueError, match="init"):
         keras_bioact.convert(model, init="random")
     with pytest.raises(ValueError, match="activations"):
-        keras_bioact.convert(model, activations=("gelu",))
+        keras_bioact.convert(model, activations=("softmax",))
+    with pytest.raises(ValueError, match="relu_gain"):
+        keras_bioact.convert(model, relu_gain=0)
+    with pytest.raises(ValueError, match="tolerance"):
+        keras_bioact.convert(model, tolerance=1.5)
     with pytest.raises(ValueError, match="sharing"):
         keras_bioact.convert(model, sharing="neuron")
 
 
 def test_unsupported_activations_are_skipped_with_reason():
     model = keras.Sequential(
-        [keras.Input((5,)), L.Dense(4, activation="gelu"), L.LeakyReLU(), L.ReLU(max_value=6.0),
+        [keras.Input((5,)), L.Dense(4, activation="exponential"), L.ReLU(threshold=0.5), L.ELU(alpha=0.5),
          L.Dense(2, activation="relu")]
     )
     report = keras_bioact.convert(model, return_report=True)[1]
     assert len(report.converted) == 1
     reasons = " ".join(reason for _, reason in report.skipped)
-    assert "'gelu'" in reasons and "relu(max_value" in reasons
+    assert "'exponential'" in reasons and "relu(threshold=0.5)" in reasons and "elu(alpha=0.5)" in reasons
+
+
+def test_nothing_replaced_warns_loudly():
+    model = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="softmax")])
+    with pytest.warns(UserWarning, match="NO activation"):
+        keras_bioact.convert(model)
 
 
 def test_recurrent_activation_is_reported_not_converted():
     model = keras.Sequential([keras.Input((4, 3)), L.SimpleRNN(5, activation="tanh"), L.Dense(2)])
-    new, report = keras_bioact.convert(model, return_report=True)
+    with pytest.warns(UserWarning, match="NO activation"):
+        new, report = keras_bioact.convert(model, return_report=True)
     assert report.converted == []
     assert "inside SimpleRNN" in report.skipped[0][1]
     assert isinstance(new.layers[0], L.SimpleRNN) and new.layers[0].activation is keras.activations.tanh
