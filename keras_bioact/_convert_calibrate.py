@@ -17,7 +17,7 @@ from keras import ops
 from keras_bioact.layers.gamma_activation import GammaActivation
 
 PROBE_BATCH = 4
-_N_MAX = 1e6
+_N_MAX = 1e10  # activations of untrained deep models can be ~1e-5 (MobileNetV2, weights=None)
 _N_MIN = 0.01
 _MAX_ROUNDS = 4
 
@@ -28,9 +28,15 @@ def _numpy(x):
 
 def default_probe(model, batch=PROBE_BATCH, seed=0):
     """Standard-normal inputs of the model's input shape, or None if it has unknown or non-float inputs."""
-    try:
-        structure = model.input
-    except (AttributeError, ValueError):
+    if isinstance(model, keras.Sequential):
+        inputs = getattr(model, "inputs", None)
+        structure = inputs[0] if inputs and len(inputs) == 1 else None
+    else:
+        try:
+            structure = model.input
+        except (AttributeError, ValueError):
+            structure = None
+    if structure is None:
         return None
     rng = np.random.default_rng(seed)
     tensors = keras.tree.flatten(structure)
@@ -43,12 +49,14 @@ def default_probe(model, batch=PROBE_BATCH, seed=0):
 
 
 def _scale(y):
-    """The scale of a tensor: its standard deviation (else its largest magnitude, else 1)."""
-    std = float(np.std(y))
-    if std > 0:
-        return std
+    """The scale of a tensor: its std, but at least 0.1 % of its largest magnitude (else 1).
+
+    The floor keeps float32 round-off of a nearly constant tensor (e.g. the softmax outputs of
+    an untrained classifier, std ~1e-10) from counting as a deviation.
+    """
     top = float(np.max(np.abs(y))) if y.size else 0.0
-    return top if top > 0 else 1.0
+    scale = max(float(np.std(y)), 1e-3 * top)
+    return scale if scale > 0 else 1.0
 
 
 def _reduce_axes(unit, rank):
