@@ -17,7 +17,7 @@ from keras import ops
 from keras_bioact.layers.gamma_activation import GammaActivation
 
 PROBE_BATCH = 4
-_N_MAX = 1e10  # activations of untrained deep models can be ~1e-5 (MobileNetV2, weights=None)
+_N_MAX = 1e20  # activations of untrained deep models can be ~1e-11 (MobileNetV2, weights=None)
 _N_MIN = 0.01
 _MAX_ROUNDS = 4
 
@@ -161,7 +161,8 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
     if relu_records:
         for record in relu_records:
             unit = record["unit"]
-            unit.n.assign(np.full(tuple(unit.n.shape), 1e4, dtype=unit.n.dtype))
+            # n = 1e20: a ReLU to float32 precision, so every unit sees the original pre-activations.
+            unit.n.assign(np.full(tuple(unit.n.shape), _N_MAX, dtype=unit.n.dtype))
         with _observing(relu_records, _observe_std):
             new_model(probe, training=False)
     factor = math.log(2.0) / (0.5 * tolerance)  # half the tolerance per layer
