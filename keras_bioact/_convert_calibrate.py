@@ -129,7 +129,9 @@ def _outputs(model, probe):
 
 
 def _compare(before, after):
-    absolute = max(float(np.max(np.abs(a - b))) if b.size else 0.0 for a, b in zip(after, before, strict=True))
+    absolute = max(
+        float(np.max(np.abs(a - b))) if b.size else 0.0 for a, b in zip(after, before, strict=True)
+    )
     relative = max(
         (float(np.max(np.abs(a - b))) / _scale(b) if b.size else 0.0)
         for a, b in zip(after, before, strict=True)
@@ -154,8 +156,11 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
     """
     before = _outputs(model, probe)
     relu_records = [
-        r for r in records
-        if calibrate_gains and r["recipe"] is not None and r["recipe"].unit == "relu"
+        r
+        for r in records
+        if calibrate_gains
+        and r["recipe"] is not None
+        and r["recipe"].unit == "relu"
         and isinstance(r["unit"], GammaActivation)
     ]
     if relu_records:
@@ -184,7 +189,12 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
                 after = _outputs(new_model, probe)
             absolute, relative, scale = _compare(before, after)
             break
-        if not relu_records or relative <= tolerance or relative > 0.5 * previous or round_ == _MAX_ROUNDS - 1:
+        if (
+            not relu_records
+            or relative <= tolerance
+            or relative > 0.5 * previous
+            or round_ == _MAX_ROUNDS - 1
+        ):
             break
         previous = relative
         factor *= 4.0

@@ -150,8 +150,20 @@ def _clone_operation(op):
 
 
 class Converter:
-    def __init__(self, family, init, where, activations, sharing, trainable, relu_gain, affine, form,
-                 probe_range):
+    def __init__(
+        self,
+        family,
+        init,
+        where,
+        activations,
+        sharing,
+        trainable,
+        relu_gain,
+        affine,
+        form,
+        probe_range,
+        exact=True,
+    ):
         self.family = family
         self.init = init
         self.where = where
@@ -162,6 +174,7 @@ class Converter:
         self.affine = affine
         self.form = form
         self.probe_range = probe_range
+        self.exact = exact
         self.pairs = []  # (original layer, cloned layer): weights copied once the model is built
         self.records = []  # one dict per new activation
         self.skipped = []
@@ -231,11 +244,14 @@ class Converter:
         """The new layers (applied in order) replacing activation `spec`."""
         name = self.unique_name(f"{base_name}_{self.family}")
         shared_axes = self.shared_axes(rank, data_format)
-        form, recipe = None, None
+        form, recipe, correction, use_adapter = None, None, None, False
         if self.family == "gamma":
             recipe, params = self.gamma_parameters(spec)
             kwargs = {} if params is None else {"n_initializer": params["n"], "s_initializer": params["s"]}
-            unit_name = self.unique_name(f"{name}_unit") if recipe.needs_adapter else name
+            if self.exact and self.affine and recipe.unit == "fit" and params is not None:
+                correction = {"activation": spec.name, "n": params["n"], "s": params["s"]}
+            use_adapter = recipe.needs_adapter or correction is not None
+            unit_name = self.unique_name(f"{name}_unit") if use_adapter else name
             unit = GammaActivation(
                 shared_axes=shared_axes,
                 trainable_params=("n", "s") if self.trainable else (),
@@ -246,15 +262,27 @@ class Converter:
         else:
             form, params = self.bru_parameters(spec)
             unit = BRU(
-                form=form, r=params["r"], trainable_r=self.trainable, shared_axes=shared_axes,
-                name=name, dtype=dtype,
+                form=form,
+                r=params["r"],
+                trainable_r=self.trainable,
+                shared_axes=shared_axes,
+                name=name,
+                dtype=dtype,
             )
         rescale = None
-        if recipe is not None and recipe.needs_adapter:
+        if use_adapter:
             top = ActivationAdapter(
-                unit, pre_scale=recipe.pre_scale, pre_shift=recipe.pre_shift, max_value=recipe.max_value,
-                scale=recipe.scale, offset=recipe.offset, gate=recipe.gate, slope=recipe.slope,
-                name=name, dtype=dtype,
+                unit,
+                pre_scale=recipe.pre_scale,
+                pre_shift=recipe.pre_shift,
+                max_value=recipe.max_value,
+                scale=recipe.scale,
+                offset=recipe.offset,
+                gate=recipe.gate,
+                slope=recipe.slope,
+                correction=correction,
+                name=name,
+                dtype=dtype,
             )
             layers = [top]
         else:
@@ -264,13 +292,25 @@ class Converter:
                 rescale = recipe.affine
                 layers.append(
                     keras.layers.Rescaling(
-                        scale=rescale[0], offset=rescale[1], name=self.unique_name(f"{name}_affine"),
+                        scale=rescale[0],
+                        offset=rescale[1],
+                        name=self.unique_name(f"{name}_affine"),
                         dtype=dtype,
                     )
                 )
         self.records.append(
-            dict(unit=unit, top=top, rescale=rescale, recipe=recipe, path=path, spec=spec, form=form,
-                 reference_fn=reference_fn, source=source)
+            dict(
+                unit=unit,
+                top=top,
+                rescale=rescale,
+                recipe=recipe,
+                path=path,
+                spec=spec,
+                form=form,
+                reference_fn=reference_fn,
+                source=source,
+                correction=correction,
+            )
         )
         return layers
 
@@ -296,13 +336,21 @@ class Converter:
             return [self.clone_plain(layer, path)], []
         if kind == "inside":
             self.skipped.append(
-                (path, f"activation {spec!r} is applied inside {type(layer).__name__} "
-                       "(e.g. a recurrent cell) and cannot be factored out")
+                (
+                    path,
+                    f"activation {spec!r} is applied inside {type(layer).__name__} "
+                    "(e.g. a recurrent cell) and cannot be factored out",
+                )
             )
             return [self.clone_plain(layer, path)], []
         if isinstance(spec, str):
-            self.skipped.append((path, f"activation {spec!r} is not supported (supported: see "
-                                       "keras_bioact.convert.SUPPORTED_ACTIVATIONS)"))
+            self.skipped.append(
+                (
+                    path,
+                    f"activation {spec!r} is not supported (supported: see "
+                    "keras_bioact.convert.SUPPORTED_ACTIVATIONS)",
+                )
+            )
             return [self.clone_plain(layer, path)], []
         if spec.name not in self.activations:
             self.skipped.append((path, f"activation {spec.label!r} not in `activations`"))
@@ -313,15 +361,24 @@ class Converter:
         rank = _output_rank(layer)
         if kind == "layer":
             data_format = None if rank is None or rank <= 2 else keras.config.image_data_format()
-            new = self.make_activation(spec, layer.name, rank, data_format, layer.dtype_policy, path,
-                                       layer, "layer")
+            new = self.make_activation(
+                spec, layer.name, rank, data_format, layer.dtype_policy, path, layer, "layer"
+            )
             return new, []
         config = layer.get_config()
         config["activation"] = "linear"
         clone = layer.__class__.from_config(config)
         self.pairs.append((layer, clone))
-        new = self.make_activation(spec, layer.name, rank, getattr(layer, "data_format", None),
-                                   layer.dtype_policy, path, layer.activation, "argument")
+        new = self.make_activation(
+            spec,
+            layer.name,
+            rank,
+            getattr(layer, "data_format", None),
+            layer.dtype_policy,
+            path,
+            layer.activation,
+            "argument",
+        )
         return [clone], new
 
     # -- models -------------------------------------------------------------------------------

@@ -138,7 +138,10 @@ class Recipe:
     def needs_adapter(self):
         """True if more than a `Rescaling` after the unit is needed."""
         return (
-            self.pre_scale != 1.0 or self.pre_shift != 0.0 or self.max_value is not None or self.gate
+            self.pre_scale != 1.0
+            or self.pre_shift != 0.0
+            or self.max_value is not None
+            or self.gate
             or self.slope != 0.0
         )
 
@@ -196,7 +199,9 @@ def gamma_recipe(spec, affine):
         "elu": lambda: Recipe("fit", scale=2.0, offset=-1.0),
         "celu": lambda: Recipe("fit", scale=2.0, offset=-1.0),
         # c gamma + d with d = -scale*alpha (x -> -inf) and c (1 - s) = scale, c s + d = 0 (x -> +inf)
-        "selu": lambda: Recipe("fit", scale=_SELU_SCALE * (1 + _SELU_ALPHA), offset=-_SELU_SCALE * _SELU_ALPHA),
+        "selu": lambda: Recipe(
+            "fit", scale=_SELU_SCALE * (1 + _SELU_ALPHA), offset=-_SELU_SCALE * _SELU_ALPHA
+        ),
         "silu": lambda: Recipe("fixed", 1.0, 1.0, gate=True),
         "gelu": lambda: Recipe("fit", gate=True),
         "mish": lambda: Recipe("fit", gate=True),

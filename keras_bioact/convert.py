@@ -150,7 +150,9 @@ class ConversionReport:
             )
             family = c.family if c.form is None else f"{c.family}/{c.form}"
             shape = f" as {c.composition}" if c.composition else ""
-            relative = "" if c.relative_deviation is None else f", {c.relative_deviation:.2%} of scale on probe"
+            relative = (
+                "" if c.relative_deviation is None else f", {c.relative_deviation:.2%} of scale on probe"
+            )
             lines.append(
                 f"  {c.path} ({c.activation}, {c.source}) -> {c.new_layer}: {family}({params}){shape}"
                 f"  max dev {c.max_deviation:.3g}{relative}"
@@ -189,6 +191,15 @@ def _deviation(record, probe):
         pairs = np.unique(np.stack([n, s], axis=1), axis=0)
         y = recipe.compose(probe[:, None], lambda z: np_gamma(z, pairs[None, :, 0], pairs[None, :, 1]))
         params = {"n": _summary(n), "s": _summary(s)}
+        if record["correction"] is not None:  # + the fixed difference to the original at (n0, s0)
+            c = record["correction"]
+            y = (
+                y
+                + (
+                    reference(record["spec"])(probe)
+                    - recipe.compose(probe, lambda z: np_gamma(z, c["n"], c["s"]))
+                )[:, None]
+            )
     else:
         r = np.unique(_flat(unit.r))
         fn = np_eru if unit.form == "eru" else np_oru
@@ -196,6 +207,17 @@ def _deviation(record, probe):
         params = {"r": _summary(r)}
     target = reference(record["spec"])(probe)[:, None]
     return float(np.abs(y - target).max()), params
+
+
+def _composition(record):
+    recipe = record["recipe"]
+    if recipe is None:
+        return None
+    text = recipe.describe()
+    if record["correction"] is not None:
+        c = record["correction"]
+        text = f"{text or 'gamma(x)'} + [{c['activation']}(x) - same at n={c['n']:.4g}, s={c['s']:.4g}]"
+    return text
 
 
 def _check_arguments(family, init, sharing, activations, form, relu_gain, probe_range, where, tolerance):
@@ -251,6 +273,7 @@ def convert(
     probe_data=None,
     warn_deviation=0.1,
     tolerance=0.01,
+    exact=True,
     return_report=False,
 ):
     """Return a copy of `model` with its activations replaced by learnable keras-bioact ones.
@@ -305,6 +328,12 @@ def convert(
         tolerance: relative tolerance of the probe checks (default 0.01): a `UserWarning` names
             every new activation whose output on the probe moves by more than `tolerance` times
             the original output's std, and the model if its outputs do.
+        exact: for the gamma family with `affine=True`, add to every replacement that no gamma
+            matches exactly (gelu, mish, elu, celu, selu, softsign, squareplus, sparse_plus) the
+            fixed, non-trainable difference between the original and the fitted replacement at its
+            initial parameters (`ActivationAdapter(correction=...)`), so that it starts exactly;
+            training moves the unit, the correction stays. `False`: leave the fit's deviation
+            (see the module docstring).
         return_report: return `(new_model, report)` instead of `new_model`.
 
     Returns:
@@ -325,8 +354,17 @@ def convert(
         )
 
     converter = Converter(
-        family, init, where, activations, sharing, bool(trainable),
-        None if relu_gain is None else float(relu_gain), bool(affine), form, (low, high),
+        family,
+        init,
+        where,
+        activations,
+        sharing,
+        bool(trainable),
+        None if relu_gain is None else float(relu_gain),
+        bool(affine),
+        form,
+        (low, high),
+        bool(exact),
     )
     converter.collect_names(model)
     if isinstance(where, list):
@@ -356,7 +394,11 @@ def convert(
                 )
         if probe is not None:
             probe_stats = calibrate(
-                model, new_model, records, probe, float(tolerance),
+                model,
+                new_model,
+                records,
+                probe,
+                float(tolerance),
                 calibrate_gains=relu_gain is None and family == "gamma" and init == "match",
             )
 
@@ -376,7 +418,7 @@ def convert(
                 parameters=params,
                 affine=None if recipe is None else recipe.affine,
                 max_deviation=dev,
-                composition=None if recipe is None else recipe.describe(),
+                composition=_composition(record),
                 relative_deviation=record.get("relative_deviation"),
             )
         )
@@ -409,7 +451,9 @@ def _warn(model, report, low, high, warn_deviation, tolerance):
                 UserWarning,
                 stacklevel=3,
             )
-    moved = [c for c in report.converted if c.relative_deviation is not None and c.relative_deviation > tolerance]
+    moved = [
+        c for c in report.converted if c.relative_deviation is not None and c.relative_deviation > tolerance
+    ]
     if moved:
         warnings.warn(
             f"convert: on the probe inputs, these layers' outputs move by more than {tolerance:.0%} of their "

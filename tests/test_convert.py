@@ -203,8 +203,13 @@ def test_unsupported_models_and_arguments_get_clear_errors():
 
 def test_unsupported_activations_are_skipped_with_reason():
     model = keras.Sequential(
-        [keras.Input((5,)), L.Dense(4, activation="exponential"), L.ReLU(threshold=0.5), L.ELU(alpha=0.5),
-         L.Dense(2, activation="relu")]
+        [
+            keras.Input((5,)),
+            L.Dense(4, activation="exponential"),
+            L.ReLU(threshold=0.5),
+            L.ELU(alpha=0.5),
+            L.Dense(2, activation="relu"),
+        ]
     )
     report = keras_bioact.convert(model, return_report=True)[1]
     assert len(report.converted) == 1

@@ -1,20 +1,20 @@
 """`keras_bioact.convert` on real-world architectures (every backend, weights=None).
 
-Sizes, chosen to keep this module well under a minute per backend on 2 CPU cores:
-- `mobilenetv2`: the real `keras.applications.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3),
-  weights=None, classifier_activation=None)` (ReLU(6.) layers, 35 activations).
-- `resnet`, `densenet`, `efficientnet`, `convnext`: small functional models at 32x32 built from
-  the same blocks as ResNet50 (bottlenecks: Conv-BN-Activation("relu"), `Add`), DenseNet121
-  (BN-relu-Conv, `Concatenate`), EfficientNetB0 (MBConv: Activation("swish"), depthwise conv,
-  squeeze-excitation with Conv2D(activation="swish"/"sigmoid") and `Multiply`) and ConvNeXtTiny
-  (depthwise 7x7, LayerNorm, Dense + Activation("gelu"), a layer scale and the residual as
-  `x + y` / `keras.ops` on symbolic tensors, i.e. op nodes). The full applications take 10-35 s
-  each just to build here; their conversion was measured once with
-  `benchmarks/convert_applications.py` (see changes/convert.md).
-- `transformer`: a Transformer block (MultiHeadAttention, `x + y`, LayerNorm,
-  Dense(activation="gelu"), `keras.ops.mean`) on (8 tokens, 16 features).
-Each model is built and converted once per module; the probe for the output check is fresh
-data (not the calibration probe).
+Sizes, chosen to keep this module near a minute per backend on 2 shared CPU cores: the full
+`keras.applications` take 10-35 s each just to build here (and MobileNetV2(alpha=0.35) at 32x32
+~30 s more to convert under JAX, mostly first-call op compilation), so the tests use small
+functional models at 32x32 built from the same blocks, two blocks each:
+- `mobilenetv2`: inverted residuals with `ReLU(6.)` layers (MobileNetV2);
+- `resnet`: bottlenecks Conv-BN-Activation("relu") with `Add` (ResNet50);
+- `densenet`: BN-relu-Conv with `Concatenate`, a transition (DenseNet121);
+- `efficientnet`: MBConv with Activation("swish"), depthwise conv, squeeze-excitation with
+  Conv2D(activation="swish"/"sigmoid") and `Multiply`, Dropout, `Add` (EfficientNetB0);
+- `convnext`: depthwise 7x7, LayerNorm, Dense + Activation("gelu"), layer scale and residual as
+  `x + y * 0.5` and a `keras.ops.mean` head, i.e. op nodes (ConvNeXtTiny);
+- `transformer`: MultiHeadAttention, `x + y`, LayerNorm, Dense(activation="gelu"), `ops.mean`
+  on (8 tokens, 16 features).
+The real applications are measured by `benchmarks/convert_applications.py`. Each model is built
+and converted once per module; the output check uses fresh inputs, not the calibration probe.
 """
 
 import warnings
@@ -37,30 +37,44 @@ def _conv_bn(x, filters, kernel, act="relu", strides=1):
     return L.Activation(act)(x) if act else x
 
 
+def _mobilenetv2():
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = L.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = L.ReLU(6.0)(L.BatchNormalization()(x))
+    for _ in range(2):  # inverted residual blocks
+        y = L.Conv2D(32, 1, use_bias=False)(x)
+        y = L.ReLU(6.0)(L.BatchNormalization()(y))
+        y = L.DepthwiseConv2D(3, padding="same", use_bias=False)(y)
+        y = L.ReLU(6.0)(L.BatchNormalization()(y))
+        y = L.BatchNormalization()(L.Conv2D(16, 1, use_bias=False)(y))
+        x = L.Add()([x, y])
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(10)(x), name="mobilenetv2_like")
+
+
 def _resnet():
     inputs = keras.Input((SIZE, SIZE, 3))
-    x = _conv_bn(inputs, 16, 3, strides=2)
-    for filters in (8, 16):
-        shortcut = _conv_bn(x, 4 * filters, 1, act=None)
-        y = _conv_bn(x, filters, 1)
-        y = _conv_bn(y, filters, 3)
-        y = _conv_bn(y, 4 * filters, 1, act=None)
-        x = L.Activation("relu")(L.Add()([shortcut, y]))
+    x = _conv_bn(inputs, 32, 3, strides=2)
+    for _ in range(2):  # bottleneck blocks
+        y = _conv_bn(x, 8, 1)
+        y = _conv_bn(y, 8, 3)
+        y = _conv_bn(y, 32, 1, act=None)
+        x = L.Activation("relu")(L.Add()([x, y]))
     x = L.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, L.Dense(10)(x), name="resnet_like")
 
 
 def _densenet():
     inputs = keras.Input((SIZE, SIZE, 3))
-    x = _conv_bn(inputs, 16, 3, strides=2)
-    for _ in range(3):
+    x = _conv_bn(inputs, 8, 3, strides=2)
+    for _ in range(2):  # dense block layers
         y = L.Activation("relu")(L.BatchNormalization()(x))
         y = L.Conv2D(16, 1, use_bias=False)(y)
         y = L.Activation("relu")(L.BatchNormalization()(y))
         y = L.Conv2D(8, 3, padding="same", use_bias=False)(y)
         x = L.Concatenate()([x, y])
     x = L.Activation("relu")(L.BatchNormalization()(x))
-    x = L.AveragePooling2D()(L.Conv2D(16, 1)(x))
+    x = L.AveragePooling2D(2)(L.Conv2D(8, 1)(x))  # transition
     x = L.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, L.Dense(10)(x), name="densenet_like")
 
@@ -69,17 +83,16 @@ def _efficientnet():
     inputs = keras.Input((SIZE, SIZE, 3))
     x = L.Rescaling(0.5)(inputs)
     x = _conv_bn(x, 16, 3, act="swish", strides=2)
-    for expand in (1, 4):
-        y = _conv_bn(x, 16 * expand, 1, act="swish") if expand > 1 else x
+    for _ in range(2):  # MBConv blocks
+        y = _conv_bn(x, 32, 1, act="swish")
         y = L.DepthwiseConv2D(3, padding="same", use_bias=False)(y)
         y = L.Activation("swish")(L.BatchNormalization()(y))
-        se = L.Reshape((1, 1, 16 * expand))(L.GlobalAveragePooling2D()(y))
+        se = L.Reshape((1, 1, 32))(L.GlobalAveragePooling2D()(y))
         se = L.Conv2D(4, 1, activation="swish")(se)
-        se = L.Conv2D(16 * expand, 1, activation="sigmoid")(se)
+        se = L.Conv2D(32, 1, activation="sigmoid")(se)
         y = L.Multiply()([y, se])
         y = _conv_bn(y, 16, 1, act=None)
         x = L.Add()([L.Dropout(0.1)(y), x])
-    x = _conv_bn(x, 32, 1, act="swish")
     x = L.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, L.Dense(10)(x), name="efficientnet_like")
 
@@ -108,12 +121,6 @@ def _transformer():
     x = L.LayerNormalization()(x + L.Dense(16)(y))
     x = ops.mean(x, axis=1)
     return keras.Model(inputs, L.Dense(4)(x), name="transformer_block")
-
-
-def _mobilenetv2():
-    return keras.applications.MobileNetV2(
-        alpha=0.35, input_shape=(SIZE, SIZE, 3), weights=None, classifier_activation=None
-    )
 
 
 BUILDERS = {
@@ -167,17 +174,26 @@ def test_application_is_converted_and_starts_exactly(converted, name):
     model, new, report, x, messages = converted(name)
     assert {c.activation for c in report.converted} == ACTIVATIONS[name]
     assert report.skipped == []  # classifiers are linear here: every activation is replaced
-    assert len(report.converted) >= 2
-    if name == "mobilenetv2":
-        assert len(report.converted) == 35
+    assert len(report.converted) >= 1
+    if name == "mobilenetv2":  # ReLU(6.) -> min(gamma(x; n, 0), 6)
+        assert len(report.converted) == 5
         assert all(isinstance(new.get_layer(c.new_layer), ActivationAdapter) for c in report.converted)
     # Outputs stay within 1 % of their scale, on fresh inputs too.
     assert report.relative_output_deviation <= 0.01, str(report)
     assert _relative(new(x, training=False), model(x, training=False)) <= 0.01
-    if name in ("transformer", "convnext"):  # gelu -> x * gamma(x; n, s): inexact, reported per layer
-        assert all(0.005 < c.max_deviation < 0.02 for c in report.converted)
-    else:
-        assert not messages, messages
+    assert report.max_deviation < 1e-5 or name in ("mobilenetv2", "resnet", "densenet")
+    if name in ("transformer", "convnext"):  # gelu: x * gamma(x; n, s) + a fixed correction
+        assert all("gelu(x) - same" in c.composition for c in report.converted)
+    assert not messages, messages
+
+
+def test_inexact_start_warns_naming_the_layers(converted):
+    model = converted("transformer")[0]
+    with pytest.warns(UserWarning, match=r"transformer_block/dense_\d* \(gelu\): \d"):
+        report = keras_bioact.convert(model, exact=False, return_report=True)[1]
+    (gelu,) = report.converted
+    assert gelu.composition == "x*gamma(x)" and 0.01 < gelu.max_deviation < 0.02  # 0.0144 on [-5, 5]
+    assert gelu.relative_deviation > 0.01
 
 
 @pytest.mark.parametrize("name", ["mobilenetv2", "efficientnet", "convnext", "transformer"])
@@ -186,7 +202,9 @@ def test_converted_application_saves_loads_and_trains(converted, name, tmp_path)
     path = tmp_path / f"{name}.keras"
     new.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(_np(loaded(x, training=False)), _np(new(x, training=False)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _np(loaded(x, training=False)), _np(new(x, training=False)), rtol=1e-5, atol=1e-6
+    )
     # One training step moves the activation parameters and keeps the loss finite.
     loaded.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse", jit_compile=False)
     units = [layer for layer in loaded._flatten_layers() if isinstance(layer, GammaActivation)]

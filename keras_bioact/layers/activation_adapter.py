@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_bioact import ops as bioact_ops
+
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class ActivationAdapter(keras.layers.Layer):
@@ -13,6 +15,7 @@ class ActivationAdapter(keras.layers.Layer):
     z = scale * u + offset
     z = x * z                              # if gate
     y = z + slope * x
+    y = y + (activation(x) - y0(x))        # if correction: y0 is y with the unit's initial gamma
     ```
     Only the unit's own parameters are learned; the numbers above are constants of the
     layer. `keras_bioact.convert` uses it to start a learnable unit exactly (or closely) at a
@@ -28,6 +31,11 @@ class ActivationAdapter(keras.layers.Layer):
         scale, offset: affine map applied to the (clipped) unit output.
         gate: multiply by the input (`x * z`), as in SiLU/GELU (`x * sigmoid-like(x)`).
         slope: weight of the linear skip term `slope * x`.
+        correction: `None`, or `{"activation": name, "n": n0, "s": s0}`: add the fixed difference
+            between the built-in Keras activation `name` and this layer's formula with a gamma of
+            constant parameters `(n0, s0)` in place of the unit, so that a unit starting at
+            `(n0, s0)` reproduces `name` exactly although no gamma equals it (e.g. GELU, whose
+            closest `x * gamma(x)` is 0.014 away). Training moves the unit; the correction stays.
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
     """
 
@@ -41,6 +49,7 @@ class ActivationAdapter(keras.layers.Layer):
         offset=0.0,
         gate=False,
         slope=0.0,
+        correction=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -48,8 +57,13 @@ class ActivationAdapter(keras.layers.Layer):
             unit = keras.saving.deserialize_keras_object(unit)
         if not isinstance(unit, keras.layers.Layer):
             raise ValueError(f"ActivationAdapter: `unit` must be a keras Layer, got {type(unit).__name__}.")
-        numbers = {"pre_scale": pre_scale, "pre_shift": pre_shift, "scale": scale, "offset": offset,
-                   "slope": slope}
+        numbers = {
+            "pre_scale": pre_scale,
+            "pre_shift": pre_shift,
+            "scale": scale,
+            "offset": offset,
+            "slope": slope,
+        }
         if max_value is not None:
             numbers["max_value"] = max_value
         for key, value in numbers.items():
@@ -63,20 +77,36 @@ class ActivationAdapter(keras.layers.Layer):
         self.offset = float(offset)
         self.gate = bool(gate)
         self.slope = float(slope)
+        if correction is not None:
+            if not isinstance(correction, dict) or set(correction) != {"activation", "n", "s"}:
+                raise ValueError(
+                    "ActivationAdapter: `correction` must be None or a dict with keys 'activation', 'n', "
+                    f"'s'; got {correction!r}."
+                )
+            keras.activations.get(correction["activation"])  # raises for an unknown name
+            if not float(correction["n"]) > 0:
+                raise ValueError(
+                    f"ActivationAdapter: `correction['n']` must be > 0, got {correction['n']!r}."
+                )
+            correction = {
+                "activation": str(correction["activation"]),
+                "n": float(correction["n"]),
+                "s": float(correction["s"]),
+            }
+        self.correction = correction
         self.supports_masking = True
 
     def build(self, input_shape):
         if not self.unit.built:
             self.unit.build(input_shape)
 
-    def call(self, inputs):
-        x = inputs
+    def _around(self, x, unit):
         z = x
         if self.pre_scale != 1.0:
             z = ops.multiply(z, self.pre_scale)
         if self.pre_shift != 0.0:
             z = ops.add(z, self.pre_shift)
-        u = self.unit(z)
+        u = unit(z)
         if self.max_value is not None:
             u = ops.minimum(u, self.max_value)
         if self.scale != 1.0:
@@ -88,6 +118,15 @@ class ActivationAdapter(keras.layers.Layer):
         if self.slope != 0.0:
             u = ops.add(u, ops.multiply(x, self.slope))
         return u
+
+    def call(self, inputs):
+        y = self._around(inputs, self.unit)
+        if self.correction is not None:
+            c = self.correction
+            y0 = self._around(inputs, lambda z: bioact_ops.gamma(z, c["n"], c["s"]))
+            target = keras.activations.get(c["activation"])(inputs)
+            y = ops.add(y, ops.subtract(ops.cast(target, y.dtype), ops.cast(y0, y.dtype)))
+        return y
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -104,6 +143,7 @@ class ActivationAdapter(keras.layers.Layer):
                 "offset": self.offset,
                 "gate": self.gate,
                 "slope": self.slope,
+                "correction": self.correction,
             }
         )
         return config
