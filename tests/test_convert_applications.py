@@ -189,14 +189,14 @@ def test_application_is_converted_and_starts_exactly(converted, name):
 
 def test_inexact_start_warns_naming_the_layers(converted):
     model = converted("transformer")[0]
-    with pytest.warns(UserWarning, match=r"transformer_block/dense_\d* \(gelu\): \d"):
+    with pytest.warns(UserWarning, match=r"transformer_block/dense \(gelu\): \d"):
         report = keras_bioact.convert(model, exact=False, return_report=True)[1]
     (gelu,) = report.converted
     assert gelu.composition == "x*gamma(x)" and 0.01 < gelu.max_deviation < 0.02  # 0.0144 on [-5, 5]
     assert gelu.relative_deviation > 0.01
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2", "efficientnet", "convnext", "transformer"])
+@pytest.mark.parametrize("name", ["efficientnet", "transformer"])  # adapters (x * gamma, correction), op nodes
 def test_converted_application_saves_loads_and_trains(converted, name, tmp_path):
     _, new, _, x, _ = converted(name)
     path = tmp_path / f"{name}.keras"
