@@ -324,7 +324,9 @@ def convert(
             `relu_gain=None`): 4 standard-normal samples of the model's input shape (seed 0).
             With a fixed `relu_gain` and no `probe_data`, no probe pass is made.
         warn_deviation: emit a `UserWarning` listing replacements whose deviation on
-            `probe_range` exceeds it (`None` to disable).
+            `probe_range` exceeds it (`None` to disable), unless the probe pass found them within
+            `tolerance` on the tensors they actually receive (e.g. a gain calibrated to
+            pre-activations of std 100 is far from a ReLU on [-5, 5] but exact at that scale).
         tolerance: relative tolerance of the probe checks (default 0.01): a `UserWarning` names
             every new activation whose output on the probe moves by more than `tolerance` times
             the original output's std, and the model if its outputs do.
@@ -442,7 +444,12 @@ def _warn(model, report, low, high, warn_deviation, tolerance):
             stacklevel=3,
         )
     if warn_deviation is not None:
-        far = [c for c in report.converted if c.max_deviation > warn_deviation]
+        far = [  # a replacement checked on the probe inputs is judged there instead
+            c
+            for c in report.converted
+            if c.max_deviation > warn_deviation
+            and not (c.relative_deviation is not None and c.relative_deviation <= tolerance)
+        ]
         if far:
             warnings.warn(
                 "convert: these replacements start far from the original activation (max |new - old| on "

@@ -1,6 +1,7 @@
 """`keras_bioact.convert`: replacing activations of existing models (runs on every backend)."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -261,3 +262,67 @@ def test_training_improves_after_conversion_and_parameters_move():
     after = new.evaluate(x, y, verbose=0)
     assert after < 0.8 * before
     assert not np.allclose(view.get_vector(), before_params)
+
+
+def test_every_supported_activation_starts_exactly():
+    from keras_bioact.convert import SUPPORTED_ACTIVATIONS
+
+    model = keras.Sequential(
+        [keras.Input((6,))]
+        + [L.Dense(6, activation=a, name=f"d_{a}") for a in SUPPORTED_ACTIVATIONS]
+        + [L.LeakyReLU(0.3, name="leaky"), L.ReLU(max_value=4.0, name="capped"), L.Dense(3)],
+        name="zoo",
+    )
+    x = _x((32, 6), seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no deviation warning: every start is exact
+        new, report = keras_bioact.convert(model, probe_data=x, return_report=True)
+    labels = [c.activation for c in report.converted]
+    expected = [a if a != "leaky_relu" else "leaky_relu(negative_slope=0.2)" for a in SUPPORTED_ACTIVATIONS]
+    assert labels == [*expected, "leaky_relu(negative_slope=0.3)", "relu(max_value=4)"]
+    assert report.skipped == []
+    assert report.relative_output_deviation <= 0.01
+    assert all(c.relative_deviation <= 0.01 for c in report.converted)
+    # Exact replacements (no ReLU-like kink): float32 precision on [-5, 5].
+    smooth = (
+        "sigmoid",
+        "softplus",
+        "tanh",
+        "silu",
+        "gelu",
+        "mish",
+        "elu",
+        "celu",
+        "selu",
+        "log_sigmoid",
+        "tanh_shrink",
+        "softsign",
+        "squareplus",
+        "sparse_plus",
+    )
+    assert all(c.max_deviation < 1e-5 for c in report.converted if c.activation in smooth)
+    by_act = {c.activation: c for c in report.converted}
+    assert by_act["silu"].composition == "x*gamma(x)" and by_act["relu6"].composition == "min(gamma(x), 6)"
+    np.testing.assert_allclose(_np(new(x)), _np(model(x)), atol=0.01 * float(np.std(_np(model(x)))))
+
+
+def test_calibrated_gain_follows_the_scale_of_the_preactivations():
+    inputs = keras.Input((8,))
+    small = L.Dense(8, activation="relu", name="small")(L.Rescaling(1e-3)(inputs))
+    large = L.Dense(8, activation="relu", name="large")(L.Rescaling(1e2)(inputs))
+    model = keras.Model(inputs, L.Concatenate()([small, large]))
+    report = keras_bioact.convert(model, probe_data=_x((64, 8), seed=4), return_report=True)[1]
+    gains = {c.path.split("/")[-1]: c.parameters["n"] for c in report.converted}
+    low = lambda v: float(str(v).split("..")[0])
+    # n ~ ln2 / (0.5 % of std): ~1e5 times larger for pre-activations 1e5 times smaller.
+    assert low(gains["small"]) > 1e4 * low(gains["large"])
+    assert report.relative_output_deviation <= 0.01
+
+
+def test_without_default_probe_falls_back_with_a_warning():
+    model = keras.Sequential(
+        [keras.Input((4,), dtype="int32"), L.Embedding(10, 8), L.Dense(4, activation="relu")]
+    )
+    with pytest.warns(UserWarning, match="probe_data"):
+        report = keras_bioact.convert(model, return_report=True)[1]
+    assert report.converted[0].parameters["n"] == 20.0 and report.output_deviation is None
