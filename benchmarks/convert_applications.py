@@ -1,6 +1,6 @@
 """How close `keras_bioact.convert` starts on real keras.applications models (weights=None).
 
-    PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/convert_applications.py [--size 32] [--apps ResNet50,...]
+    PYTHONPATH=$PWD KERAS_BACKEND=tensorflow python benchmarks/convert_applications.py [--size 32]
 
 For each application: activations replaced / skipped, the activations found, the largest
 per-layer deviation on the calibration probe (max |new - old| / std(old)), the output deviation

@@ -196,7 +196,8 @@ def test_inexact_start_warns_naming_the_layers(converted):
     assert gelu.relative_deviation > 0.01
 
 
-@pytest.mark.parametrize("name", ["efficientnet", "transformer"])  # adapters (x * gamma, correction), op nodes
+# Adapters (x * gamma(x), fixed correction), op nodes, MultiHeadAttention.
+@pytest.mark.parametrize("name", ["efficientnet", "transformer"])
 def test_converted_application_saves_loads_and_trains(converted, name, tmp_path):
     _, new, _, x, _ = converted(name)
     path = tmp_path / f"{name}.keras"
