@@ -41,8 +41,14 @@ def _np(x):
     return np.asarray(keras.ops.convert_to_numpy(x), dtype="float64")
 
 
-def main(size=32, apps=tuple(BUILDERS)):
-    print(f"backend {keras.backend.backend()}, {size}x{size} inputs, weights=None")
+def _probe(size):  # the default probe of `convert`, given explicitly so that relu_gain=20 is checked too
+    return np.random.default_rng(0).standard_normal((4, size, size, 3)).astype("float32")
+
+
+def main(size=32, apps=tuple(BUILDERS), relu_gain=None, exact=True):
+    print(
+        f"backend {keras.backend.backend()}, {size}x{size} inputs, weights=None, relu_gain={relu_gain}, exact={exact}"
+    )
     print(
         "| application | replaced | skipped | activations | max layer dev | output dev (probe) "
         "| output dev (fresh) | build s | convert s | warnings |"
@@ -56,7 +62,9 @@ def main(size=32, apps=tuple(BUILDERS)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             start = time.perf_counter()
-            new, report = keras_bioact.convert(model, return_report=True)
+            new, report = keras_bioact.convert(
+                model, relu_gain=relu_gain, exact=exact, probe_data=_probe(size), return_report=True
+            )
             took = time.perf_counter() - start
         x = np.random.default_rng(1).normal(size=(4, size, size, 3)).astype("float32")
         before, after = _np(model(x, training=False)), _np(new(x, training=False))
@@ -75,5 +83,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--apps", default=",".join(BUILDERS))
+    parser.add_argument("--relu-gain", type=float, default=None, help="fixed gain (default: calibrate)")
+    parser.add_argument("--no-exact", action="store_true", help="no fixed correction of inexact fits")
     args = parser.parse_args()
-    main(args.size, tuple(args.apps.split(",")))
+    main(args.size, tuple(args.apps.split(",")), args.relu_gain, not args.no_exact)

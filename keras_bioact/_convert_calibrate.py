@@ -145,9 +145,9 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
 
     Gains are set per parameter to `n = factor / min(std(input), std(original output))`,
     `factor = ln 2 / (tolerance / 2)` (a gamma with gain `n` is at most `ln 2 / n` above the
-    ReLU, at 0; see `_set_gains`); while the model's
-    outputs still move by more than `tolerance` times their scale, `factor` is raised 4x
-    (at most 3 times). Fills `record["relative_deviation"]` (and `record["gain_factor"]`).
+    ReLU, at 0; see `_set_gains`); while the model's outputs still move by more than half the
+    `tolerance` times their scale (a margin for inputs other than the probe), `factor` is
+    raised 4x (at most 3 times). Fills `record["relative_deviation"]` (and `record["gain_factor"]`).
 
     Returns:
         dict with `output_deviation` (max abs difference of the outputs),
@@ -191,7 +191,7 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
             break
         if (
             not relu_records
-            or relative <= tolerance
+            or relative <= 0.5 * tolerance
             or relative > 0.5 * previous
             or round_ == _MAX_ROUNDS - 1
         ):

@@ -82,6 +82,8 @@ def layer_activation(layer):
         return "layer", Spec("elu") if float(layer.alpha) == 1.0 else f"elu(alpha={layer.alpha})"
     if isinstance(layer, keras.layers.Activation):
         name = _function_name(layer.activation)
+        if name == "linear":  # an identity (e.g. ConvNeXt's in place of stochastic depth)
+            return None, None
         spec = spec_from_function_name(name) if name else None
         return "layer", spec or _describe(layer.activation)
     activation = getattr(layer, "activation", None)

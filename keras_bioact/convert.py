@@ -11,34 +11,34 @@ any depth) and functional graphs with operations on symbolic tensors (`x + y`,
 `keras.ops.mean(x)`, as in ConvNeXt) included; subclassed models are not, since their
 computation lives in Python code that cannot be rewritten.
 
-`init="match"` starts each new activation as close as possible to the one it replaces. Where
-a bare unit cannot represent the activation, the unit is wrapped in fixed, non-trainable
-arithmetic (`keras_bioact.layers.ActivationAdapter`, or a `keras.layers.Rescaling` for an
-affine map only); only the unit's parameters are learned. Family `"gamma"` (deviation
-`max |new - old|` on `[-5, 5]`, `n = 20` for the ReLU-like rows as without calibration):
+`init="match"` starts each new activation at the one it replaces. Where a bare unit cannot
+represent the activation, the unit is wrapped in fixed, non-trainable arithmetic
+(`keras_bioact.layers.ActivationAdapter`, or a `keras.layers.Rescaling` for an affine map only);
+only the unit's parameters are learned. Family `"gamma"` (deviation `max |new - old|` on
+`[-5, 5]`; `n = 20` in the ReLU-like rows for comparison, calibrated by default (**)):
 
-| original                    | gamma replacement                                  | deviation         |
-|-----------------------------|----------------------------------------------------|-------------------|
-| relu                        | `gamma(x; n, 0)`, `n` calibrated (**)              | `ln2 / n` at 0    |
-| relu6, ReLU(max_value=m)    | `min(gamma(x; n, 0), 6)` (or `m`)                  | `ln2 / n`         |
-| leaky_relu, LeakyReLU(a)    | `(1 - a) gamma(x; n, 0) + a x`                     | `(1 - a) ln2 / n` |
-| hard_sigmoid                | `min(gamma(x + 3; n, 0), 6) / 6`                   | `ln2 / (6 n)`     |
-| hard_silu (hard_swish)      | `x * min(gamma(x + 3; n, 0), 6) / 6`               | `ln2 / (2 n)`     |
-| hard_tanh                   | `min(gamma(x + 1; n, 0), 2) - 1`                   | `ln2 / n`         |
-| sparse_sigmoid              | `min(gamma(x + 1; n, 0), 2) / 2`                   | `ln2 / (2 n)`     |
-| softplus                    | `gamma(x; 1, 0)`                                   | exact             |
-| sigmoid                     | `gamma(x; 1, 1)`                                   | exact             |
-| silu (swish)                | `x * gamma(x; 1, 1)` (a learnable Swish-beta: `n` = beta) | exact      |
-| tanh                        | `2 gamma(x; 2, 1) - 1` (*)                         | exact             |
-| log_sigmoid                 | `-gamma(-x; 1, 0)`                                 | exact             |
-| tanh_shrink                 | `x - (2 gamma(x; 2, 1) - 1)`                       | exact             |
-| elu, celu                   | `2 gamma(x; 1.36, 0.50) - 1` (*)                   | 0.038             |
-| selu                        | `1.758 gamma(x; n, s) - 1.758`, fitted             | 0.067             |
-| gelu                        | `x * gamma(x; n, s)`, fitted (n 1.75, s 1.02)      | 0.019             |
-| mish                        | `x * gamma(x; n, s)`, fitted                       | 0.024             |
-| softsign                    | `2 gamma(x; n, s) - 1`, fitted                     | 0.13              |
-| squareplus                  | `gamma(x; n, s)`, fitted                           | 0.14              |
-| sparse_plus                 | `gamma(x; n, s)`, fitted                           | 0.050             |
+| original                    | gamma replacement                                   | deviation          |
+|-----------------------------|-----------------------------------------------------|--------------------|
+| relu                        | `gamma(x; n, 0)`                                    | `ln2 / n` at 0     |
+| relu6, ReLU(max_value=m)    | `min(gamma(x; n, 0), 6)` (or `m`)                   | `ln2 / n`          |
+| leaky_relu, LeakyReLU(a)    | `(1 - a) gamma(x; n, 0) + a x`                      | `(1 - a) ln2 / n`  |
+| hard_sigmoid                | `min(gamma(x + 3; n, 0), 6) / 6`                    | `ln2 / (6 n)`      |
+| hard_silu (hard_swish)      | `x * min(gamma(x + 3; n, 0), 6) / 6`                | `ln2 / (2 n)`      |
+| hard_tanh                   | `min(gamma(x + 1; n, 0), 2) - 1`                    | `ln2 / n`          |
+| sparse_sigmoid              | `min(gamma(x + 1; n, 0), 2) / 2`                    | `ln2 / (2 n)`      |
+| softplus                    | `gamma(x; 1, 0)`                                    | exact              |
+| sigmoid                     | `gamma(x; 1, 1)`                                    | exact              |
+| silu (swish)                | `x * gamma(x; 1, 1)` (learnable Swish-beta, beta = n) | exact            |
+| tanh                        | `2 gamma(x; 2, 1) - 1` (*)                          | exact              |
+| log_sigmoid                 | `-gamma(-x; 1, 0)`                                  | exact              |
+| tanh_shrink                 | `x - (2 gamma(x; 2, 1) - 1)`                        | exact              |
+| elu, celu                   | `2 gamma(x; 1.36, 0.50) - 1` (*)                    | exact (***), 0.038 |
+| selu                        | `2.809 gamma(x; 1.01, 0.61) - 1.758`                | exact (***), 0.16  |
+| gelu                        | `x * gamma(x; 1.78, 1.0)`                           | exact (***), 0.014 |
+| mish                        | `x * gamma(x; 1.25, 1.0)`                           | exact (***), 0.10  |
+| softsign                    | `2 gamma(x; 0.82, 1.0) - 1`                         | exact (***), 0.14  |
+| squareplus                  | `gamma(x; 0.62, -0.01)`                             | exact (***), 0.12  |
+| sparse_plus                 | `gamma(x; 2.98, -0.00)`                             | exact (***), 0.020 |
 
 Family `"bru"` replaces each activation by the closest bare ERU/ORU (ELU and CELU: ERU with
 `r = 1`, exact; ReLU 0.61, softplus 0.70, sigmoid ~0.94, tanh 0.19).
@@ -49,14 +49,20 @@ with s in [0, 1] cannot reach).
 
 (**) Exact start by default (`relu_gain=None`): the gain `n` of every ReLU-like gamma is
 calibrated per parameter (per channel by default) on probe inputs (`probe_data`, default 4
-standard-normal samples of the model's input shape): `n = ln2 / (tolerance * std)` of that
-unit's own inputs, so that its deviation is at most `tolerance` (1 %) of its input scale,
-raised 4x (up to 3 times) while the model's outputs move by more than `tolerance` of their
-scale. Each new activation is then compared with the original on the tensors it receives,
-and a `UserWarning` names every layer whose output moves by more than `tolerance` of its scale,
-and the model if its outputs do. A large `n` makes the gamma a sharp ReLU: training can still
-lower it, but slowly; pass a number (e.g. `relu_gain=20`) for a smoother, less exact start.
-The deviations above are measured on `[-5, 5]`; the report lists each replacement's.
+standard-normal samples of the model's input shape): `n = ln2 / (tolerance / 2 * scale)`, with
+`scale` the smaller of the std of that unit's own inputs and of the original activation's
+outputs, so that each layer moves by at most half the `tolerance` (1 %) of its output scale; `n`
+is raised 4x (up to 3 times) while the model's outputs move by more than half the `tolerance` of
+their scale. Each new activation is then compared with the original on the tensors it receives, and a
+`UserWarning` names every layer whose output moves by more than `tolerance` of its scale, and the
+model if its outputs do. A large `n` makes the gamma a sharp ReLU: training can still lower it,
+but slowly. Untrained deep models (`weights=None`) can have pre-activations of std 1e-5..1e-13
+(MobileNetV2), which gives gains up to 1e15; pass a number (e.g. `relu_gain=20`) for a smoother,
+less exact start.
+
+(***) with `exact=True` (default): the fitted gamma plus the fixed difference between the original
+and the fit at its initial parameters (`ActivationAdapter(correction=...)`); the second number is
+the fit's own deviation (`exact=False`).
 """
 
 import dataclasses
