@@ -47,7 +47,8 @@ def _probe(size):  # the default probe of `convert`, given explicitly so that re
 
 def main(size=32, apps=tuple(BUILDERS), relu_gain=None, exact=True):
     print(
-        f"backend {keras.backend.backend()}, {size}x{size} inputs, weights=None, relu_gain={relu_gain}, exact={exact}"
+        f"backend {keras.backend.backend()}, {size}x{size} inputs, weights=None, "
+        f"relu_gain={relu_gain}, exact={exact}"
     )
     print(
         "| application | replaced | skipped | activations | max layer dev | output dev (probe) "
