@@ -2,7 +2,14 @@
 
 import keras
 
-from keras_bioact._convert_recipes import Spec, fit_bru, fit_gamma, gamma_recipe, spec_from_function_name
+from keras_bioact._convert_recipes import (
+    SUPPORTED_ACTIVATIONS,
+    Spec,
+    fit_bru,
+    fit_gamma,
+    gamma_recipe,
+    spec_from_function_name,
+)
 from keras_bioact.layers.activation_adapter import ActivationAdapter
 from keras_bioact.layers.bru import BRU
 from keras_bioact.layers.gamma_activation import GammaActivation
@@ -349,8 +356,7 @@ class Converter:
             self.skipped.append(
                 (
                     path,
-                    f"activation {spec!r} is not supported (supported: see "
-                    "keras_bioact.convert.SUPPORTED_ACTIVATIONS)",
+                    f"activation {spec!r} is not supported (supported: {', '.join(SUPPORTED_ACTIVATIONS)})",
                 )
             )
             return [self.clone_plain(layer, path)], []

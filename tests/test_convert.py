@@ -326,3 +326,22 @@ def test_without_default_probe_falls_back_with_a_warning():
     with pytest.warns(UserWarning, match="probe_data"):
         report = keras_bioact.convert(model, return_report=True)[1]
     assert report.converted[0].parameters["n"] == 20.0 and report.output_deviation is None
+
+
+def test_activation_adapter_checks_its_arguments():
+    from keras_bioact.layers import ActivationAdapter
+
+    with pytest.raises(ValueError, match="`unit` must be a keras Layer"):
+        ActivationAdapter("gamma")
+    with pytest.raises(ValueError, match="`max_value` must be a finite number"):
+        ActivationAdapter(GammaActivation(), max_value="6")
+    with pytest.raises(ValueError, match="`correction` must be None or a dict"):
+        ActivationAdapter(GammaActivation(), correction={"activation": "gelu"})
+    with pytest.raises(ValueError, match=r"`correction\['n'\]` must be > 0"):
+        ActivationAdapter(GammaActivation(), correction={"activation": "gelu", "n": 0.0, "s": 1.0})
+    # relu6 = min(gamma(x; n, 0), 6) as n grows; silu = x * gamma(x; 1, 1) exactly.
+    x = np.linspace(-8, 8, 33, dtype="float32")[None, :]
+    relu6 = ActivationAdapter(GammaActivation(n_initializer=1e6), max_value=6.0)
+    np.testing.assert_allclose(_np(relu6(x)), np.clip(x, 0, 6), atol=1e-5)
+    silu = ActivationAdapter(GammaActivation(n_initializer=1.0, s_initializer=1.0), gate=True)
+    np.testing.assert_allclose(_np(silu(x)), _np(keras.activations.silu(x)), atol=1e-5)
