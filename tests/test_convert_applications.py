@@ -207,7 +207,7 @@ def test_converted_application_saves_loads_and_trains(converted, name, tmp_path)
         _np(loaded(x, training=False)), _np(new(x, training=False)), rtol=1e-5, atol=1e-6
     )
     # One training step moves the activation parameters and keeps the loss finite.
-    loaded.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse", jit_compile=False)
+    loaded.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse")
     units = [layer for layer in loaded._flatten_layers() if isinstance(layer, GammaActivation)]
     before = [_np(u.s).copy() for u in units]
     y = np.random.default_rng(2).normal(size=tuple(new.output.shape[1:])).astype("float32")
