@@ -41,7 +41,8 @@ only the unit's parameters are learned. Family `"gamma"` (deviation `max |new - 
 | sparse_plus                 | `gamma(x; 2.98, -0.00)`                             | exact (***), 0.020 |
 
 Family `"bru"` replaces each activation by the closest bare ERU/ORU (ELU and CELU: ERU with
-`r = 1`, exact; ReLU 0.61, softplus 0.70, sigmoid ~0.94, tanh 0.19).
+`r = 1`, exact; ReLU and relu6 0.61, softplus 0.70, sigmoid ~0.94, tanh 0.19, silu 0.71, gelu
+0.68, leaky_relu 0.34; no calibration, no correction).
 
 (*) with `affine=True` (default). With `affine=False` no fixed arithmetic is added: the closest
 plain gamma is used instead (deviation about 1 for tanh and ELU, whose negative values a gamma
@@ -340,8 +341,9 @@ def convert(
             matches exactly (gelu, mish, elu, celu, selu, softsign, squareplus, sparse_plus) the
             fixed, non-trainable difference between the original and the fitted replacement at its
             initial parameters (`ActivationAdapter(correction=...)`), so that it starts exactly;
-            training moves the unit, the correction stays. `False`: leave the fit's deviation
-            (see the module docstring).
+            training moves the unit, the correction stays. It costs one more evaluation of the
+            original activation and of a constant gamma per such layer. `False`: leave the fit's
+            deviation (see the module docstring).
         return_report: return `(new_model, report)` instead of `new_model`.
 
     Returns:
