@@ -147,7 +147,7 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
     `factor = ln 2 / (tolerance / 2)` (a gamma with gain `n` is at most `ln 2 / n` above the
     ReLU, at 0; see `_set_gains`); while the model's outputs still move by more than half the
     `tolerance` times their scale (a margin for inputs other than the probe), `factor` is
-    raised 4x (at most 3 times). Fills `record["relative_deviation"]` (and `record["gain_factor"]`).
+    raised 4x (at most 3 times). Fills `record["relative_deviation"]`.
 
     Returns:
         dict with `output_deviation` (max abs difference of the outputs),
@@ -198,6 +198,4 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
             break
         previous = relative
         factor *= 4.0
-    for record in relu_records:
-        record["gain_factor"] = factor
     return {"output_deviation": absolute, "relative_output_deviation": relative, "output_scale": scale}
