@@ -1,7 +1,8 @@
 """`keras_bioact.convert` on real-world architectures (every backend, weights=None).
 
 Sizes, chosen to keep this module short (measured on the 2 shared cores at load average ~3.5:
-TensorFlow 12 s, torch 16 s, JAX 87 s, as JAX compiles every eager op on its first use): the full
+TensorFlow 12 s + 22 s for the real applications, torch 16 s + 29 s, JAX 87 s, as JAX compiles
+every eager op on its first use): the full
 `keras.applications` take 10-35 s each just to build here (and MobileNetV2(alpha=0.35) at 32x32
 ~30 s more to convert under JAX, mostly first-call op compilation), so the tests use small
 functional models at 32x32 built from the same blocks, two blocks each:
@@ -14,7 +15,9 @@ functional models at 32x32 built from the same blocks, two blocks each:
   `x + y * 0.5` and a `keras.ops.mean` head, i.e. op nodes (ConvNeXtTiny);
 - `transformer`: MultiHeadAttention, `x + y`, LayerNorm, Dense(activation="gelu"), `ops.mean`
   on (8 tokens, 16 features).
-The real applications are measured by `benchmarks/convert_applications.py`. Each model is built
+The real MobileNetV2(alpha=0.35) and ConvNeXtTiny at 32x32 are converted too under TensorFlow
+and torch (~10 s each); under JAX they are skipped for time, and all five real applications are
+measured by `benchmarks/convert_applications.py`. Each model is built
 and converted once per module; the output check uses fresh inputs, not the calibration probe.
 """
 
@@ -215,3 +218,22 @@ def test_converted_application_saves_loads_and_trains(converted, name, tmp_path)
     loss = loaded.train_on_batch(x, np.broadcast_to(y, (len(x), *y.shape)))
     assert np.isfinite(loss)
     assert any(not np.array_equal(_np(u.s), b) for u, b in zip(units, before, strict=True))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="the full applications take 30+ s each to build and convert under JAX on this machine "
+    "(first-use op compilation); benchmarks/convert_applications.py measures them there",
+)
+@pytest.mark.parametrize("app", ["MobileNetV2", "ConvNeXtTiny"])
+def test_real_application_converts_exactly(app):
+    kwargs = {"alpha": 0.35} if app == "MobileNetV2" else {}
+    model = getattr(keras.applications, app)(
+        input_shape=(SIZE, SIZE, 3), weights=None, classifier_activation=None, **kwargs
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a crash, a skip or a deviation would show here
+        new, report = keras_bioact.convert(model, return_report=True)
+    assert report.skipped == [] and len(report.converted) == {"MobileNetV2": 35, "ConvNeXtTiny": 18}[app]
+    x = np.random.default_rng(1).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
+    assert _relative(new(x, training=False), model(x, training=False)) <= 0.01
