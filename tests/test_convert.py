@@ -1,6 +1,7 @@
 """`keras_bioact.convert`: replacing activations of existing models (runs on every backend)."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -59,7 +60,7 @@ def _cnn():
 def test_sequential_mlp_gamma_match():
     model = _mlp()
     x = _x((16, 10))
-    new, report = keras_bioact.convert(model, probe_data=x, return_report=True)
+    new, report = keras_bioact.convert(model, probe_data=x, relu_gain=20.0, return_report=True)
     assert isinstance(report, ConversionReport)
     assert new is not model and new.bioact_conversion_report is report
     assert [c.activation for c in report.converted] == ["relu", "tanh", "sigmoid", "softplus"]
@@ -192,25 +193,41 @@ def test_unsupported_models_and_arguments_get_clear_errors():
     with pytest.raises(ValueError, match="init"):
         keras_bioact.convert(model, init="random")
     with pytest.raises(ValueError, match="activations"):
-        keras_bioact.convert(model, activations=("gelu",))
+        keras_bioact.convert(model, activations=("softmax",))
+    with pytest.raises(ValueError, match="relu_gain"):
+        keras_bioact.convert(model, relu_gain=0)
+    with pytest.raises(ValueError, match="tolerance"):
+        keras_bioact.convert(model, tolerance=1.5)
     with pytest.raises(ValueError, match="sharing"):
         keras_bioact.convert(model, sharing="neuron")
 
 
 def test_unsupported_activations_are_skipped_with_reason():
     model = keras.Sequential(
-        [keras.Input((5,)), L.Dense(4, activation="gelu"), L.LeakyReLU(), L.ReLU(max_value=6.0),
-         L.Dense(2, activation="relu")]
+        [
+            keras.Input((5,)),
+            L.Dense(4, activation="exponential"),
+            L.ReLU(threshold=0.5),
+            L.ELU(alpha=0.5),
+            L.Dense(2, activation="relu"),
+        ]
     )
     report = keras_bioact.convert(model, return_report=True)[1]
     assert len(report.converted) == 1
     reasons = " ".join(reason for _, reason in report.skipped)
-    assert "'gelu'" in reasons and "relu(max_value" in reasons
+    assert "'exponential'" in reasons and "relu(threshold=0.5)" in reasons and "elu(alpha=0.5)" in reasons
+
+
+def test_nothing_replaced_warns_loudly():
+    model = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="softmax")])
+    with pytest.warns(UserWarning, match="NO activation"):
+        keras_bioact.convert(model)
 
 
 def test_recurrent_activation_is_reported_not_converted():
     model = keras.Sequential([keras.Input((4, 3)), L.SimpleRNN(5, activation="tanh"), L.Dense(2)])
-    new, report = keras_bioact.convert(model, return_report=True)
+    with pytest.warns(UserWarning, match="NO activation"):
+        new, report = keras_bioact.convert(model, return_report=True)
     assert report.converted == []
     assert "inside SimpleRNN" in report.skipped[0][1]
     assert isinstance(new.layers[0], L.SimpleRNN) and new.layers[0].activation is keras.activations.tanh
@@ -245,3 +262,86 @@ def test_training_improves_after_conversion_and_parameters_move():
     after = new.evaluate(x, y, verbose=0)
     assert after < 0.8 * before
     assert not np.allclose(view.get_vector(), before_params)
+
+
+def test_every_supported_activation_starts_exactly():
+    from keras_bioact.convert import SUPPORTED_ACTIVATIONS
+
+    model = keras.Sequential(
+        [keras.Input((6,))]
+        + [L.Dense(6, activation=a, name=f"d_{a}") for a in SUPPORTED_ACTIVATIONS]
+        + [L.LeakyReLU(0.3, name="leaky"), L.ReLU(max_value=4.0, name="capped"), L.Dense(3)],
+        name="zoo",
+    )
+    x = _x((32, 6), seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no deviation warning: every start is exact
+        new, report = keras_bioact.convert(model, probe_data=x, return_report=True)
+    labels = [c.activation for c in report.converted]
+    expected = [a if a != "leaky_relu" else "leaky_relu(negative_slope=0.2)" for a in SUPPORTED_ACTIVATIONS]
+    assert labels == [*expected, "leaky_relu(negative_slope=0.3)", "relu(max_value=4)"]
+    assert report.skipped == []
+    assert report.relative_output_deviation <= 0.01
+    assert all(c.relative_deviation <= 0.01 for c in report.converted)
+    # Exact replacements (no ReLU-like kink): float32 precision on [-5, 5].
+    smooth = (
+        "sigmoid",
+        "softplus",
+        "tanh",
+        "silu",
+        "gelu",
+        "mish",
+        "elu",
+        "celu",
+        "selu",
+        "log_sigmoid",
+        "tanh_shrink",
+        "softsign",
+        "squareplus",
+        "sparse_plus",
+    )
+    assert all(c.max_deviation < 1e-5 for c in report.converted if c.activation in smooth)
+    by_act = {c.activation: c for c in report.converted}
+    assert by_act["silu"].composition == "x*gamma(x)" and by_act["relu6"].composition == "min(gamma(x), 6)"
+    np.testing.assert_allclose(_np(new(x)), _np(model(x)), atol=0.01 * float(np.std(_np(model(x)))))
+
+
+def test_calibrated_gain_follows_the_scale_of_the_preactivations():
+    inputs = keras.Input((8,))
+    small = L.Dense(8, activation="relu", name="small")(L.Rescaling(1e-3)(inputs))
+    large = L.Dense(8, activation="relu", name="large")(L.Rescaling(1e2)(inputs))
+    model = keras.Model(inputs, L.Concatenate()([small, large]))
+    report = keras_bioact.convert(model, probe_data=_x((64, 8), seed=4), return_report=True)[1]
+    gains = {c.path.split("/")[-1]: c.parameters["n"] for c in report.converted}
+    low = lambda v: float(str(v).split("..")[0])
+    # n ~ ln2 / (0.5 % of std): ~1e5 times larger for pre-activations 1e5 times smaller.
+    assert low(gains["small"]) > 1e4 * low(gains["large"])
+    assert report.relative_output_deviation <= 0.01
+
+
+def test_without_default_probe_falls_back_with_a_warning():
+    model = keras.Sequential(
+        [keras.Input((4,), dtype="int32"), L.Embedding(10, 8), L.Dense(4, activation="relu")]
+    )
+    with pytest.warns(UserWarning, match="probe_data"):
+        report = keras_bioact.convert(model, return_report=True)[1]
+    assert report.converted[0].parameters["n"] == 20.0 and report.output_deviation is None
+
+
+def test_activation_adapter_checks_its_arguments():
+    from keras_bioact.layers import ActivationAdapter
+
+    with pytest.raises(ValueError, match="`unit` must be a keras Layer"):
+        ActivationAdapter("gamma")
+    with pytest.raises(ValueError, match="`max_value` must be a finite number"):
+        ActivationAdapter(GammaActivation(), max_value="6")
+    with pytest.raises(ValueError, match="`correction` must be None or a dict"):
+        ActivationAdapter(GammaActivation(), correction={"activation": "gelu"})
+    with pytest.raises(ValueError, match=r"`correction\['n'\]` must be > 0"):
+        ActivationAdapter(GammaActivation(), correction={"activation": "gelu", "n": 0.0, "s": 1.0})
+    # relu6 = min(gamma(x; n, 0), 6) as n grows; silu = x * gamma(x; 1, 1) exactly.
+    x = np.linspace(-8, 8, 33, dtype="float32")[None, :]
+    relu6 = ActivationAdapter(GammaActivation(n_initializer=1e6), max_value=6.0)
+    np.testing.assert_allclose(_np(relu6(x)), np.clip(x, 0, 6), atol=1e-5)
+    silu = ActivationAdapter(GammaActivation(n_initializer=1.0, s_initializer=1.0), gate=True)
+    np.testing.assert_allclose(_np(silu(x)), _np(keras.activations.silu(x)), atol=1e-5)

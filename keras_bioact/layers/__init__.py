@@ -1,5 +1,6 @@
 """Keras layers of keras-bioact."""
 
+from keras_bioact.layers.activation_adapter import ActivationAdapter
 from keras_bioact.layers.anru_cell import ANRUCell
 from keras_bioact.layers.bru import BRU
 from keras_bioact.layers.checkpointed_rnn import CheckpointedRNN
@@ -14,6 +15,7 @@ from keras_bioact.layers.two_arg_dense import TwoArgDense
 
 __all__ = [
     "ANRUCell",
+    "ActivationAdapter",
     "BRU",
     "CheckpointedRNN",
     "GammaActivation",
