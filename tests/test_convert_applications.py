@@ -200,8 +200,8 @@ def test_inexact_start_warns_naming_the_layers(converted):
     assert gelu.relative_deviation > 0.01
 
 
-# Adapters (x * gamma(x), fixed correction), op nodes, MultiHeadAttention.
-@pytest.mark.parametrize("name", ["efficientnet", "transformer"])
+# Adapters (x * gamma(x), min(gamma, 6), fixed correction), op nodes, MultiHeadAttention.
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_converted_application_saves_loads_and_trains(converted, name, tmp_path):
     _, new, _, x, _ = converted(name)
     path = tmp_path / f"{name}.keras"
@@ -237,3 +237,44 @@ def test_real_application_converts_exactly(app):
     assert report.skipped == [] and len(report.converted) == {"MobileNetV2": 35, "ConvNeXtTiny": 18}[app]
     x = np.random.default_rng(1).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
     assert _relative(new(x, training=False), model(x, training=False)) <= 0.01
+
+
+def test_parameter_view_and_evolution_run_on_the_converted_mobilenetv2(converted, tmp_path):
+    from keras_bioact.params import ParameterView
+    from keras_bioact.search.evolution import evolve
+
+    _, new, report, x, _ = converted("mobilenetv2")
+    view = ParameterView(new)
+    assert view.size > 0 and len(view.parameters) >= len(report.converted)
+    start = view.get_vector()
+    view.set_vector(start)
+    np.testing.assert_allclose(view.get_vector(), start, rtol=1e-6)
+    y = np.random.default_rng(3).integers(0, 10, len(x))
+    result = evolve(
+        new,
+        (x, y),
+        target="gamma",
+        popsize=4,
+        generations=2,
+        metric="crossentropy",
+        out_dir=str(tmp_path / "evo"),
+        progress=False,
+        tensorboard=False,
+        apply_best=False,
+    )
+    assert len(result.history) == 2 and np.isfinite(result.best_fitness)
+    assert set(result.best_parameters) <= {p.path for p in view.parameters}
+
+
+def test_recurrent_text_model_head_is_converted_exactly():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,), dtype="int32")
+    h = L.LSTM(16)(L.Embedding(50, 8)(inputs))
+    h = L.Dense(32, activation="relu")(h)
+    model = keras.Model(inputs, L.Dense(3)(h))
+    x = np.random.default_rng(0).integers(0, 50, (8, 12)).astype("int32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        new, report = keras_bioact.convert(model, probe_data=x, return_report=True)
+    assert [c.activation for c in report.converted] == ["relu"]  # the LSTM's own gates stay
+    assert _relative(new(x), model(x)) <= 0.01
