@@ -418,7 +418,8 @@ def run_spec(spec, resume=False, progress=True, stop_after=None, log=print, over
 
     import keras
 
-    from keras_bioact.search.evolution import CHECKPOINT_NAME, _atomic_write, _open_checkpoint, evolve
+    from keras_bioact.search.checkpoint import atomic_write as _atomic_write
+    from keras_bioact.search.evolution import CHECKPOINT_NAME, _open_checkpoint, evolve
 
     out_dir = spec["output"]["dir"]
     if not os.path.isabs(out_dir):

@@ -1,0 +1,134 @@
+"""Results of `keras_bioact.search.evolution.evolve`: `EvolutionResult`, `load_best`, and the
+per-generation writers (history.csv, TensorBoard scalars)."""
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+from keras_bioact.params import activation_parameters
+from keras_bioact.search.checkpoint import atomic_write as _atomic_write
+
+__all__ = ["EvolutionResult", "load_best"]
+
+# --------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclasses.dataclass
+class EvolutionResult:
+    """Outcome of `evolve`.
+
+    Attributes:
+        best_fitness: best metric value seen (in the metric's own units).
+        best_genes: the best genome (unconstrained space).
+        best_parameters: `{path: array}` of natural activation-parameter values, e.g.
+            `{"gamma_1/n": array([...]), ...}`; `apply(model)` writes them in.
+        history: one dict per generation (`generation`, `best`, `mean`, `spread`,
+            `best_so_far`, `evaluations`, `seconds`).
+        config: the search settings.
+        out_dir: where files were written (or `None`).
+    """
+
+    best_fitness: float
+    best_genes: np.ndarray
+    best_parameters: dict
+    history: list
+    config: dict
+    out_dir: str | None = None
+
+    def apply(self, model):
+        """Write the best parameters into `model` (a model with the same layer names)."""
+        _apply_parameters(model, self.best_parameters)
+
+    def save(self, directory):
+        """Write `best_parameters.npz` (arrays by `layer/param` path) and `best.json`."""
+        os.makedirs(directory, exist_ok=True)
+        npz = os.path.join(directory, "best_parameters.npz")
+        _atomic_write(npz, _npz_bytes(self.best_parameters))
+        meta = {
+            "best_fitness": self.best_fitness,
+            "generations": len(self.history),
+            "parameters": {k: list(np.shape(v)) for k, v in self.best_parameters.items()},
+            "config": self.config,
+        }
+        _atomic_write(os.path.join(directory, "best.json"), json.dumps(meta, indent=2, default=str).encode())
+        return npz
+
+
+def _npz_bytes(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _apply_parameters(model, arrays):
+    by_path = {p.path: p for p in activation_parameters(model)}
+    missing = [k for k in arrays if k not in by_path]
+    if missing:
+        raise ValueError(
+            f"load_best: the model has no activation parameters {missing}; it has {sorted(by_path)}."
+        )
+    for path, value in arrays.items():
+        p = by_path[path]
+        value = np.asarray(value)
+        if tuple(value.shape) != p.shape:
+            raise ValueError(
+                f"load_best: {path} has shape {p.shape} in the model, {value.shape} in the file."
+            )
+        p.variable.assign(p.clip(value).astype(p.variable.dtype))
+
+
+def load_best(model, path):
+    """Write the parameters saved by `EvolutionResult.save` (`best_parameters.npz`) into `model`."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "best_parameters.npz")
+    with np.load(path, allow_pickle=False) as data:
+        _apply_parameters(model, {k: data[k] for k in data.files})
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Logging and checkpoints
+
+
+_CSV_FIELDS = ("generation", "best", "mean", "spread", "best_so_far", "evaluations", "seconds")
+
+
+def _write_csv(path, history):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow(row)
+    _atomic_write(path, buf.getvalue().encode())
+
+
+class _ScalarWriter:
+    """Per-generation TensorBoard scalars with tensorboard's own (TensorFlow-free) writer."""
+
+    def __init__(self, logdir):
+        self._writer = None
+        try:
+            from tensorboard.summary._writer import Writer
+        except ImportError:  # tensorboard is an optional extra
+            return
+        os.makedirs(logdir, exist_ok=True)
+        self._writer = Writer(logdir)
+
+    def write(self, row):
+        if self._writer is None:
+            return
+        for key in ("best", "mean", "spread", "best_so_far"):
+            value = row[key]
+            if math.isfinite(value):
+                self._writer.add_scalar(f"evolution/{key}", value, step=row["generation"])
+        self._writer.flush()
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
