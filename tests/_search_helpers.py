@@ -17,11 +17,11 @@ def sleepy_objective(space, delay=0.05):
     """A keras-free objective: samples an activation config and scores it quickly."""
 
     def objective(trial):
-        config = space_lib.sample(space, trial)
-        trial.set_user_attr("activation", config)
         from keras_bioact.search.objective import worker_identity
 
-        trial.set_user_attr("worker", worker_identity())
+        trial.set_user_attr("worker", worker_identity())  # first, as make_objective does
+        config = space_lib.sample(space, trial)
+        trial.set_user_attr("activation", config)
         time.sleep(delay)
         return float(config.get("n", 1.0)) + float(config.get("s", 0.0))
 

@@ -67,7 +67,11 @@ def _snapshot(storage):
 
     trials = load_study("kill", storage).get_trials(deepcopy=False)
     complete = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
-    running = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    # RUNNING trials whose worker recorded itself (an orphan killed before that is failed by a
+    # run ORPHAN_GRACE seconds later, see recover_dead_trials)
+    running = [
+        t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs
+    ]
     return complete, [t.number for t in trials], running
 
 

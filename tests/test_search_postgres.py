@@ -165,4 +165,4 @@ def test_killed_postgres_workers_lose_no_complete_trial(postgres_url):
     row = kill_harness.kill_search(postgres_url, kills=2, n_trials=12, workers=2, rng=random.Random(5))
     print(row)  # the figures of docs/reliability.md
     assert row["kills"] >= 1 and row["complete_trials_seen_before_kills"] >= 1, row
-    assert row["ok"], row
+    assert row["ok"], repr(row)

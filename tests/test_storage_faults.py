@@ -89,3 +89,18 @@ def test_the_retry_chain_survives_repeated_kills_before_parameters_are_sampled(t
     last = study.ask()
     assert last.user_attrs["retry_of"] == chain[-1]
     assert last.suggest_float("x", -1, 1) == study.trials[chain[0]].params["x"]
+
+
+def test_a_trial_whose_worker_never_recorded_itself_is_failed_after_the_grace(tmp_path, monkeypatch):
+    from keras_bioact.search import study as study_lib
+
+    study = create_study("o", open_storage(f"sqlite:///{tmp_path}/o.db", heartbeat=None))
+    orphan = study.ask({"x": optuna.distributions.FloatDistribution(-1, 1)})  # killed before recording
+    assert recover_dead_trials(study) == []  # within the grace: it may still be starting
+    monkeypatch.setattr(study_lib, "ORPHAN_GRACE", 0)
+    assert recover_dead_trials(study) == [orphan.number]
+    failed = study.trials[orphan.number]
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert "within 0 s" in failed.user_attrs["failure_reason"]
+    retry = study.ask()
+    assert retry.user_attrs["retry_of"] == orphan.number

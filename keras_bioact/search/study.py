@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -117,6 +118,10 @@ def count_finished(study):
     return sum(_counted(t) for t in study.get_trials(deepcopy=False))
 
 
+# A RUNNING trial with no `worker` attribute this many seconds after it started is an orphan.
+ORPHAN_GRACE = 60
+
+
 def _alive(worker):
     if not isinstance(worker, dict) or worker.get("host") != socket.gethostname():
         return None  # unknown: another machine (the RDB heartbeat handles those)
@@ -137,20 +142,27 @@ def recover_dead_trials(study, requeue=True):
     """Fail RUNNING trials whose worker died, and re-queue their parameters.
 
     A trial is dead when its worker process (recorded in the `worker` user attribute) ran on
-    this host and no longer exists (e.g. killed with SIGKILL), or, on RDB storages, when its
-    heartbeat is stale (`optuna.storages.fail_stale_trials`; this covers other machines).
-    Failed trials get `failure_reason` and `stale = True`; their parameters are enqueued so the
-    configuration is retried. Returns the numbers of the trials failed.
+    this host and no longer exists (e.g. killed with SIGKILL), when it has no `worker` attribute
+    `ORPHAN_GRACE` (60) seconds after it started (its worker was killed between creating it and
+    recording itself), or, on RDB storages, when its heartbeat is stale
+    (`optuna.storages.fail_stale_trials`; this covers other machines). Failed trials get
+    `failure_reason` and `stale = True`; their parameters are enqueued so the configuration is
+    retried. Returns the numbers of the trials failed.
     """
     import optuna
     from optuna.trial import TrialState
 
     failed = []
     storage = study._storage
+    now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
         if _alive(worker) is False:
             reason = f"worker {worker.get('host')}:{worker.get('pid')} died mid-trial; failed on resume"
+        elif worker is None and t.datetime_start and (now - t.datetime_start).total_seconds() > ORPHAN_GRACE:
+            # a worker records its identity first thing in a trial; one that has none after
+            # ORPHAN_GRACE seconds was killed in the moment between creating it and recording
+            reason = f"no worker recorded itself within {ORPHAN_GRACE} s (killed at the trial's start)"
         else:
             continue
         try:
