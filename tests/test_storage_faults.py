@@ -44,6 +44,20 @@ def test_random_bytes_in_an_sqlite_file_give_a_clear_error(tmp_path, capsys):
     assert path.read_bytes() == junk
 
 
+def test_a_truncated_sqlite_file_gives_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "s.db"
+    study = create_study("s", open_storage(f"sqlite:///{path}", heartbeat=None))
+    study.optimize(_quadratic, n_trials=20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(StorageError, match="is damaged"):
+        open_storage(f"sqlite:///{path}")
+    assert main(["show", "s", "--storage", f"sqlite:///{path}"]) == 2
+    err = capsys.readouterr().err
+    assert "is damaged" in err and str(path) in err and "Traceback" not in err
+    assert path.read_bytes() == data[: len(data) // 3]
+
+
 def test_a_journal_with_a_cut_off_tail_is_repaired_and_stays_readable(tmp_path):
     path = tmp_path / "s.log"
     url = f"journal:///{path}"

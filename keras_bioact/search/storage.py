@@ -5,7 +5,8 @@ server. Before Optuna touches a file, it is checked:
 
 - an existing SQLite or journal file of 0 bytes is refused (Optuna would take it for a new,
   empty study and start again from trial 0);
-- an SQLite file whose header is not SQLite's is refused (random bytes, another format);
+- an SQLite file whose header is not SQLite's is refused (random bytes, another format), and so
+  is one SQLite cannot read (truncated: "database disk image is malformed");
 - a journal whose last record is incomplete (a writer killed mid-append) is repaired under the
   journal's lock: the partial record, which no reader can use, is moved to
   `<journal>.partial-<offset>` with a warning, so the next append does not glue a new record
@@ -71,9 +72,20 @@ def open_storage(url, heartbeat=DEFAULT_HEARTBEAT):
     if heartbeat:
         kwargs.update(heartbeat_interval=int(heartbeat[0]), grace_period=int(heartbeat[1]))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    import sqlalchemy.exc
+
     with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except sqlalchemy.exc.DatabaseError as e:
+            if not url.startswith("sqlite:///"):
+                raise
+            reason = str(getattr(e, "orig", e)).splitlines()[0]
+            raise StorageError(
+                f"storage {url!r}: {url[len('sqlite:///') :]} is damaged ({reason}); it is not replaced. "
+                "Restore it from a backup, or delete it to start a new study."
+            ) from None
 
 
 def _check_sqlite_file(url, path):
