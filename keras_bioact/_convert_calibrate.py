@@ -170,24 +170,23 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
             unit.n.assign(np.full(tuple(unit.n.shape), _N_MAX, dtype=unit.n.dtype))
         with _observing(relu_records, _observe_std):
             new_model(probe, training=False)
-    factor = math.log(2.0) / (0.5 * tolerance)  # half the tolerance per layer
-    previous = math.inf
-    for round_ in range(_MAX_ROUNDS):
+    def measure(factor):
+        """Set the gains for `factor`, then compare the converted outputs with the original ones."""
         if relu_records:
             _set_gains(relu_records, factor)
         for record in records:
             record.pop("relative_deviation", None)
         with _observing(records, _observe_deviation):
             after = _outputs(new_model, probe)
-        absolute, relative, scale = _compare(before, after)
+        return _compare(before, after)
+
+    factor = math.log(2.0) / (0.5 * tolerance)  # half the tolerance per layer
+    previous = math.inf
+    for round_ in range(_MAX_ROUNDS):
+        absolute, relative, scale = measure(factor)
         if relu_records and relative > previous:  # a higher gain did not help: back to the last one
             factor /= 4.0
-            _set_gains(relu_records, factor)
-            for record in records:
-                record.pop("relative_deviation", None)
-            with _observing(records, _observe_deviation):
-                after = _outputs(new_model, probe)
-            absolute, relative, scale = _compare(before, after)
+            absolute, relative, scale = measure(factor)
             break
         if (
             not relu_records

@@ -114,8 +114,6 @@ def _get(obj, step):
     kind, key = step
     if kind == "attr":
         return getattr(obj, key)
-    if isinstance(obj, dict) and key not in obj and str(key) in obj:
-        key = str(key)
     return obj[key]
 
 
@@ -165,8 +163,6 @@ def restore_state(obj, leaves, path):
                 raise CheckpointError(f"{path}: cannot restore {where!r} (inside a tuple)")
             old.copy_(new)
         else:
-            if isinstance(parent, dict) and key not in parent and str(key) in parent:
-                key = str(key)
             parent[key] = new
 
 

@@ -89,7 +89,7 @@ def score_on_test(spec, study, k=1, log=None):
     return test_scores(study)
 
 
-def protocol_line(spec, study=None):
+def protocol_line(spec):
     """One line saying what was optimised and what the test scores are."""
     data = spec.data
     fraction = data.get("validation_fraction", 0.2)
