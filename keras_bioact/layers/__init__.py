@@ -13,6 +13,9 @@ from keras_bioact.layers.tabulated_inner import TabulatedInner
 from keras_bioact.layers.two_arg_conv2d import TwoArgConv2D
 from keras_bioact.layers.two_arg_dense import TwoArgDense
 
+# Families declared in the registry alone (keras_bioact.families) re-exported here.
+from keras_bioact.families.learnable_swish import LearnableSwish  # noqa: E402, I001
+
 __all__ = [
     "ANRUCell",
     "ActivationAdapter",
@@ -21,6 +24,7 @@ __all__ = [
     "GammaActivation",
     "GammaRNNCell",
     "InnerNonlinearity",
+    "LearnableSwish",
     "PreactivationDrive",
     "SinusoidalRescaling",
     "TabulatedInner",
