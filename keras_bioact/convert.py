@@ -74,9 +74,9 @@ import warnings
 import keras
 import numpy as np
 
+from keras_bioact import families as registry
 from keras_bioact._convert_calibrate import calibrate, default_probe
 from keras_bioact._convert_graph import Converter, is_functional, is_sequential, unsupported
-from keras_bioact import families as registry
 from keras_bioact._convert_recipes import ALIASES, SUPPORTED_ACTIVATIONS, reference
 
 __all__ = ["ConversionReport", "ConvertedActivation", "SUPPORTED_ACTIVATIONS", "convert"]
@@ -400,7 +400,9 @@ def convert(
                 records,
                 probe,
                 float(tolerance),
-                calibrate_gains=relu_gain is None and registry.get_family(family).convert.calibrates and init == "match",
+                calibrate_gains=relu_gain is None
+                and registry.get_family(family).convert.calibrates
+                and init == "match",
             )
 
     probe_grid = np.linspace(low, high, 2001)

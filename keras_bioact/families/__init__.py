@@ -183,10 +183,10 @@ def register_family(family, *, replace=False):
                 raise ValueError(
                     f"register_family: target {family.target!r} already belongs to family {other.name!r}."
                 )
-            if other.name != family.name and set(other.parameter_names) & set(family.parameter_names):
+            clash = sorted(set(other.parameter_names) & set(family.parameter_names))
+            if other.name != family.name and clash:
                 raise ValueError(
-                    f"register_family: parameter names {sorted(set(other.parameter_names) & set(family.parameter_names))} "
-                    f"already belong to family {other.name!r}."
+                    f"register_family: parameter names {clash} already belong to family {other.name!r}."
                 )
     _REGISTRY[family.name] = family
     return family

@@ -6,7 +6,16 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["SpaceError", "SubSpace", "check_bool", "choices", "int_choices", "suggest_choice", "suggest_float", "value_range"]
+__all__ = [
+    "SpaceError",
+    "SubSpace",
+    "check_bool",
+    "choices",
+    "int_choices",
+    "suggest_choice",
+    "suggest_float",
+    "value_range",
+]
 
 
 class SpaceError(ValueError):

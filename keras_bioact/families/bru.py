@@ -124,7 +124,12 @@ def convert_make(converter, spec, name, shared_axes, dtype):
 
     form, params = _parameters(converter, spec)
     unit = BRU(
-        form=form, r=params["r"], trainable_r=converter.trainable, shared_axes=shared_axes, name=name, dtype=dtype
+        form=form,
+        r=params["r"],
+        trainable_r=converter.trainable,
+        shared_axes=shared_axes,
+        name=name,
+        dtype=dtype,
     )
     return {"unit": unit, "recipe": None, "form": form, "correction": None, "use_adapter": False}
 

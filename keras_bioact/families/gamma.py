@@ -130,7 +130,13 @@ def convert_make(converter, spec, name, shared_axes, dtype):
         dtype=dtype,
         **kwargs,
     )
-    return {"unit": unit, "recipe": recipe, "form": None, "correction": correction, "use_adapter": use_adapter}
+    return {
+        "unit": unit,
+        "recipe": recipe,
+        "form": None,
+        "correction": correction,
+        "use_adapter": use_adapter,
+    }
 
 
 def _summary(values):
@@ -148,7 +154,13 @@ def convert_deviation(record, probe):
     y = recipe.compose(probe[:, None], lambda z: reference(z, pairs[None, :, 0], pairs[None, :, 1]))
     if record["correction"] is not None:  # + the fixed difference to the original at (n0, s0)
         c = record["correction"]
-        y = y + (activation_reference(record["spec"])(probe) - recipe.compose(probe, lambda z: reference(z, c["n"], c["s"])))[:, None]
+        y = (
+            y
+            + (
+                activation_reference(record["spec"])(probe)
+                - recipe.compose(probe, lambda z: reference(z, c["n"], c["s"]))
+            )[:, None]
+        )
     return y, {"n": _summary(n), "s": _summary(s)}
 
 

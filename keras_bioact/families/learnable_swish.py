@@ -33,7 +33,8 @@ from keras_bioact.families._space import (
     value_range,
 )
 
-__all__ = ["LearnableSwish", "LearnableSwishSpace", "REGIMES", "learnable_swish", "reference"]
+# LearnableSwish is resolved lazily by the module __getattr__ below.
+__all__ = ["LearnableSwish", "LearnableSwishSpace", "REGIMES", "learnable_swish", "reference"]  # noqa: F822
 
 NAME = "learnable_swish"
 REGIMES = ("static", "homogeneous", "heterogeneous")

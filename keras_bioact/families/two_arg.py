@@ -67,7 +67,9 @@ def unit(activation, index=0):
     c = activation.config
     return activation.shared(
         "inner",
-        lambda: InnerNonlinearity(arity=int(c["arity"]), hidden_units=(int(c["inner_width"]),) * int(c["depth"])),
+        lambda: InnerNonlinearity(
+            arity=int(c["arity"]), hidden_units=(int(c["inner_width"]),) * int(c["depth"])
+        ),
     )
 
 

@@ -1,5 +1,7 @@
 """Keras layers of keras-bioact."""
 
+# Families declared in the registry alone (keras_bioact.families) re-exported here.
+from keras_bioact.families.learnable_swish import LearnableSwish  # noqa: E402, I001
 from keras_bioact.layers.activation_adapter import ActivationAdapter
 from keras_bioact.layers.anru_cell import ANRUCell
 from keras_bioact.layers.bru import BRU
@@ -12,9 +14,6 @@ from keras_bioact.layers.sinusoidal_rescaling import SinusoidalRescaling
 from keras_bioact.layers.tabulated_inner import TabulatedInner
 from keras_bioact.layers.two_arg_conv2d import TwoArgConv2D
 from keras_bioact.layers.two_arg_dense import TwoArgDense
-
-# Families declared in the registry alone (keras_bioact.families) re-exported here.
-from keras_bioact.families.learnable_swish import LearnableSwish  # noqa: E402, I001
 
 __all__ = [
     "ANRUCell",

@@ -89,7 +89,9 @@ class Activation:
         values = self.config[fam.site_key]
         while len(values) <= index:
             if self._trial is not None:
-                values.append(float(space_lib.suggest_site(self._space, self._trial, self.family, len(values))))
+                values.append(
+                    float(space_lib.suggest_site(self._space, self._trial, self.family, len(values)))
+                )
             else:
                 values.append(fam.site_default(values))
         return values[index]

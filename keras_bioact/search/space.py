@@ -54,7 +54,9 @@ FAMILIES = registry.family_names()
 
 
 def _subspace_families():
-    return tuple(registry.get_family(n) for n in registry.parametric_names() if registry.get_family(n).space_cls)
+    return tuple(
+        registry.get_family(n) for n in registry.parametric_names() if registry.get_family(n).space_cls
+    )
 
 
 class SearchSpace:

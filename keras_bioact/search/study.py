@@ -35,6 +35,8 @@ __all__ = [
 
 SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
+
+
 def make_sampler(name="tpe", seed=None, **options):
     """`tpe` (default), `cmaes`, `random` or `nsga2` (multi-objective)."""
     import optuna
