@@ -17,11 +17,15 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _spec(tmp_path, **data):
     raw = {
-        "study": {"name": "h", "storage": f"sqlite:///{tmp_path}/h.db", "n_trials": 2},
+        "optuna": {
+            "study": "h",
+            "storage": f"sqlite:///{tmp_path}/h.db",
+            "n_trials": 2,
+            "pruner": {"name": "none"},
+        },
         "data": {"name": "digits", "max_train": 240, **data},
         "model": {"template": "mlp", "hidden": [8]},
         "budget": {"epochs": 2, "batch_size": 64, "seed": 5},
-        "pruner": {"name": "none"},
         "space": {"families": ["relu", "gamma"]},
     }
     return parse_spec(raw, source="h.toml")
@@ -83,10 +87,12 @@ def test_cli_reports_validation_and_test_side_by_side_and_hints_at_more_trials(t
     path = tmp_path / "h.toml"
     path.write_text(
         f"""
-[study]
-name = "h"
+[optuna]
+study = "h"
 storage = "sqlite:///{tmp_path}/h.db"
 n_trials = 2
+[optuna.pruner]
+name = "none"
 [data]
 name = "digits"
 max_train = 200
@@ -94,8 +100,6 @@ max_train = 200
 hidden = [8]
 [budget]
 epochs = 1
-[pruner]
-name = "none"
 [space]
 families = ["relu"]
 """
