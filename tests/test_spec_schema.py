@@ -20,7 +20,11 @@ def test_docs_specs_md_is_generated_from_the_schema():
 
 
 def test_earlier_optuna_tables_keep_working_with_a_deprecation():
-    raw = {"study": {"name": "old", "n_trials": 3}, "pruner": {"name": "none"}, "space": {"families": ["relu"]}}
+    raw = {
+        "study": {"name": "old", "n_trials": 3},
+        "pruner": {"name": "none"},
+        "space": {"families": ["relu"]},
+    }
     with pytest.warns(SpecDeprecationWarning, match=r"optuna"):
         spec = parse_spec(raw, source="old.toml")
     assert (spec.engine, spec.study_name, spec.n_trials, spec.pruner["name"]) == ("optuna", "old", 3, "none")
