@@ -134,8 +134,18 @@ def _alive(worker):
         return True
     from keras_bioact.search.objective import _proc_start_time
 
+    if _zombie(pid):
+        return False  # killed and not yet reaped by its parent: dead
     start = worker.get("start")
     return start is None or _proc_start_time(pid) == start
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def recover_dead_trials(study, requeue=True):
