@@ -9,7 +9,7 @@ from keras_bioact import datasets
 from keras_bioact.cli import main
 from keras_bioact.search import create_study, holdout, open_storage, parse_spec
 from keras_bioact.search.objective import make_objective
-from keras_bioact.search.spec import _shape_and_classes
+from keras_bioact.search.spec import shape_and_classes
 
 pytestmark = pytest.mark.single_backend
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -64,7 +64,7 @@ def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
     splits = spec.load_splits()
     from keras_bioact.search.templates import mlp
 
-    input_shape, num_classes = _shape_and_classes(splits)
+    input_shape, num_classes = shape_and_classes(splits)
     replay = make_objective(
         lambda act: mlp(act, input_shape, num_classes, hidden=[8]),
         (splits["train"], splits["val"]),

@@ -13,7 +13,7 @@ import pathlib
 
 from keras_bioact.search import schema
 from keras_bioact.search import space as space_lib
-from keras_bioact.search.objective import direction_of
+from keras_bioact.search.objective import OBJECTIVES, direction_of
 from keras_bioact.search.spec import _NAME, SpecError, _stem
 
 DATASETS = ("digits", "fashion_mnist", "fashion-mnist")
@@ -123,9 +123,9 @@ def optuna(spec, tables, source):
     spec.direction = opt.get("direction") or direction_of(spec.metric)
     extra = opt.get("extra", [])
     for e in extra:
-        if e not in ("params", "fit_time", "step_time"):
+        if e not in OBJECTIVES:
             raise SpecError(
-                source, "optuna.extra", f"unknown objective {e!r}; legal: params, fit_time, step_time"
+                source, "optuna.extra", f"unknown objective {e!r}; legal: {', '.join(OBJECTIVES)}"
             )
     spec.extra = tuple(extra)
 
@@ -221,7 +221,7 @@ def _activation(config, source):
     for k, v in config.items():
         if k == "family":
             continue
-        if k not in fields and not (family == "gamma" and k in ("n", "s")):
+        if k not in fields:
             legal = ", ".join(["family", *fields]) if fields else "family"
             raise SpecError(source, f"{key}.{k}", f"unknown key for the {family} family; legal: {legal}")
         default = fields[k]

@@ -45,8 +45,6 @@ __all__ = ["SearchSpec", "SpecDeprecationWarning", "SpecError", "load_spec", "pa
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _TOP = ("data", "model", "budget", "output", "space", "optuna", "evolution")
-METRICS = schema.OPTUNA_METRICS
-MAX_TRIALS = 1_000_000
 
 
 class SpecError(ValueError):
@@ -192,9 +190,6 @@ def shape_and_classes(splits):
 
     num_classes = int(max(np.max(y) for _, y in splits.values())) + 1
     return tuple(np.asarray(splits["train"][0]).shape[1:]), num_classes
-
-
-_shape_and_classes = shape_and_classes  # earlier name
 
 
 # --------------------------------------------------------------------------------------------

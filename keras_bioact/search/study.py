@@ -10,6 +10,7 @@ import pathlib
 import socket
 
 from keras_bioact.search.activation import Activation
+from keras_bioact.search.schema import PRUNERS, SAMPLERS
 from keras_bioact.search.storage import DEFAULT_HEARTBEAT, StorageError, default_storage, open_storage
 
 __all__ = [
@@ -33,8 +34,7 @@ __all__ = [
     "save_plots",
 ]
 
-SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
-PRUNERS = ("median", "hyperband", "none")
+
 def make_sampler(name="tpe", seed=None, **options):
     """`tpe` (default), `cmaes`, `random` or `nsga2` (multi-objective)."""
     import optuna
