@@ -62,6 +62,9 @@ class ConvertRule:
             reason (default: every activation `convert` knows).
         default_sharing: `sharing` used when `convert(..., sharing=None)`.
         calibrates: the family's ReLU-like units are calibrated on probe inputs (gamma).
+        trial: optional `trial(model, activation) -> model`: a loaded saved model converted to
+            one search trial's configuration (`activation`, a `keras_bioact.search.Activation`
+            of this family). Families with it can search a saved model (`[model] path`).
     """
 
     make: Callable
@@ -69,6 +72,7 @@ class ConvertRule:
     supports: Callable | None = None
     default_sharing: str = "channel"
     calibrates: bool = False
+    trial: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)

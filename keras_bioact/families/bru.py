@@ -14,6 +14,8 @@ from keras_bioact.families._space import (
     SubSpace,
     check_bool,
     choices,
+    fill,
+    layers_of,
     suggest_choice,
     suggest_float,
     value_range,
@@ -143,6 +145,21 @@ def convert_deviation(record, probe):
     return reference(probe[:, None], r[None, :], unit.form), {"r": summary}
 
 
+def convert_trial(model, activation):
+    """A saved model converted for one trial: the sampled `form`, one sampled radix per
+    converted layer, `trainable_r` as sampled."""
+    from keras_bioact.convert import convert
+    from keras_bioact.layers import BRU
+
+    c = activation.config
+    model = convert(
+        model, family="bru", form=c["form"], trainable=bool(c["trainable_r"]), warn_deviation=None
+    )
+    for i, unit in enumerate(layers_of(model, BRU)):
+        fill(unit.r, activation.radius(i))
+    return model
+
+
 FAMILY = register_family(
     Family(
         name="bru",
@@ -159,7 +176,9 @@ FAMILY = register_family(
         site_default=lambda values: values[-1] if values else DEFAULT_R,
         target="bru",
         parameter_names=("r",),
-        convert=ConvertRule(make=convert_make, deviation=convert_deviation, default_sharing="all"),
+        convert=ConvertRule(
+            make=convert_make, deviation=convert_deviation, default_sharing="all", trial=convert_trial
+        ),
         inspect=inspect,
         curve_label=lambda layer: f"{getattr(layer, 'form', 'bru').upper()}(x; r)",
     )

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_bioact.families import ConvertRule, Family, register_family
-from keras_bioact.families._space import SubSpace, choices, suggest_choice, suggest_float, value_range
+from keras_bioact.families._space import (
+    SubSpace,
+    choices,
+    fill,
+    layers_of,
+    suggest_choice,
+    suggest_float,
+    value_range,
+)
 
 __all__ = ["GAMMA_INITS", "GAMMA_REGIMES", "GammaSpace", "reference"]
 
@@ -164,6 +172,30 @@ def convert_deviation(record, probe):
     return y, {"n": _summary(n), "s": _summary(s)}
 
 
+def convert_trial(model, activation):
+    """A saved model converted for one trial: `regime` sets the sharing (`homogeneous`: one
+    pair per layer, otherwise one per channel) and whether `n, s` learn (`static`: fixed);
+    `init = "paper"` keeps the model's function (`convert(init="match")`), `init = "sampled"`
+    starts every unit at the sampled `(n, s)`."""
+    from keras_bioact.convert import convert
+    from keras_bioact.layers import GammaActivation
+
+    c = activation.config
+    model = convert(
+        model,
+        family="gamma",
+        sharing="all" if c["regime"] == "homogeneous" else "channel",
+        trainable=c["regime"] != "static",
+        init="match" if c["init"] == "paper" else "default",
+        warn_deviation=None,
+    )
+    if c["init"] == "sampled":
+        for unit in layers_of(model, GammaActivation):
+            fill(unit.n, c["n"])
+            fill(unit.s, c["s"])
+    return model
+
+
 FAMILY = register_family(
     Family(
         name="gamma",
@@ -177,7 +209,11 @@ FAMILY = register_family(
         target="gamma",
         parameter_names=("n", "s"),
         convert=ConvertRule(
-            make=convert_make, deviation=convert_deviation, default_sharing="channel", calibrates=True
+            make=convert_make,
+            deviation=convert_deviation,
+            default_sharing="channel",
+            calibrates=True,
+            trial=convert_trial,
         ),
         inspect=inspect,
         curve_label=lambda layer: "gamma(x; n, s)",

@@ -10,6 +10,7 @@ import pathlib
 import socket
 
 from keras_bioact.search.activation import Activation
+from keras_bioact.search.schema import PRUNERS, SAMPLERS
 from keras_bioact.search.storage import DEFAULT_HEARTBEAT, StorageError, default_storage, open_storage
 
 __all__ = [
@@ -32,9 +33,6 @@ __all__ = [
     "run",
     "save_plots",
 ]
-
-SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
-PRUNERS = ("median", "hyperband", "none")
 
 
 def make_sampler(name="tpe", seed=None, **options):
@@ -136,8 +134,18 @@ def _alive(worker):
         return True
     from keras_bioact.search.objective import _proc_start_time
 
+    if _zombie(pid):
+        return False  # killed and not yet reaped by its parent: dead
     start = worker.get("start")
     return start is None or _proc_start_time(pid) == start
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def recover_dead_trials(study, requeue=True):
