@@ -62,10 +62,10 @@ def _op(x, beta):
     `where` can overflow (their gradients are masked, never NaN). Half-precision inputs are
     computed in float32 and the result cast back.
     """
-    from keras import ops
+    from keras import backend, ops
 
     x = ops.convert_to_tensor(x)
-    out_dtype = str(x.dtype)
+    out_dtype = backend.standardize_dtype(x.dtype)
     dtype = "float32" if out_dtype in _HALF or "int" in out_dtype or out_dtype == "bool" else out_dtype
     x = ops.cast(x, dtype)
     beta = ops.cast(ops.convert_to_tensor(beta), dtype)
