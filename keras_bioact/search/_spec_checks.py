@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from keras_bioact import families
 from keras_bioact.search import schema
 from keras_bioact.search import space as space_lib
 from keras_bioact.search.objective import OBJECTIVES, direction_of
@@ -160,15 +161,16 @@ def optuna(spec, tables, source):
 def optuna_model(spec, source):
     """Families the model can take: a saved model's activations convert to parametric ones."""
     if spec.model_path:
-        from keras_bioact.search.saved_model import CONVERTIBLE
+        from keras_bioact.search.saved_model import convertible
 
-        bad = [f for f in spec.space.families if f not in CONVERTIBLE]
+        legal = convertible()
+        bad = [f for f in spec.space.families if f not in legal]
         if bad:
             raise SpecError(
                 source,
                 "space.families",
                 f"{', '.join(bad)}: a saved model (model.path) is searched by converting its "
-                f"activations, which is possible to {', '.join(CONVERTIBLE)}",
+                f"activations, which is possible to {', '.join(legal)}",
             )
     if spec.template == "cnn" and "two_arg" in spec.space.families:
         try:
@@ -181,12 +183,16 @@ def optuna_model(spec, source):
             ) from None
 
 
-TARGET_FAMILY = {"all": "gamma", "inner": "two_arg"}
+def _target_family(target):
+    """The family whose parameters an evolution `target` selects ("all": gamma)."""
+    if target == "all":
+        return "gamma"
+    return next(f.name for f in families.families_with("target") if f.target == target)
 
 
 def evolution(spec, ev, source):
     target = ev.get("target", "all")
-    targets = ("all", "inner") + tuple(f for f in space_lib.PARAMETRIC if f != "two_arg")
+    targets = families.target_names()
     if target not in targets:
         raise SpecError(source, "evolution.target", f"must be one of {', '.join(targets)}, got {target!r}")
     if ev.get("mode") == "lamarckian" and ev.get("num_actors"):
@@ -195,7 +201,7 @@ def evolution(spec, ev, source):
     if activation is not None and spec.model_path:
         raise SpecError(source, "evolution.activation", "does not apply with model.path (a saved model)")
     if activation is None:
-        activation = {"family": TARGET_FAMILY.get(target, target)}
+        activation = {"family": _target_family(target)}
     spec.evolution = {
         k: (dict(key.default) if isinstance(key.default, dict) else key.default)
         for k, key in schema.TABLES["evolution"].items()
@@ -212,11 +218,10 @@ def _activation(config, source):
     key = "evolution.activation"
     config = dict(config)
     family = config.get("family")
-    if family not in space_lib.FAMILIES:
-        raise SpecError(
-            source, f"{key}.family", f"must be one of {', '.join(space_lib.FAMILIES)}, got {family!r}"
-        )
-    sub = getattr(space_lib.SearchSpace(), family, None)
+    names = families.family_names()
+    if family not in names:
+        raise SpecError(source, f"{key}.family", f"must be one of {', '.join(names)}, got {family!r}")
+    sub = space_lib.SearchSpace().subspace(family)
     fields = sub.to_dict() if sub is not None else {}
     for k, v in config.items():
         if k == "family":
@@ -228,7 +233,8 @@ def _activation(config, source):
         is_range = (
             isinstance(default, list) and len(default) == 2 and all(isinstance(x, float) for x in default)
         )
-        values = v if (family == "bru" and k == "r" and isinstance(v, list)) else [v]
+        per_site = families.get_family(family).site_key == k
+        values = v if (per_site and isinstance(v, list)) else [v]
         for value in values:
             probe = [value, value] if is_range else ([value] if isinstance(default, list) else value)
             try:

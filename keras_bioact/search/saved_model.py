@@ -1,76 +1,76 @@
 """Searching a saved model (`[model] path = "model.keras"`): the Optuna engine's model builder.
 
 Each trial loads the model (`safe_mode=True`, so the file runs no code), replaces its
-activations with the trial's family using `keras_bioact.convert`, and fine-tunes it from its
-saved weights. Gamma: `regime` sets the sharing (`homogeneous`: one pair per layer, otherwise
-one per channel) and whether `n, s` learn (`static`: fixed); `init = "paper"` keeps the saved
-model's function (each unit starts as close as possible to the activation it replaces,
-`convert(init="match")`); `init = "sampled"` starts every unit at the sampled `(n, s)`. BRU:
-`form` and one sampled radix per converted layer; `trainable_r` as sampled. A model that does
-not end in a softmax gets one, so that the objective's cross-entropy on probabilities applies.
+activations with the trial's family using that family's convert rule (`ConvertRule.trial` in
+`keras_bioact.families`: gamma and BRU), and fine-tunes it from its saved weights. A model
+that does not end in a softmax gets one, so that the objective's cross-entropy on
+probabilities applies.
 """
 
 from __future__ import annotations
 
-__all__ = ["CONVERTIBLE", "converted_builder"]
+import warnings
 
-CONVERTIBLE = ("gamma", "bru")
+from keras_bioact import families
 
-
-def _set(variable, value):
-    from keras import ops
-
-    variable.assign(ops.full(variable.shape, float(value), dtype=variable.dtype))
+__all__ = ["check_model", "convertible", "converted_builder"]
 
 
-def converted_builder(path):
-    """`activation -> keras.Model`: the saved model at `path`, converted to `activation`."""
+def convertible():
+    """Names of the families a saved model can be converted to for a search."""
+    return tuple(f.name for f in families.families_with("convert") if f.convert.trial is not None)
+
+
+def check_model(model, input_shape, num_classes, path="model.path"):
+    """`ValueError` naming `model.path` unless `model` takes the data's inputs and classes."""
+    have = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    want = tuple(int(d) for d in input_shape)
+    if (
+        have is None
+        or len(have) != len(want)
+        or any(h not in (None, w) for h, w in zip(have, want, strict=True))
+    ):
+        raise ValueError(
+            f"model.path: the saved model {path} takes inputs of shape {have}, but the data set "
+            f"gives samples of shape {want}; save a model whose Input matches the data (e.g. "
+            "keras.Input(shape) followed by Flatten)."
+        )
+    outputs = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if outputs is not None and num_classes is not None and outputs != int(num_classes):
+        raise ValueError(
+            f"model.path: the saved model {path} has {outputs} outputs, but the data set has "
+            f"{num_classes} classes."
+        )
+
+
+def converted_builder(path, input_shape=None, num_classes=None):
+    """`activation -> keras.Model`: the saved model at `path`, converted to `activation`.
+
+    With `input_shape` (and `num_classes`), the file is loaded once here and checked against
+    the data (`ValueError` naming `model.path` on a mismatch), before any trial runs."""
+    if input_shape is not None:
+        import keras
+
+        check_model(
+            keras.saving.load_model(path, compile=False, safe_mode=True), input_shape, num_classes, path
+        )
 
     def build(activation):
         import keras
 
-        from keras_bioact.convert import convert
-        from keras_bioact.layers import BRU, GammaActivation
         from keras_bioact.search.evaluator import _ends_with_softmax
 
-        c = activation.config
-        if activation.family not in CONVERTIBLE:
+        legal = convertible()
+        if activation.family not in legal:
             raise ValueError(
-                f"model.path: a saved model converts to {', '.join(CONVERTIBLE)}, not {activation.family!r}"
+                f"model.path: a saved model converts to {', '.join(legal)}, not {activation.family!r}"
             )
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        if activation.family == "gamma":
-            regime = c["regime"]
-            model = convert(
-                model,
-                family="gamma",
-                sharing="all" if regime == "homogeneous" else "channel",
-                trainable=regime != "static",
-                init="match" if c["init"] == "paper" else "default",
-                warn_deviation=None,
-            )
-            if c["init"] == "sampled":
-                for layer in _layers(model, GammaActivation):
-                    _set(layer.n, c["n"])
-                    _set(layer.s, c["s"])
-        else:
-            model = convert(
-                model, family="bru", form=c["form"], trainable=bool(c["trainable_r"]), warn_deviation=None
-            )
-            for i, layer in enumerate(_layers(model, BRU)):
-                _set(layer.r, activation.radius(i))
+        with warnings.catch_warnings():  # a trial sets its own start: deviations are expected
+            warnings.filterwarnings("ignore", message="convert: ", category=UserWarning)
+            model = families.get_family(activation.family).convert.trial(model, activation)
         if not _ends_with_softmax(model):
             model = keras.Sequential([model, keras.layers.Softmax()], name=f"{model.name}_softmax")
         return model
 
     return build
-
-
-def _layers(model, cls):
-    """The layers of type `cls` in `model`, nested models included, in order."""
-    out = []
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, cls):
-            out.append(layer)
-        out += _layers(layer, cls)
-    return out

@@ -153,7 +153,7 @@ class SearchSpec:
         if self.model_path:
             from keras_bioact.search.saved_model import converted_builder
 
-            return converted_builder(self.model_path)
+            return converted_builder(self.model_path, input_shape, num_classes)
         from keras_bioact.search.templates import resolve_template
 
         template = resolve_template(self.template)

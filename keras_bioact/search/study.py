@@ -273,14 +273,11 @@ def best_activation_config(study, trial=None):
 
 def best_activation(study, index=0, trial=None):
     """The best trial's activation as a ready-to-use Keras layer for activation site `index`
-    (a `GammaActivation`, `BRU` or `keras.layers.Activation`). For the `two_arg` family,
-    whose nonlinearity lives inside the Dense layer, this returns the configured shared inner
-    network (`InnerNonlinearity`); use `Activation(best_activation_config(study)).dense(units)`
-    for whole blocks."""
-    activation = Activation(best_activation_config(study, trial))
-    if activation.family == "two_arg":
-        return activation.inner()
-    return activation.layer(index)
+    (the family's unit: a `GammaActivation`, `BRU`, `keras.layers.Activation`, ...; see
+    `keras_bioact.families`). For families whose nonlinearity lives inside the Dense layer
+    (`two_arg`), this is the configured shared inner network (`InnerNonlinearity`); use
+    `Activation(best_activation_config(study)).dense(units)` for whole blocks."""
+    return Activation(best_activation_config(study, trial)).unit(index)
 
 
 def _value_columns(study):
