@@ -38,6 +38,35 @@ def count_complete(study):
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
+def pruning_line(study):
+    """What pruning saved, from the trials' epoch times; None without pruned trials.
+
+    A pruned trial ran k of the E epochs of a complete trial; the epochs it did not run are
+    priced at the study's mean epoch time (training plus validation)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    timed = [t for t in trials if t.user_attrs.get("epoch_seconds")]
+    complete = [t for t in timed if t.state == TrialState.COMPLETE]
+    pruned = [t for t in timed if t.state == TrialState.PRUNED]
+    if not pruned or not complete:
+        return None
+    full = max(len(t.user_attrs["epoch_seconds"]) for t in complete)
+    seconds = [x for t in timed for x in t.user_attrs["epoch_seconds"]]
+    per_epoch = sum(seconds) / len(seconds)
+    ran = [len(t.user_attrs["epoch_seconds"]) for t in pruned]
+    saved = sum(full - k for k in ran) * per_epoch
+    spent = sum(float(t.user_attrs.get("fit_seconds", 0.0)) for t in timed)
+    cost = (sum(t.user_attrs.get("fit_seconds", 0.0) for t in pruned) / len(pruned)) / (
+        sum(t.user_attrs.get("fit_seconds", 0.0) for t in complete) / len(complete)
+    )
+    return (
+        f"pruning: {len(pruned)} of {len(timed)} trials stopped after {sum(ran) / len(ran):.1f} of {full} "
+        f"epochs on average; a pruned trial cost {cost:.2f} of a complete one in fit time, saving about "
+        f"{saved:.0f} s ({saved / (spent + saved):.0%} of the training time without pruning)"
+    )
+
+
 def summary(study, top, spec=None):
     from collections import Counter
 
@@ -72,6 +101,9 @@ def summary(study, top, spec=None):
     print(format_table(rows, columns))
     if spec is not None:
         print(protocol_line(spec))
+    line = pruning_line(study)
+    if line:
+        print(line)
     try:
         print(f"best activation: {best_activation_config(study)}")
     except ValueError:
