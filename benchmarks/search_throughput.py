@@ -21,8 +21,9 @@ architecture), and prints per-trial cost against the epochs' own compute:
   epoch priced at the median of the others, since it also holds XLA compilation);
 * overhead s: mean (trial duration - compute): sampling, model building, compilation,
   weight copies, storage; reported for all trials and for trials that reused a compiled model;
-* pruned/complete: mean cost of a pruned trial over a complete one (trial duration), next to
-  k/E, the fraction of the epochs pruned trials ran.
+* pruned/complete: mean cost of a pruned trial over a complete one (trial duration), over all
+  trials and over those that reused a compiled model, next to k/E, the fraction of the epochs
+  pruned trials ran.
 
 Usage:
     PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py [--n-trials 8]
@@ -144,6 +145,10 @@ def measure_reuse(n_trials, reuse):
         "overhead s": mean(over.values()),
         "overhead s (reused)": mean(over[t.number] for t in trials if t.user_attrs.get("reused_compiled")),
         "pruned/complete": mean(cost[t.number] for t in pruned) / mean(cost[t.number] for t in complete),
+        "pruned/complete (reused)": mean(
+            cost[t.number] for t in pruned if t.user_attrs.get("reused_compiled")
+        )
+        / mean(cost[t.number] for t in complete if t.user_attrs.get("reused_compiled")),
         "k/E": mean(len(t.user_attrs.get("epoch_seconds", [])) for t in pruned) / full,
     }
 
