@@ -53,6 +53,7 @@ from keras_bioact.search.evaluator import (  # noqa: F401
     select_parameters,
 )
 from keras_bioact.search.evolution_result import EvolutionResult, load_best, result_from
+from keras_bioact.search.schema import ALGORITHMS
 
 __all__ = [
     "ALGORITHMS",
@@ -68,7 +69,6 @@ __all__ = [
     "select_parameters",
 ]
 
-ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
 MODES = ("frozen", "baldwinian", "lamarckian")
 
 
