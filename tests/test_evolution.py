@@ -159,7 +159,7 @@ def test_bad_arguments(kwargs, match):
 
 def test_problem_has_seed_for_ray_actors():
     # EvoTorch 0.6.1's actors call `problem.seed(...)`; Problem only defines manual_seed.
-    cls = evolution._problem_class()
+    cls = evolution.ActivationProblem
     problem = cls(
         config={}, genome_size=3, center=np.zeros(3), stdev_init=1.0, sense="min", seed=1, num_actors=0
     )

@@ -249,13 +249,13 @@ def _algorithm_options(ev, source):
     import torch
     from evotorch import Problem
 
-    from keras_bioact.search._evotorch import _make_searcher
+    from keras_bioact.search._evotorch import make_searcher
 
     problem = Problem(
         "max", lambda x: x.sum(), solution_length=2, initial_bounds=(-1, 1), dtype=torch.float32
     )
     try:
-        _make_searcher(
+        make_searcher(
             ev["algorithm"],
             problem,
             int(ev["popsize"]),

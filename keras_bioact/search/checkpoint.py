@@ -37,7 +37,8 @@ FORMAT = "keras-bioact/evolution-checkpoint"
 VERSION = 2
 _META = "meta.json"
 # Searcher attributes that are caches, back references or settings rebuilt from the spec.
-_SKIP = ("_problem", "_first_step_datetime", "LazyReporter", "__exclude", "DISTRIBUTION_")
+# Hooks (`_before_step_hook`, `_log_hook`, ...) hold the loggers a run attaches, not state.
+_SKIP = ("_problem", "_first_step_datetime", "LazyReporter", "__exclude", "DISTRIBUTION_", "_hook")
 
 
 class CheckpointError(ValueError):
@@ -253,7 +254,8 @@ def read(path):
 
 
 def rng_leaves():
-    """The global generators' states (Python, NumPy legacy, torch) as leaves."""
+    """The global generators' states (Python, NumPy legacy, torch) as leaves: read, for the
+    record (the file format's `rng` group); `evolve` never draws from or restores them."""
     import random
 
     import torch
@@ -267,17 +269,3 @@ def rng_leaves():
         (["numpy_state"], "ndarray", np.asarray(np_state[1])),
         (["torch"], "ndarray", torch.get_rng_state().numpy()),
     ]
-
-
-def set_rng(leaves):
-    """Restore the global generators from `rng_leaves()`."""
-    import random
-
-    import torch
-
-    by = {steps[0]: value for steps, _, value in leaves}
-    version, _, gauss = by["python"]
-    random.setstate((version, tuple(int(v) for v in by["python_state"]), gauss))
-    name, pos, has_gauss, cached = by["numpy"]
-    np.random.set_state((name, np.asarray(by["numpy_state"], dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
-    torch.set_rng_state(torch.as_tensor(np.asarray(by["torch"], dtype=np.uint8)))

@@ -17,6 +17,14 @@ Main entry points:
 * `ActivationProblem`: the `evotorch.Problem` behind `evolve` (picklable, Ray-ready).
 * `load_best(model, path)`: write an exported best solution into a model.
 
+`evolve` is split the way EvoTorch splits a search: the problem (`_evotorch.ActivationProblem`,
+what is evaluated, with the model side in `_runtime`), the algorithm (`_evotorch.make_searcher`),
+what is attached to the searcher's hooks (`evolution_loggers`: the history tracker, the
+checkpoint, history.csv, TensorBoard, progress and callback loggers; the checkpoint format is
+`_evolution_checkpoint` / `checkpoint`), and the result (`evolution_result`). All randomness
+comes from the problem's own generator (`Problem(..., seed=seed)`); no global generator is
+seeded, read for sampling or restored.
+
 Modes: `"frozen"` (outer weights fixed; the population is evaluated vectorised),
 `"baldwinian"` (each candidate is trained briefly with SGD from the same start, weights and
 activation parameters together, before scoring; everything learned is discarded) and
@@ -26,27 +34,15 @@ the candidate's genome).
 EvoTorch, PyTorch and Ray are imported lazily, so `import keras_bioact` stays light.
 """
 
-import json
 import os
-import random
-import sys
-import time
 
-import keras
 import numpy as np
 
-from keras_bioact.params import ParameterView
-from keras_bioact.search import checkpoint as _ckpt
-from keras_bioact.search._evotorch import (  # noqa: F401  (_Runtime, _make_searcher: used by tests and specs)
-    _ensure_ray,
-    _make_searcher,
-    _population_stats,
-    _problem_class,
-    _quiet_evotorch,
-    _Runtime,
-    _weights_fingerprint,
-)
-from keras_bioact.search.checkpoint import CHECKPOINT_NAME, CheckpointError
+from keras_bioact.search._evolution_checkpoint import check_resume as _check_resume
+from keras_bioact.search._evolution_checkpoint import fingerprint_config as _fingerprint_config  # noqa: F401
+from keras_bioact.search._evolution_checkpoint import open_checkpoint as _open_checkpoint
+from keras_bioact.search._runtime import _ensure_ray, _Runtime, _weights_fingerprint  # noqa: F401
+from keras_bioact.search.checkpoint import CHECKPOINT_NAME, CheckpointError  # noqa: F401
 from keras_bioact.search.evaluator import (  # noqa: F401
     GRANULARITIES,
     METRICS,
@@ -56,7 +52,7 @@ from keras_bioact.search.evaluator import (  # noqa: F401
     _resolve_metric,
     select_parameters,
 )
-from keras_bioact.search.evolution_result import EvolutionResult, _ScalarWriter, _write_csv, load_best
+from keras_bioact.search.evolution_result import EvolutionResult, load_best, result_from
 from keras_bioact.search.schema import ALGORITHMS
 
 __all__ = [
@@ -64,7 +60,7 @@ __all__ = [
     "METRICS",
     "MODES",
     "TARGETS",
-    "ActivationProblem",  # noqa: F822 (defined lazily by __getattr__)
+    "ActivationProblem",  # noqa: F822 (imported on first use by __getattr__)
     "EvolutionResult",
     "Genome",
     "PopulationEvaluator",
@@ -78,11 +74,6 @@ MODES = ("frozen", "baldwinian", "lamarckian")
 
 # --------------------------------------------------------------------------------------------
 # evolve
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"evolve: `{name}` must be one of {choices}, got {value!r}.")
 
 
 def evolve(
@@ -169,11 +160,122 @@ def evolve(
             tests and time-sliced runs. The checkpoint allows continuing with `resume=True`.
         callbacks: functions called as `fn(row)` after each generation (and its checkpoint),
             with the history row (a dict); a callback returning `True` stops the search early
-            (resumable like `stop_after`).
+            (resumable like `stop_after`). An `evotorch.logging.Logger` subclass in the list is
+            created as `cls(searcher)` and so receives the searcher's status after every
+            generation (the history row is `status["history_row"]`).
 
     Returns:
         An `EvolutionResult`.
     """
+    config = _settings(dict(locals()))  # the arguments as given: no other local exists yet
+    from keras_bioact.search import _evolution_checkpoint, _evotorch  # EvoTorch, PyTorch: now
+    from keras_bioact.search import evolution_loggers as loggers_lib
+
+    data = {"val": tuple(np.asarray(a) for a in val_data)}
+    if train_data is not None:
+        data["train"] = tuple(np.asarray(a) for a in train_data)
+    if num_actors:
+        _ensure_ray(num_actors)
+    checkpoint_path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT_NAME)
+    state = _open_checkpoint(out_dir, checkpoint_path, resume, overwrite)
+    if state is not None:
+        _check_resume(state[0], config, model, checkpoint_path)
+    # on resume the start model is the stored one (checked above), not the current weights
+    fingerprint = state[0]["fingerprint"] if state else _weights_fingerprint(model)
+
+    problem = _evotorch.make_problem(model, data, config)
+    searcher = _evotorch.make_searcher(
+        algorithm, problem, config["popsize"], config["stdev_init"], problem.center, algorithm_options
+    )
+    restored = (
+        {} if state is None else _evolution_checkpoint.restore(state, searcher, problem, checkpoint_path)
+    )
+    tracker = loggers_lib.GenerationTracker(searcher, problem.runtime().evaluator.sense, **restored)
+    if num_actors:
+        _evotorch.start_actors(problem)
+    loggers = loggers_lib.attach_loggers(
+        searcher,
+        tracker,
+        problem=problem,
+        config=config,
+        fingerprint=fingerprint,
+        out_dir=out_dir,
+        checkpoint_path=checkpoint_path,
+        tensorboard=tensorboard,
+        progress=progress,
+        total=generations,
+        callbacks=callbacks,
+    )
+    try:
+        _run(searcher, tracker, generations, stop_after)
+    finally:
+        loggers_lib.close_loggers(loggers)
+        if problem.actors:
+            problem.kill_actors()
+    result = result_from(problem.runtime().genome, tracker, config, out_dir)
+    if tracker.generation >= generations:
+        if out_dir is not None:
+            result.save(out_dir)
+        if apply_best:
+            result.apply(model)
+    return result
+
+
+def _run(searcher, tracker, generations, stop_after):
+    """Step the searcher until `generations` are done, `stop_after` steps were taken in this
+    call, or a callback asked to stop."""
+    steps = 0
+    while tracker.generation < generations and not tracker.stop:
+        if stop_after is not None and steps >= stop_after:
+            break
+        searcher.step()
+        steps += 1
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"evolve: `{name}` must be one of {choices}, got {value!r}.")
+
+
+_CONFIG_KEYS = (
+    "target",
+    "layers",
+    "granularity",
+    "algorithm",
+    "popsize",
+    "metric",
+    "from_logits",
+    "mode",
+    "train_epochs",
+    "train_batch_size",
+    "learning_rate",
+    "stdev_init",
+    "algorithm_options",
+    "seed",
+    "num_actors",
+    "vectorized",
+    "eval_batch_size",
+    "population_chunk",
+    "memory_budget",
+)
+
+
+def _settings(args):
+    """Check `evolve`'s arguments (`{name: value}`); returns the search settings (`config`)."""
+    algorithm, mode, target, granularity = (
+        args["algorithm"],
+        args["mode"],
+        args["target"],
+        args["granularity"],
+    )
+    popsize, generations, num_actors = args["popsize"], args["generations"], args["num_actors"]
+    stdev_init, train_data, metric, sense = (
+        args["stdev_init"],
+        args["train_data"],
+        args["metric"],
+        args["sense"],
+    )
+    resume, overwrite, out_dir = args["resume"], args["overwrite"], args["out_dir"]
     _check_choice("algorithm", algorithm, ALGORITHMS)
     _check_choice("mode", mode, MODES)
     _check_choice("target", target, TARGETS)
@@ -197,168 +299,25 @@ def evolve(
         raise ValueError("evolve: `resume=True` needs `out_dir` (where the checkpoint is).")
     if resume and overwrite:
         raise ValueError("evolve: `resume=True` and `overwrite=True` exclude each other.")
+
     if callable(metric):
         metric = _with_sense(metric, sense)
     else:
         _resolve_metric(metric, sense)
-
-    import torch
-
-    _quiet_evotorch()
-    config = {
-        "target": target,
-        "layers": None if layers is None else list(layers) if not isinstance(layers, str) else [layers],
-        "granularity": granularity,
-        "algorithm": algorithm,
-        "popsize": int(popsize),
-        "metric": metric,
-        "from_logits": from_logits,
-        "mode": mode,
-        "train_epochs": int(train_epochs),
-        "train_batch_size": int(train_batch_size),
-        "learning_rate": float(learning_rate),
-        "stdev_init": float(stdev_init),
-        "algorithm_options": dict(algorithm_options or {}),
-        "seed": seed,
-        "num_actors": int(num_actors),
-        "vectorized": vectorized,
-        "eval_batch_size": eval_batch_size,
-        "population_chunk": population_chunk,
-        "memory_budget": memory_budget,
-    }
-    data = {"val": tuple(np.asarray(a) for a in val_data)}
-    if train_data is not None:
-        data["train"] = tuple(np.asarray(a) for a in train_data)
-    if num_actors:
-        _ensure_ray(num_actors)
-
-    checkpoint_path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT_NAME)
-    state = _open_checkpoint(out_dir, checkpoint_path, resume, overwrite)
-    if state is not None:
-        _check_resume(state[0], config, model, checkpoint_path)
-        # on resume the comparison is against the stored fingerprint, not the current weights
-    fingerprint = state[0]["fingerprint"] if state else _weights_fingerprint(model)
-
-    if state is None and seed is not None:
-        random.seed(seed)
-        np.random.seed(seed % 2**32)  # noqa: NPY002
-        torch.manual_seed(seed)
-    params = select_parameters(model, target, config["layers"])
-    genome = Genome(ParameterView(model, parameters=params), granularity)
-    center = genome.current()
-    Problem = _problem_class()
-    problem = Problem(
-        config=config,
-        genome_size=genome.size,
-        center=center,
-        stdev_init=stdev_init,
-        sense=_sense_of(metric),
-        seed=seed,
-        num_actors=num_actors,
+    config = {key: args[key] for key in _CONFIG_KEYS}
+    layers = args["layers"]
+    config.update(
+        layers=None if layers is None else [layers] if isinstance(layers, str) else list(layers),
+        popsize=int(popsize),
+        metric=metric,
+        train_epochs=int(args["train_epochs"]),
+        train_batch_size=int(args["train_batch_size"]),
+        learning_rate=float(args["learning_rate"]),
+        stdev_init=float(stdev_init),
+        algorithm_options=dict(args["algorithm_options"] or {}),
+        num_actors=int(num_actors),
     )
-    problem.attach(model, data)
-    searcher = _make_searcher(algorithm, problem, int(popsize), float(stdev_init), center, algorithm_options)
-    history, best_fitness, best_genes, generation = [], None, None, 0
-    if state is not None:
-        meta, groups = state
-        _ckpt.restore_state(searcher, groups["searcher"], checkpoint_path)
-        if problem.generator is not None and groups.get("problem_generator"):
-            problem.generator.set_state(
-                torch.as_tensor(np.asarray(groups["problem_generator"][0][2], dtype=np.uint8))
-            )
-        history = [dict(row) for row in meta["history"]]
-        best_fitness = meta["best_fitness"]
-        best_genes = None if not groups.get("best_genes") else np.asarray(groups["best_genes"][0][2])
-        generation = int(meta["generation"])
-        _ckpt.set_rng(groups["rng"])
-
-    if num_actors:
-        # EvoTorch draws the actors' seeds from the problem's generator when it creates them;
-        # keep the search's sample stream independent of that, so that a resumed run (which
-        # creates fresh actors) samples exactly what an uninterrupted one would.
-        generator = problem.generator
-        saved = None if generator is None else generator.get_state()
-        problem._parallelize()
-        if saved is not None:
-            generator.set_state(saved)
-    runtime = problem.runtime()
-    sense_ = runtime.evaluator.sense
-    better = (lambda a, b: a > b) if sense_ == "max" else (lambda a, b: a < b)
-    tb = _ScalarWriter(os.path.join(out_dir, "tensorboard")) if (out_dir and tensorboard) else None
-    bar = _progress(progress, generations, generation, algorithm)
-    done_this_call = 0
-    try:
-        while generation < generations:
-            if stop_after is not None and done_this_call >= stop_after:
-                break
-            t0 = time.perf_counter()
-            searcher.step()
-            values, evals = _population_stats(searcher)
-            finite = np.isfinite(evals)
-            gen_best_i = (np.argmax if sense_ == "max" else np.argmin)(
-                np.where(finite, evals, -np.inf if sense_ == "max" else np.inf)
-            )
-            if best_fitness is None or better(evals[gen_best_i], best_fitness):
-                best_fitness, best_genes = float(evals[gen_best_i]), values[gen_best_i].copy()
-            generation += 1
-            done_this_call += 1
-            row = {
-                "generation": generation,
-                "best": float(evals[gen_best_i]),
-                "mean": float(np.mean(evals[finite])) if finite.any() else float("nan"),
-                "spread": float(np.std(evals[finite])) if finite.any() else float("nan"),
-                "best_so_far": best_fitness,
-                "evaluations": generation * len(evals),
-                "seconds": round(time.perf_counter() - t0, 4),
-            }
-            history.append(row)
-            if out_dir is not None:
-                _save_checkpoint(
-                    checkpoint_path,
-                    searcher,
-                    problem,
-                    generation,
-                    history,
-                    best_fitness,
-                    best_genes,
-                    config,
-                    fingerprint,
-                )
-                _write_csv(os.path.join(out_dir, "history.csv"), history)
-                if tb is not None:
-                    tb.write(row)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(best=f"{best_fitness:.4g}", mean=f"{row['mean']:.4g}")
-            if any([bool(fn(dict(row))) for fn in callbacks or ()]):
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        if tb is not None:
-            tb.close()
-        if num_actors and getattr(problem, "_actors", None):
-            problem.kill_actors()
-
-    natural = runtime.genome.natural(best_genes)
-    arrays = {
-        p.path: np.asarray(chunk, dtype="float32")
-        for p, chunk in zip(runtime.genome.view.parameters, runtime.genome.view.split(natural), strict=True)
-    }
-    result = EvolutionResult(
-        best_fitness=float(best_fitness),
-        best_genes=np.asarray(best_genes),
-        best_parameters=arrays,
-        history=list(history),
-        config={k: (v if not callable(v) else getattr(v, "__name__", repr(v))) for k, v in config.items()},
-        out_dir=out_dir,
-    )
-    if generation >= generations:
-        if out_dir is not None:
-            result.save(out_dir)
-        if apply_best:
-            result.apply(model)
-    return result
+    return config
 
 
 class _CallableMetric:
@@ -381,102 +340,10 @@ def _with_sense(metric, sense):
     return _CallableMetric(metric, sense)
 
 
-def _sense_of(metric):
-    if callable(metric):
-        return metric.sense
-    return METRICS[metric][1]
-
-
-def _progress(enabled, total, initial, algorithm):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=f"evolve ({algorithm})", unit="gen", file=sys.stderr)
-
-
-def _fingerprint_config(config):
-    """The settings as plain JSON data (callables by name), as stored in a checkpoint."""
-    plain = {k: (getattr(v, "__name__", repr(v)) if callable(v) else v) for k, v in config.items()}
-    return json.loads(json.dumps(plain, default=repr))
-
-
-def _save_checkpoint(
-    path, searcher, problem, generation, history, best_fitness, best_genes, config, fingerprint
-):
-    groups = {
-        "searcher": _ckpt.state_leaves(searcher),
-        "rng": _ckpt.rng_leaves(),
-        "best_genes": [] if best_genes is None else [(["best_genes"], "ndarray", np.asarray(best_genes))],
-        "problem_generator": []
-        if problem.generator is None
-        else [(["generator"], "ndarray", problem.generator.get_state().numpy())],
-    }
-    meta = {
-        "generation": int(generation),
-        "history": history,
-        "best_fitness": None if best_fitness is None else float(best_fitness),
-        "config": _fingerprint_config(config),
-        "fingerprint": fingerprint,
-        "keras_backend": keras.backend.backend(),
-    }
-    _ckpt.write(path, meta, groups)
-
-
-def _open_checkpoint(out_dir, path, resume, overwrite):
-    """The checkpoint to resume from (`(meta, groups)`), or None to start; refuses to guess."""
-    if out_dir is None:
-        return None
-    legacy = os.path.join(out_dir, _ckpt.LEGACY_NAME)
-    exists = os.path.exists(path)
-    if resume:
-        if not exists:
-            extra = (
-                f" ({legacy} is a keras-bioact 0.1 pickle checkpoint, which is never loaded because "
-                "unpickling can run code: start a new output directory)"
-                if os.path.exists(legacy)
-                else ""
-            )
-            raise CheckpointError(f"evolve: resume=True, but there is no checkpoint {path}{extra}.")
-        return _ckpt.read(path)
-    if exists and not overwrite:
-        raise CheckpointError(
-            f"evolve: {path} exists (an earlier run); pass resume=True (--resume) to continue it or "
-            "overwrite=True (--overwrite) to start over."
-        )
-    return None
-
-
-_RESUME_KEYS = (
-    "target",
-    "layers",
-    "granularity",
-    "algorithm",
-    "popsize",
-    "metric",
-    "mode",
-    "seed",
-    "stdev_init",
-)
-
-
-def _check_resume(state, config, model, path):
-    saved = state["config"]
-    now = _fingerprint_config(config)
-    changed = [k for k in _RESUME_KEYS if saved.get(k) != now.get(k)]
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise ValueError(f"evolve: cannot resume {path}: the settings changed ({detail}).")
-    if state["generation"] < 1:
-        return
-    if _weights_fingerprint(model) != state["fingerprint"]:
-        raise ValueError(
-            f"evolve: cannot resume {path}: the model's weights differ from those of the interrupted run "
-            "(rebuild or reload the same starting model)."
-        )
-
-
 def __getattr__(name):
-    if name == "ActivationProblem":
-        return _problem_class()
+    # EvoTorch and PyTorch are imported on first use of these names.
+    if name in ("ActivationProblem", "_make_searcher"):
+        from keras_bioact.search import _evotorch
+
+        return _evotorch.ActivationProblem if name == "ActivationProblem" else _evotorch.make_searcher
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

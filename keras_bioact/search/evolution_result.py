@@ -1,11 +1,10 @@
 """Results of `keras_bioact.search.evolution.evolve`: `EvolutionResult`, `load_best`, and the
-per-generation writers (history.csv, TensorBoard scalars)."""
+history.csv writer (used by `keras_bioact.search.evolution_loggers.CSVLogger`)."""
 
 import csv
 import dataclasses
 import io
 import json
-import math
 import os
 
 import numpy as np
@@ -60,6 +59,24 @@ class EvolutionResult:
         return npz
 
 
+def result_from(genome, tracker, config, out_dir):
+    """The `EvolutionResult` of a search: `tracker` (a `GenerationTracker`) holds the history and
+    the best genes, `genome` (a `Genome`) maps them to natural parameter values."""
+    natural = genome.natural(tracker.best_genes)
+    arrays = {
+        p.path: np.asarray(chunk, dtype="float32")
+        for p, chunk in zip(genome.view.parameters, genome.view.split(natural), strict=True)
+    }
+    return EvolutionResult(
+        best_fitness=float(tracker.best_fitness),
+        best_genes=np.asarray(tracker.best_genes),
+        best_parameters=arrays,
+        history=list(tracker.history),
+        config={k: (v if not callable(v) else getattr(v, "__name__", repr(v))) for k, v in config.items()},
+        out_dir=out_dir,
+    )
+
+
 def _npz_bytes(arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -93,7 +110,7 @@ def load_best(model, path):
 
 
 # --------------------------------------------------------------------------------------------
-# Logging and checkpoints
+# history.csv
 
 
 _CSV_FIELDS = ("generation", "best", "mean", "spread", "best_so_far", "evaluations", "seconds")
@@ -106,29 +123,3 @@ def _write_csv(path, history):
     for row in history:
         writer.writerow(row)
     _atomic_write(path, buf.getvalue().encode())
-
-
-class _ScalarWriter:
-    """Per-generation TensorBoard scalars with tensorboard's own (TensorFlow-free) writer."""
-
-    def __init__(self, logdir):
-        self._writer = None
-        try:
-            from tensorboard.summary._writer import Writer
-        except ImportError:  # tensorboard is an optional extra
-            return
-        os.makedirs(logdir, exist_ok=True)
-        self._writer = Writer(logdir)
-
-    def write(self, row):
-        if self._writer is None:
-            return
-        for key in ("best", "mean", "spread", "best_so_far"):
-            value = row[key]
-            if math.isfinite(value):
-                self._writer.add_scalar(f"evolution/{key}", value, step=row["generation"])
-        self._writer.flush()
-
-    def close(self):
-        if self._writer is not None:
-            self._writer.close()
