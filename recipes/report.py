@@ -22,6 +22,7 @@ import json
 import math
 import pathlib
 import sys
+import warnings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -234,7 +235,9 @@ def plot_setting(key, variants, figures):
     for variant, recs in variants.items():
         for ax, curve in zip(axes, ("loss", "val_accuracy"), strict=True):
             arr = np.array([[np.nan if v is None else v for v in r["curves"][curve]] for r in recs], float)
-            mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
+            with warnings.catch_warnings():  # an all-diverged epoch is NaN, drawn as a gap
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
             epochs = np.arange(1, arr.shape[1] + 1)
             (line,) = ax.plot(epochs, mean, label=f"{variant} (n={len(recs)})")
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
