@@ -12,9 +12,23 @@ each in a fresh temporary storage, and prints a table:
   storage writes;
 * startup s: wall time not covered by any trial (imports, data, study creation, summary).
 
+With `--reuse`, it instead runs the quick-start study in this process twice, with
+`reuse_compiled=False` (a new compiled model per trial) and `True` (one compiled model per
+architecture), and prints per-trial cost against the epochs' own compute:
+
+* search s: wall time of `study.optimize` (all trials, sampler and pruner included);
+* compute s: mean of the epochs' own compute per trial (each epoch's wall time, the first
+  epoch priced at the median of the others, since it also holds XLA compilation);
+* overhead s: mean (trial duration - compute): sampling, model building, compilation,
+  weight copies, storage; reported for all trials and for trials that reused a compiled model;
+* pruned/complete: mean cost of a pruned trial over a complete one (trial duration), over all
+  trials and over those that reused a compiled model, next to k/E, the fraction of the epochs
+  pruned trials ran.
+
 Usage:
     PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py [--n-trials 8]
         [--workers 1 2] [--storages sqlite journal]
+    PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py --reuse [--n-trials 16]
 """
 
 import argparse
@@ -81,12 +95,89 @@ def measure(n_trials, workers, storage_kind):
     }
 
 
+def _compute(epochs):
+    if len(epochs) < 2:
+        return sum(epochs)
+    rest = sorted(epochs[1:])
+    return rest[len(rest) // 2] + sum(epochs[1:])
+
+
+def measure_reuse(n_trials, reuse):
+    import optuna
+
+    from keras_bioact.search import load_spec
+    from keras_bioact.search.objective import make_objective
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load_spec(ROOT / "search" / "quickstart.toml")
+    data, (shape, classes) = spec.load_data()
+    objective = make_objective(
+        spec.model_builder(shape, classes),
+        data,
+        space=spec.space,
+        budget=spec.budget,
+        metric=spec.metric,
+        reuse_compiled=reuse,
+    )
+    study = optuna.create_study(direction="maximize", sampler=spec.make_sampler(), pruner=spec.make_pruner())
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=n_trials)
+    search = time.perf_counter() - start
+    trials = [t for t in study.trials if t.state.is_finished()]
+    cost = {t.number: t.duration.total_seconds() for t in trials}
+    compute = {t.number: _compute(t.user_attrs.get("epoch_seconds", [])) for t in trials}
+    over = {n: cost[n] - compute[n] for n in cost}
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    cache = objective.compiled
+    full = spec.budget.epochs
+
+    def mean(xs):
+        xs = list(xs)
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    return {
+        "reuse_compiled": str(reuse),
+        "trials": f"{len(trials)} ({len(pruned)} pruned)",
+        "compiled models": str(cache.misses) if cache else str(len(trials)),
+        "search s": search,
+        "compute s": mean(compute.values()),
+        "overhead s": mean(over.values()),
+        "overhead s (reused)": mean(over[t.number] for t in trials if t.user_attrs.get("reused_compiled")),
+        "pruned/complete": mean(cost[t.number] for t in pruned) / mean(cost[t.number] for t in complete),
+        "pruned/complete (reused)": mean(
+            cost[t.number] for t in pruned if t.user_attrs.get("reused_compiled")
+        )
+        / mean(cost[t.number] for t in complete if t.user_attrs.get("reused_compiled")),
+        "k/E": mean(len(t.user_attrs.get("epoch_seconds", [])) for t in pruned) / full,
+    }
+
+
+def main_reuse(n_trials):
+    import keras
+
+    print(f"backend={keras.backend.backend()} cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
+    rows = [measure_reuse(n_trials, reuse) for reuse in (False, True)]
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        print("| " + " | ".join(f"{r[c]:.2f}" if isinstance(r[c], float) else r[c] for c in cols) + " |")
+    print(
+        f"search time ratio (new model per trial / reuse): {rows[0]['search s'] / rows[1]['search s']:.2f}x"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-trials", type=int, default=8)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--storages", nargs="+", default=["sqlite", "journal"], choices=["sqlite", "journal"])
+    p.add_argument("--reuse", action="store_true", help="compare reuse_compiled=False/True in-process")
     args = p.parse_args()
+    if args.reuse:
+        return main_reuse(args.n_trials)
     import keras
 
     print(

@@ -2,17 +2,9 @@
 
 import keras
 
-from keras_bioact._convert_recipes import (
-    SUPPORTED_ACTIVATIONS,
-    Spec,
-    fit_bru,
-    fit_gamma,
-    gamma_recipe,
-    spec_from_function_name,
-)
+from keras_bioact import families as registry
+from keras_bioact._convert_recipes import SUPPORTED_ACTIVATIONS, Spec, spec_from_function_name
 from keras_bioact.layers.activation_adapter import ActivationAdapter
-from keras_bioact.layers.bru import BRU
-from keras_bioact.layers.gamma_activation import GammaActivation
 
 
 def _layer_types(*names):
@@ -174,6 +166,7 @@ class Converter:
         exact=True,
     ):
         self.family = family
+        self.rule = registry.get_family(family).convert
         self.init = init
         self.where = where
         self.activations = activations
@@ -225,59 +218,15 @@ class Converter:
             return list(range(2, rank))
         return list(range(1, rank - 1))
 
-    def gamma_parameters(self, spec):
-        """`(recipe, {"n", "s"} or None for the layer defaults)`."""
-        recipe = gamma_recipe(spec, self.affine)
-        if self.init == "default":
-            return recipe, None
-        if recipe.unit == "relu":
-            gain = FALLBACK_RELU_GAIN if self.relu_gain is None else self.relu_gain
-            return recipe, {"n": float(gain), "s": 0.0}
-        if recipe.unit == "fixed":
-            return recipe, {"n": recipe.n, "s": recipe.s}
-        low, high = self.probe_range
-        n_max = float(max(self.relu_gain or FALLBACK_RELU_GAIN, 20.0))
-        return recipe, fit_gamma(spec, recipe, low, high, 0.05, n_max)
-
-    def bru_parameters(self, spec):
-        forms = ("eru", "oru") if self.form is None else (self.form,)
-        if self.init == "default":
-            return forms[0], {"r": 2.0}
-        if spec.name in ("elu", "celu") and "eru" in forms:
-            return "eru", {"r": 1.0}
-        r_min = 1.0 if self.trainable else 0.1
-        low, high = self.probe_range
-        return fit_bru(spec, low, high, r_min, forms)
-
     def make_activation(self, spec, base_name, rank, data_format, dtype, path, reference_fn, source):
-        """The new layers (applied in order) replacing activation `spec`."""
+        """The new layers (applied in order) replacing activation `spec`.
+
+        The family's convert rule (`keras_bioact.families`) makes the unit; the fixed
+        arithmetic around it (an `ActivationAdapter`, or a `Rescaling`) follows its recipe."""
         name = self.unique_name(f"{base_name}_{self.family}")
-        shared_axes = self.shared_axes(rank, data_format)
-        form, recipe, correction, use_adapter = None, None, None, False
-        if self.family == "gamma":
-            recipe, params = self.gamma_parameters(spec)
-            kwargs = {} if params is None else {"n_initializer": params["n"], "s_initializer": params["s"]}
-            if self.exact and self.affine and recipe.unit == "fit" and params is not None:
-                correction = {"activation": spec.name, "n": params["n"], "s": params["s"]}
-            use_adapter = recipe.needs_adapter or correction is not None
-            unit_name = self.unique_name(f"{name}_unit") if use_adapter else name
-            unit = GammaActivation(
-                shared_axes=shared_axes,
-                trainable_params=("n", "s") if self.trainable else (),
-                name=unit_name,
-                dtype=dtype,
-                **kwargs,
-            )
-        else:
-            form, params = self.bru_parameters(spec)
-            unit = BRU(
-                form=form,
-                r=params["r"],
-                trainable_r=self.trainable,
-                shared_axes=shared_axes,
-                name=name,
-                dtype=dtype,
-            )
+        made = self.rule.make(self, spec, name, self.shared_axes(rank, data_format), dtype)
+        unit, recipe, form = made["unit"], made["recipe"], made["form"]
+        correction, use_adapter = made["correction"], made["use_adapter"]
         rescale = None
         if use_adapter:
             top = ActivationAdapter(
@@ -362,6 +311,9 @@ class Converter:
             return [self.clone_plain(layer, path)], []
         if spec.name not in self.activations:
             self.skipped.append((path, f"activation {spec.label!r} not in `activations`"))
+            return [self.clone_plain(layer, path)], []
+        if self.rule.supports is not None and not self.rule.supports(spec):
+            self.skipped.append((path, f"activation {spec.label!r} has no {self.family} conversion"))
             return [self.clone_plain(layer, path)], []
         if not self.selected(layer, ancestors):
             self.skipped.append((path, "not selected by `where`"))

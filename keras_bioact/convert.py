@@ -40,7 +40,9 @@ only the unit's parameters are learned. Family `"gamma"` (deviation `max |new - 
 | squareplus                  | `gamma(x; 0.62, -0.01)`                             | exact (***), 0.12  |
 | sparse_plus                 | `gamma(x; 2.98, -0.00)`                             | exact (***), 0.020 |
 
-Family `"bru"` replaces each activation by the closest bare ERU/ORU (ELU and CELU: ERU with
+Other families declare their own convert rule in the family registry
+(`keras_bioact.families`); each replaces only the activations its rule supports. Family `"bru"`
+replaces each activation by the closest bare ERU/ORU (ELU and CELU: ERU with
 `r = 1`, exact; ReLU and relu6 0.61, softplus 0.70, sigmoid ~0.94, tanh 0.19, silu 0.71, gelu
 0.68, leaky_relu 0.34; no calibration, no correction).
 
@@ -72,14 +74,20 @@ import warnings
 import keras
 import numpy as np
 
+from keras_bioact import families as registry
 from keras_bioact._convert_calibrate import calibrate, default_probe
 from keras_bioact._convert_graph import Converter, is_functional, is_sequential, unsupported
-from keras_bioact._convert_recipes import ALIASES, SUPPORTED_ACTIVATIONS, np_eru, np_gamma, np_oru, reference
-from keras_bioact.layers.gamma_activation import GammaActivation
+from keras_bioact._convert_recipes import ALIASES, SUPPORTED_ACTIVATIONS, reference
 
 __all__ = ["ConversionReport", "ConvertedActivation", "SUPPORTED_ACTIVATIONS", "convert"]
 
-FAMILIES = ("gamma", "bru")
+
+def _families():
+    """Families with a convert rule (`keras_bioact.families`): gamma, bru, ..."""
+    return tuple(f.name for f in registry.families_with("convert"))
+
+
+FAMILIES = _families()  # at import; `convert` asks the registry itself
 _INITS = ("match", "default")
 _SHARING = ("channel", "all", "element")
 
@@ -95,7 +103,8 @@ class ConvertedActivation:
             activation) or `"layer"` (an activation layer, which was replaced).
         new_layer: name of the new layer in the converted model (the keras-bioact layer, or the
             `ActivationAdapter` around it).
-        family: `"gamma"` or `"bru"` (with `form`, `"eru"`/`"oru"`, for BRU).
+        family: the family converted to, e.g. `"gamma"` or `"bru"` (with `form`, `"eru"`/`"oru"`,
+            for BRU).
         parameters: initial parameter values (`{"n": .., "s": ..}` or `{"r": ..}`); a range
             `"low..high"` where they differ per channel; for `init="default"` the drawn range.
         affine: `(scale, offset)` of a fixed affine map after the new unit, or `None`.
@@ -185,33 +194,13 @@ def _summary(values):
     return low if low == high else f"{low:.4g}..{high:.4g}"
 
 
-def _deviation(record, probe):
+def _deviation(record, probe, rule):
     """Max |new - old| of one new activation on the probe, at the layer's initial parameter values.
 
-    Evaluated in float64 with the reference formulas (the layer ops are tested against the
-    same formulas), once per distinct parameter value.
+    Evaluated in float64 with the family's reference formulas (the layer ops are tested against
+    the same formulas), once per distinct parameter value.
     """
-    unit, recipe = record["unit"], record["recipe"]
-    if isinstance(unit, GammaActivation):
-        n = _flat(unit.n)
-        s = _flat(np.broadcast_to(_flat(unit.s), n.shape))
-        pairs = np.unique(np.stack([n, s], axis=1), axis=0)
-        y = recipe.compose(probe[:, None], lambda z: np_gamma(z, pairs[None, :, 0], pairs[None, :, 1]))
-        params = {"n": _summary(n), "s": _summary(s)}
-        if record["correction"] is not None:  # + the fixed difference to the original at (n0, s0)
-            c = record["correction"]
-            y = (
-                y
-                + (
-                    reference(record["spec"])(probe)
-                    - recipe.compose(probe, lambda z: np_gamma(z, c["n"], c["s"]))
-                )[:, None]
-            )
-    else:
-        r = np.unique(_flat(unit.r))
-        fn = np_eru if unit.form == "eru" else np_oru
-        y = fn(probe[:, None], r[None, :])
-        params = {"r": _summary(r)}
+    y, params = rule.deviation(record, probe)
     target = reference(record["spec"])(probe)[:, None]
     return float(np.abs(y - target).max()), params
 
@@ -228,12 +217,12 @@ def _composition(record):
 
 
 def _check_arguments(family, init, sharing, activations, form, relu_gain, probe_range, where, tolerance):
-    if family not in FAMILIES:
-        raise ValueError(f"convert: `family` must be one of {FAMILIES}, got {family!r}.")
+    if family not in _families():
+        raise ValueError(f"convert: `family` must be one of {_families()}, got {family!r}.")
     if init not in _INITS:
         raise ValueError(f"convert: `init` must be one of {_INITS}, got {init!r}.")
     if sharing is None:
-        sharing = "channel" if family == "gamma" else "all"
+        sharing = registry.get_family(family).convert.default_sharing
     if sharing not in _SHARING:
         raise ValueError(f"convert: `sharing` must be one of {_SHARING} or None, got {sharing!r}.")
     if isinstance(activations, str):
@@ -302,8 +291,10 @@ def convert(
     Args:
         model: a built `keras.Sequential` or functional `keras.Model` (nested Sequential and
             functional models inside it are converted too). Subclassed models raise `TypeError`.
-        family: `"gamma"` (`GammaActivation`, learnable gain `n` and saturation `s`) or `"bru"`
-            (`BRU`, learnable radix `r`).
+        family: `"gamma"` (`GammaActivation`, learnable gain `n` and saturation `s`), `"bru"`
+            (`BRU`, learnable radix `r`), or any other family of the registry with a convert
+            rule (`keras_bioact.families`; its rule may convert only some activations and
+            skip the others, with a reason in the report).
         init: `"match"` (start each new activation as close as possible to the one it replaces,
             see the module docstring) or `"default"` (the layer's own default initialisation).
         where: which activations to convert: `None` (all supported ones), a callable
@@ -409,13 +400,16 @@ def convert(
                 records,
                 probe,
                 float(tolerance),
-                calibrate_gains=relu_gain is None and family == "gamma" and init == "match",
+                calibrate_gains=relu_gain is None
+                and registry.get_family(family).convert.calibrates
+                and init == "match",
             )
 
     probe_grid = np.linspace(low, high, 2001)
+    rule = registry.get_family(family).convert
     converted = []
     for record in records:
-        dev, params = _deviation(record, probe_grid)
+        dev, params = _deviation(record, probe_grid, rule)
         recipe = record["recipe"]
         converted.append(
             ConvertedActivation(

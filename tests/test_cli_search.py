@@ -13,12 +13,12 @@ from keras_bioact.search.spec import SearchSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Optuna specs; the evolve_*.toml files are EvoTorch specs (`bioact evolve`, tests/test_evolution_cli.py)
+# Optuna specs; the evolve_*.toml files are EvoTorch specs (tests/test_evolution_cli.py)
 SPECS = sorted(p for p in (ROOT / "search").glob("*.toml") if not p.name.startswith("evolve_"))
 
 GOOD = """
-[study]
-name = "t"
+[optuna]
+study = "t"
 storage = "sqlite:///{tmp}/t.db"
 n_trials = 2
 [data]
@@ -67,19 +67,19 @@ def test_every_shipped_spec_parses_and_validates():
         (('name = "digits"', 'name = "idx:/etc"'), "data.name"),
         (('name = "digits"', 'name = "digits"\nvalidation_fraction = 1.5'), "data.validation_fraction"),
         (('families = ["relu", "gamma"]', 'families = ["relu", "gamma"]\ngamma = 3'), "space.gamma"),
-        (("[budget]", "[objective]\nmetric = \"val_acc\"\n[budget]"), "objective.metric"),
+        (("n_trials = 2", 'n_trials = 2\nmetric = "val_acc"'), "optuna.metric"),
         (("epochs = 1", "epochs = 1000000000000"), "budget.epochs"),
         (("epochs = 1", "epochs = 1e12"), "budget.epochs"),
         (("epochs = 1", "epochs = 1\nbatch_size = 1000000000000"), "budget.batch_size"),
-        (("n_trials = 2", "n_trials = 1000000000000000000"), "study.n_trials"),
+        (("n_trials = 2", "n_trials = 1000000000000000000"), "optuna.n_trials"),
         (('template = "mlp"', 'template = "transformer"'), "model.template"),
         (('name = "digits"', 'name = "imagenet"'), "data.name"),
-        (("n_trials = 2", "n_trials = -1"), "study.n_trials"),
+        (("n_trials = 2", "n_trials = -1"), "optuna.n_trials"),
         (
             ('storage = "sqlite:///{tmp}/t.db"', 'storage = "sqlite:////nonexistent/dir/t.db"'),
-            "study.storage",
+            "optuna.storage",
         ),
-        (('storage = "sqlite:///{tmp}/t.db"', 'storage = "nosuchdb://x/y"'), "study.storage"),
+        (('storage = "sqlite:///{tmp}/t.db"', 'storage = "nosuchdb://x/y"'), "optuna.storage"),
     ],
 )
 def test_bad_specs_fail_before_training_naming_key_and_file(tmp_path, capsys, monkeypatch, edit, key):
@@ -93,7 +93,7 @@ def test_bad_specs_fail_before_training_naming_key_and_file(tmp_path, capsys, mo
     assert main(["search", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and key in err, err
-    if key != "study.storage":
+    if key != "optuna.storage":
         assert not (tmp_path / "t.db").exists()  # rejected before the study file was created
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from keras_bioact.cli import main
 from keras_bioact.search.evolution import load_best
-from keras_bioact.search.evolution_spec import SpecError, load_spec
+from keras_bioact.search.spec import SearchSpec, SpecError, load_spec
 
 SEARCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "search")
 
@@ -17,23 +17,27 @@ SEARCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 @pytest.mark.parametrize(
     "text, key",
     [
-        ("[evolution]\npopsise = 8\n", "popsise"),
-        ("[evolution]\npopsize = 'big'\n", "popsize"),
-        ("[evolution]\npopsize = 1\n", "popsize"),
-        ("[evolution]\nalgorithm = 'adam'\n", "algorithm"),
+        ("[evolution]\npopsise = 8\n", "evolution.popsise"),
+        ("[evolution]\npopsize = 'big'\n", "evolution.popsize"),
+        ("[evolution]\npopsize = 1\n", "evolution.popsize"),
+        ("[evolution]\nalgorithm = 'adam'\n", "evolution.algorithm"),
         ("[evolution]\nmode = 'lamarckian'\nnum_actors = 2\n", "lamarckian"),
-        ("[model]\nhidden = [0]\n", "hidden"),
-        ("[modle]\n", "modle"),
-        ("[data]\nvalidation_fraction = 1.5\n", "validation_fraction"),
+        ("[evolution]\n[model]\nhidden = [0]\n", "model.hidden"),
+        ("[evolution]\n[modle]\n", "modle"),
+        ("[evolution]\n[data]\nvalidation_fraction = 1.5\n", "data.validation_fraction"),
         ("[evolution\n", "TOML"),
-        ("[data]\nname = 'idx:/etc'\n", "name"),
-        ("[data]\nname = 'imagenet'\n", "name"),
-        ("[model]\npath = '/etc/passwd'\n", "path"),
-        ("[model]\nactivation = 'bru'\nactivation_options = { r = -3.0 }\n", "activation_options"),
-        ("[model]\nactivation = 'gamma'\nactivation_options = { bogus = 1 }\n", "activation_options"),
-        ("[evolution]\nalgorithm_options = { bogus = 1 }\n", "algorithm_options"),
-        ("[evolution]\ngenerations = 1000000000000\n", "generations"),
-        ("[evolution]\npopsize = 1000000000000\n", "popsize"),
+        ("[evolution]\n[data]\nname = 'idx:/etc'\n", "data.name"),
+        ("[evolution]\n[data]\nname = 'imagenet'\n", "data.name"),
+        ("[evolution]\n[model]\npath = '/etc/passwd'\n", "model.path"),
+        ("[evolution.activation]\nfamily = 'bru'\nr = -3.0\n", "evolution.activation.r"),
+        ("[evolution.activation]\nfamily = 'gamma'\nbogus = 1\n", "evolution.activation.bogus"),
+        ("[evolution.activation]\nfamily = 'mish'\n", "evolution.activation.family"),
+        ("[evolution]\nalgorithm_options = { bogus = 1 }\n", "evolution.algorithm_options"),
+        ("[evolution]\ngenerations = 1000000000000\n", "evolution.generations"),
+        ("[evolution]\npopsize = 1000000000000\n", "evolution.popsize"),
+        ("[evolution]\ntarget = 'everything'\n", "evolution.target"),
+        ("[evolution]\n[space]\nfamilies = ['relu']\n", "space"),
+        ("[evolution]\n[model]\nactivation = 'bru'\n", "model.activation"),  # earlier format
     ],
 )
 def test_bad_spec_fails_early_naming_key_and_file(tmp_path, capsys, text, key):
@@ -49,9 +53,7 @@ def test_bad_spec_fails_early_naming_key_and_file(tmp_path, capsys, text, key):
 
 
 def test_unwritable_output_dir_fails_before_any_work(tmp_path, capsys, monkeypatch):
-    from keras_bioact.search import evolution_spec
-
-    monkeypatch.setattr(evolution_spec, "load_data", lambda spec: pytest.fail("data loaded"))
+    monkeypatch.setattr(SearchSpec, "load_splits", lambda spec: pytest.fail("data loaded"))
     path = tmp_path / "ok.toml"
     path.write_text("[evolution]\npopsize = 4\n")
     assert main(["evolve", str(path), "--out", "/proc/bioact-cannot-write-here"]) == 2
@@ -62,7 +64,7 @@ def test_shipped_specs_are_valid():
     names = sorted(f for f in os.listdir(SEARCH_DIR) if f.startswith("evolve_") and f.endswith(".toml"))
     assert {"evolve_gamma.toml", "evolve_bru.toml", "evolve_inner.toml"} <= set(names)
     for name in names:
-        load_spec(os.path.join(SEARCH_DIR, name))
+        assert load_spec(os.path.join(SEARCH_DIR, name)).engine == "evolution"
 
 
 @pytest.mark.single_backend
@@ -72,12 +74,14 @@ def test_cli_end_to_end_and_resume(tmp_path):
         """
 [data]
 name = "digits"
-limit = 300
+max_train = 300
 [model]
-activation = "bru"
 hidden = [8]
-activation_options = { trainable_r = true, shared_axes = "none" }
-pretrain_epochs = 1
+[budget]
+epochs = 1
+[evolution.activation]
+family = "bru"
+trainable_r = true
 [evolution]
 target = "bru"
 granularity = "element"

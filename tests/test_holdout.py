@@ -9,7 +9,7 @@ from keras_bioact import datasets
 from keras_bioact.cli import main
 from keras_bioact.search import create_study, holdout, open_storage, parse_spec
 from keras_bioact.search.objective import make_objective
-from keras_bioact.search.spec import _shape_and_classes
+from keras_bioact.search.spec import shape_and_classes
 
 pytestmark = pytest.mark.single_backend
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -17,11 +17,15 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _spec(tmp_path, **data):
     raw = {
-        "study": {"name": "h", "storage": f"sqlite:///{tmp_path}/h.db", "n_trials": 2},
+        "optuna": {
+            "study": "h",
+            "storage": f"sqlite:///{tmp_path}/h.db",
+            "n_trials": 2,
+            "pruner": {"name": "none"},
+        },
         "data": {"name": "digits", "max_train": 240, **data},
         "model": {"template": "mlp", "hidden": [8]},
         "budget": {"epochs": 2, "batch_size": 64, "seed": 5},
-        "pruner": {"name": "none"},
         "space": {"families": ["relu", "gamma"]},
     }
     return parse_spec(raw, source="h.toml")
@@ -60,7 +64,7 @@ def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
     splits = spec.load_splits()
     from keras_bioact.search.templates import mlp
 
-    input_shape, num_classes = _shape_and_classes(splits)
+    input_shape, num_classes = shape_and_classes(splits)
     replay = make_objective(
         lambda act: mlp(act, input_shape, num_classes, hidden=[8]),
         (splits["train"], splits["val"]),
@@ -83,10 +87,12 @@ def test_cli_reports_validation_and_test_side_by_side_and_hints_at_more_trials(t
     path = tmp_path / "h.toml"
     path.write_text(
         f"""
-[study]
-name = "h"
+[optuna]
+study = "h"
 storage = "sqlite:///{tmp_path}/h.db"
 n_trials = 2
+[optuna.pruner]
+name = "none"
 [data]
 name = "digits"
 max_train = 200
@@ -94,8 +100,6 @@ max_train = 200
 hidden = [8]
 [budget]
 epochs = 1
-[pruner]
-name = "none"
 [space]
 families = ["relu"]
 """

@@ -109,8 +109,8 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
     spec = tmp_path / "pg.toml"
     spec.write_text(
         textwrap.dedent("""
-        [study]
-        name = "pg"
+        [optuna]
+        study = "pg"
         n_trials = 4
         workers = 2
         [data]
@@ -123,10 +123,10 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         delay = 0.5
         [budget]
         epochs = 1
-        [sampler]
+        [optuna.sampler]
         name = "random"
         seed = 0
-        [pruner]
+        [optuna.pruner]
         name = "none"
         [space]
         families = ["relu", "gamma", "bru"]

@@ -65,8 +65,8 @@ def _spec(tmp_path, n_trials, delay):
     spec = tmp_path / "kill.toml"
     spec.write_text(
         textwrap.dedent(f"""
-        [study]
-        name = "kill"
+        [optuna]
+        study = "kill"
         storage = "sqlite:///{tmp_path}/kill.db"
         n_trials = {n_trials}
         [data]
@@ -80,7 +80,7 @@ def _spec(tmp_path, n_trials, delay):
         [budget]
         epochs = 1
         batch_size = 64
-        [pruner]
+        [optuna.pruner]
         name = "none"
         [space]
         families = ["relu", "gamma", "bru"]

@@ -12,8 +12,8 @@ from keras_bioact.search import load_spec, register_template, templates
 pytestmark = pytest.mark.single_backend
 
 SPEC = """
-[study]
-name = "t"
+[optuna]
+study = "t"
 storage = "sqlite:///{tmp}/t.db"
 n_trials = 1
 [data]

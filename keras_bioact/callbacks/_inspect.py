@@ -4,10 +4,14 @@ Shared by `ActivationInspector` (TensorBoard) and `bioact inspect` (PNG files). 
 by attributes, not by class, so any layer or RNN cell that declares `bioact_parameters` is
 covered:
 
+each family of the registry (`keras_bioact.families`) recognises its layers through its
+`inspect` hook, and draws them with its NumPy reference:
+
 * parameters named `n` and `s` (GammaActivation, gamma RNN cells): gamma curves;
 * a parameter `r` and a `form` of "eru"/"oru" (BRU): root-unit curves;
 * an `arity` attribute of 2 (the shared inner net g of two-argument layers): the surface g(a, b)
   and its XOR score; arity 1: the curve g(x);
+* the layers of any other registered family with an `inspect` hook: curves of its reference;
 * an RNN cell with a trajectory option (the adaptive ANRU cell): n_t, s_t over a probe batch.
 
 Every layer also gets histograms and mean/std/min/max of each of its parameters.
@@ -18,7 +22,7 @@ import warnings
 import numpy as np
 from keras import ops
 
-from keras_bioact.callbacks import _figures
+from keras_bioact import families as registry
 from keras_bioact.params import activation_parameters
 
 MAX_SAMPLED_NEURONS = 4096
@@ -32,17 +36,7 @@ class InspectedLayer:
         self.parameters = parameters  # list of ActivationParameter
         self.tag = tag
         self.owner = owner  # the keras.layers.RNN wrapping a cell, if any
-        names = {p.name for p in parameters}
-        if {"n", "s"} <= names:
-            self.kind = "gamma"
-        elif "r" in names and getattr(layer, "form", None) in ("eru", "oru"):
-            self.kind = "bru"
-        elif getattr(layer, "arity", None) == 2:
-            self.kind = "surface"
-        elif getattr(layer, "arity", None) == 1:
-            self.kind = "inner_curve"
-        else:
-            self.kind = "parameters"
+        self.kind, self.family = _kind_of(layer, [p.name for p in parameters])
         self.has_trajectories = _trajectory_support(layer) is not None
         self._sample = None
         self._clone = None
@@ -74,43 +68,43 @@ class InspectedLayer:
 
     # -- curves ------------------------------------------------------------------------------
     def has_curves(self):
-        return self.kind in ("gamma", "bru", "inner_curve")
+        return self._draws_reference() or self.kind == "inner_curve"
+
+    def _draws_reference(self):
+        return self.family is not None and self.kind == self.family.name
 
     def curves(self, x, values=None):
         """(P, G) curves of the layer's P neurons over the grid `x` (G,), or None.
 
-        Wide layers are subsampled to `MAX_SAMPLED_NEURONS` neurons (a fixed random subset).
+        Per-neuron curves come from the family's NumPy reference. Wide layers are subsampled
+        to `MAX_SAMPLED_NEURONS` neurons (a fixed random subset).
         """
         x = np.asarray(x, dtype="float64")
         if self.kind == "inner_curve":
             y = ops.convert_to_numpy(self.layer(ops.convert_to_tensor(x.reshape(-1, 1).astype("float32"))))
             return np.asarray(y, dtype="float64").reshape(1, -1)
-        if self.kind not in ("gamma", "bru"):
+        if not self._draws_reference():
             return None
         values = self.parameter_values() if values is None else values
-        if self.kind == "gamma":
-            n, s = np.broadcast_arrays(values["n"], values["s"])
-            params = [n.reshape(-1), s.reshape(-1)]
-        else:
-            params = [values["r"].reshape(-1)]
+        names = [name for name in self.family.parameter_names if name in values]
+        params = [p.reshape(-1) for p in np.broadcast_arrays(*(values[name] for name in names))]
+        static = {
+            k: v
+            for k, v in self.family.reference_params(self.layer).items()
+            if k not in names and not isinstance(v, np.ndarray)
+        }
         size = params[0].size
         if size > MAX_SAMPLED_NEURONS:
             if self._sample is None or self._sample[0] != size:
                 rng = np.random.default_rng(0)
                 self._sample = (size, np.sort(rng.choice(size, MAX_SAMPLED_NEURONS, replace=False)))
             params = [p[self._sample[1]] for p in params]
-        cols = [p[:, None] for p in params]
-        if self.kind == "gamma":
-            return _figures.gamma_np(x[None, :], *cols)
-        fn = _figures.eru_np if self.layer.form == "eru" else _figures.oru_np
-        return fn(x[None, :], *cols)
+        columns = {name: p[:, None] for name, p in zip(names, params, strict=True)}
+        return self.family.reference(x[None, :], **columns, **static)
 
     def curve_title(self, count=None):
-        label = {
-            "gamma": "gamma(x; n, s)",
-            "bru": f"{getattr(self.layer, 'form', 'bru').upper()}(x; r)",
-            "inner_curve": "inner g(x)",
-        }.get(self.kind, "")
+        family = self.family
+        label = family.curve_label(self.layer) if family is not None and family.curve_label else ""
         return f"{self.tag}: {label}"
 
     # -- two-argument surfaces ---------------------------------------------------------------
@@ -161,6 +155,19 @@ class InspectedLayer:
             np.asarray(ops.convert_to_numpy(n_t), dtype="float64"),
             np.asarray(ops.convert_to_numpy(s_t), dtype="float64"),
         )
+
+
+def _kind_of(layer, names):
+    """`(kind, family or None)` of a layer, from the `inspect` hooks of the family registry.
+
+    A kind equal to the family's name means per-neuron curves of the family's NumPy reference;
+    a family may name another kind ("surface", "inner_curve"); "parameters" when no family
+    claims the layer (histograms and statistics only)."""
+    for family in registry.families_with("inspect"):
+        kind = family.inspect(layer, names)
+        if kind is not None:
+            return kind, family
+    return "parameters", None
 
 
 def _trajectory_support(cell):

@@ -7,16 +7,47 @@ and sets `func` on them via `parser.set_defaults(func=...)`. `func(args)` return
 
 import argparse
 import importlib
+import json
+import os
 import pkgutil
 import sys
 
 from keras_bioact import __version__
+
+BACKEND_HELP = """Keras backend: the KERAS_BACKEND environment variable if set, else "backend" in
+$KERAS_HOME/keras.json (default ~/.keras/keras.json), else tensorflow (Keras' default). Nothing
+imports Keras or a backend before a command needs it."""
+
+
+def keras_backend():
+    """`(backend, how it was chosen)`, without importing Keras (Keras' own order of precedence)."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend(), "in use"
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"], "KERAS_BACKEND"
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    path = os.path.join(home, "keras.json")
+    try:
+        with open(path) as f:
+            backend = json.load(f).get("backend")
+        if isinstance(backend, str) and backend:
+            return backend, path
+    except (OSError, ValueError, AttributeError):
+        pass
+    return "tensorflow", "default"
+
+
+def backend_line():
+    backend, how = keras_backend()
+    return f"keras backend: {backend} ({how}; see `bioact --help`)"
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="bioact",
         description="keras-bioact: search, evolve and inspect biologically-inspired activations.",
+        epilog=BACKEND_HELP + "\n\n" + backend_line(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"keras-bioact {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

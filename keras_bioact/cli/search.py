@@ -1,44 +1,44 @@
-"""`bioact search SPEC.toml` and `bioact show STUDY --storage URL`."""
+"""`bioact search SPEC.toml` (alias `bioact evolve`): run the spec's engine, Optuna or EvoTorch."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import time
 
+from keras_bioact.cli._report import export, score_on_test, summary
+
+DESCRIPTION = """Run (or continue) the search described by SPEC.toml (see docs/specs.md). A spec with
+an [optuna] table is an Optuna study: re-running the same command continues it until it has
+--n-trials finished trials; trials of killed workers are failed and their parameters re-queued;
+more machines join by starting the same command with the same --storage URL (an RDB server such
+as PostgreSQL). A spec with an [evolution] table is an EvoTorch evolution strategy over the
+model's activation parameters: every generation writes a checkpoint, history.csv and TensorBoard
+logs to [output] dir; --resume continues an interrupted run. `bioact evolve` is the same command."""
+
+OPTUNA_FLAGS = ("storage", "study_name", "n_trials", "workers", "timeout", "export", "create_only")
+EVOLUTION_FLAGS = {
+    "algorithm": "evolution.algorithm",
+    "generations": "evolution.generations",
+    "popsize": "evolution.popsize",
+    "seed": "evolution.seed",
+    "num_actors": "evolution.num_actors",
+    "mode": "evolution.mode",
+    "out": "output.dir",
+}
+
 
 def register(subparsers):
     p = subparsers.add_parser(
         "search",
-        help="run an Optuna activation search from a TOML specification",
-        description=(
-            "Run (or continue) the Optuna study described by SPEC.toml. Re-running the same command "
-            "continues the same study until it has --n-trials finished trials; trials of killed "
-            "workers are failed and their parameters re-queued. More machines join a run by "
-            "starting the same command with the same --storage URL (an RDB server such as PostgreSQL)."
-        ),
+        aliases=["evolve"],
+        help="run the search (Optuna study or EvoTorch evolution) of a TOML specification",
+        description=DESCRIPTION,
     )
-    p.add_argument("spec", help="TOML specification (see search/quickstart.toml)")
-    p.add_argument("--storage", help="Optuna storage URL (default: the spec's, else sqlite:///<study>.db)")
-    p.add_argument("--study-name", help="override the spec's study name")
-    p.add_argument("--n-trials", type=int, help="total finished trials wanted (over all workers and runs)")
-    p.add_argument(
-        "--workers", type=int, help="worker processes on this machine (default: the spec's, else 1)"
-    )
-    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    p.add_argument(
-        "--export",
-        metavar="DIR",
-        help="write trials.csv, trials.json, plots (HTML/PNG) and TensorBoard HParams logs to DIR",
-    )
-    p.add_argument("--top", type=int, default=5, help="rows of the summary table (default 5)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--create-only",
-        action="store_true",
-        help="create the study in the storage and exit (do this once before starting other machines)",
-    )
+    p.add_argument("spec", help="TOML specification (see search/*.toml and docs/specs.md)")
+    p.add_argument("--quiet", "--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--allow-code",
         action="append",
@@ -49,38 +49,47 @@ def register(subparsers):
             "'MODULE:function'; a spec alone never imports code (repeatable)"
         ),
     )
-    p.add_argument("--worker-index", type=int, default=None, help=argparse_suppress())
+    o = p.add_argument_group("Optuna engine ([optuna] specs)")
+    o.add_argument("--storage", help="Optuna storage URL (default: the spec's, else sqlite:///<study>.db)")
+    o.add_argument("--study-name", help="override optuna.study")
+    o.add_argument("--n-trials", type=int, help="total finished trials wanted (over all workers and runs)")
+    o.add_argument("--workers", type=int, help="worker processes on this machine (default: optuna.workers)")
+    o.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    o.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write trials.csv, trials.json, plots (HTML/PNG) and TensorBoard HParams logs to DIR",
+    )
+    o.add_argument("--top", type=int, default=5, help="rows of the summary table (default 5)")
+    o.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the study in the storage and exit (do this once before starting other machines)",
+    )
+    o.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    e = p.add_argument_group("EvoTorch engine ([evolution] specs)")
+    e.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output dir")
+    e.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over although the output dir holds a checkpoint (default: refuse)",
+    )
+    e.add_argument("--out", help="output directory (overrides output.dir)")
+    for flag in ("algorithm", "mode"):
+        e.add_argument(f"--{flag}", help=f"overrides evolution.{flag}")
+    for flag in ("generations", "popsize", "seed", "num_actors"):
+        e.add_argument(f"--{flag.replace('_', '-')}", type=int, help=f"overrides evolution.{flag}")
     p.set_defaults(func=cmd_search)
-
-    s = subparsers.add_parser(
-        "show",
-        help="show the best trials of a study",
-        description="Print the best trials of STUDY in STORAGE as a table.",
-    )
-    s.add_argument("study", help="study name")
-    s.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///quickstart.db")
-    s.add_argument("--top", type=int, default=10, help="rows (default 10)")
-    s.add_argument(
-        "--export", metavar="DIR", help="also write trials.csv, trials.json, plots and HParams logs to DIR"
-    )
-    s.add_argument(
-        "--no-test", action="store_true", help="do not retrain the best trial to score it on the test split"
-    )
-    s.add_argument(
-        "--allow-code", action="append", default=[], metavar="MODULE", help="as for `bioact search`"
-    )
-    s.set_defaults(func=cmd_show)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _error(message):
     print(f"bioact: error: {message}", file=sys.stderr)
     return 2
+
+
+def _given(args, flag):
+    value = getattr(args, flag, None)
+    return value not in (None, False)
 
 
 def _resolve(args):
@@ -93,6 +102,19 @@ def _resolve(args):
         except ValueError as e:
             raise SpecError("command line", "--allow-code", str(e)) from None
     spec = load_spec(args.spec)
+    other = EVOLUTION_FLAGS if spec.engine == "optuna" else OPTUNA_FLAGS
+    extra = ("resume", "overwrite") if spec.engine == "optuna" else ()
+    for flag in [*other, *extra]:
+        if _given(args, flag):
+            name = "--" + flag.replace("_", "-")
+            raise SpecError(args.spec, name, f"does not apply to an {spec.engine} spec")
+    if spec.engine == "evolution":
+        for flag, key in EVOLUTION_FLAGS.items():
+            if _given(args, flag):
+                spec.override(key, getattr(args, flag))
+        if args.resume and args.overwrite:
+            raise SpecError("command line", "--overwrite", "excludes --resume")
+        return spec
     if args.study_name:
         spec.study_name = args.study_name
     if args.storage:
@@ -114,7 +136,7 @@ def _open_study(spec, worker_index=0):
     from keras_bioact.search.spec import SpecError
     from keras_bioact.search.study import create_study, load_study
 
-    key = "study.storage"
+    key = "optuna.storage"
     try:
         if worker_index:
             return load_study(
@@ -136,12 +158,21 @@ def _open_study(spec, worker_index=0):
 
 
 def cmd_search(args):
+    from keras_bioact.cli import backend_line
+    from keras_bioact.search.checkpoint import CheckpointError
     from keras_bioact.search.spec import SpecError
 
     try:
         spec = _resolve(args)
+        if args.worker_index is None:
+            print(backend_line())
+        if spec.engine == "evolution":
+            from keras_bioact.search.run_evolution import run_evolution
+
+            run_evolution(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+            return 0
         study = _open_study(spec, args.worker_index or 0)
-    except SpecError as e:
+    except (SpecError, CheckpointError) as e:
         return _error(str(e))
     if args.worker_index is not None:
         return _worker(spec, study)
@@ -208,10 +239,11 @@ def _coordinate(spec, study, args):
             f"nothing to do: the study already has {done} finished trials; to add trials, re-run "
             f"with a larger --n-trials (e.g. --n-trials {spec.n_trials + 16})"
         )
-    _score_on_test(spec, study)
-    _summary(study, args.top, spec)
-    if args.export:
-        _export(study, args.export)
+    score_on_test(spec, study)
+    summary(study, args.top, spec)
+    directory = args.export or spec.output.get("dir")
+    if directory:
+        export(study, directory)
     return 0
 
 
@@ -276,134 +308,4 @@ def _run_workers(spec, args, study, bar):
         return _error(
             f"{len(bad)} worker(s) failed (exit codes {bad}); finished trials are saved, re-run to continue"
         )
-    return 0
-
-
-def _format_table(rows, columns):
-    def fmt(v):
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
-
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
-def _score_on_test(spec, study):
-    from keras_bioact.search.holdout import score_on_test
-
-    if len(study.directions) > 1 or count_complete(study) == 0:
-        return
-    try:
-        score_on_test(spec, study, k=1, log=print)
-    except Exception as e:  # never lose the summary over the held-out score
-        print(f"could not score the best trial on the test split: {type(e).__name__}: {e}", file=sys.stderr)
-
-
-def count_complete(study):
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
-def _summary(study, top, spec=None):
-    from collections import Counter
-
-    from keras_bioact.search.holdout import protocol_line, test_scores
-    from keras_bioact.search.study import _value_columns, best_activation_config, best_trials
-
-    trials = study.get_trials(deepcopy=False)
-    states = Counter(t.state.name.lower() for t in trials)
-    print(
-        f"\nstudy {study.study_name!r}: {len(trials)} trials ("
-        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        + ")"
-    )
-    rows = best_trials(study, top)
-    if not rows:
-        print("no complete trial yet")
-        return
-    for r in rows:
-        params = {k[len("param_") :]: v for k, v in r.items() if k.startswith("param_")}
-        r["parameters"] = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-        )
-    values = _value_columns(study)
-    scores = test_scores(study)
-    if scores:
-        name = next(iter(scores.values()))["metric"]
-        for r in rows:
-            if r["number"] in scores:
-                r[name] = scores[r["number"]]["value"]
-        values = values[:1] + [name] + values[1:]
-    columns = ["number"] + values + ["family", "params", "fit_seconds", "parameters"]
-    print(_format_table(rows, columns))
-    if spec is not None:
-        print(protocol_line(spec))
-    try:
-        print(f"best activation: {best_activation_config(study)}")
-    except ValueError:
-        pass
-
-
-def _export(study, directory):
-    import pathlib
-
-    from keras_bioact.search.study import export_trials, save_plots
-
-    d = pathlib.Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    written = [export_trials(study, d / "trials.csv"), export_trials(study, d / "trials.json")]
-    written += save_plots(study, d)
-    from keras_bioact.callbacks import OptunaTensorBoardCallback
-
-    # One HParams session per trial (all workers and resumed runs): tensorboard --logdir DIR/tensorboard
-    OptunaTensorBoardCallback(d / "tensorboard").log_study(study)
-    written.append(d / "tensorboard")
-    print("wrote " + ", ".join(str(p) for p in written))
-
-
-def _stored_spec(study, args):
-    """The spec the study was created with (stored as data), re-validated; None if absent."""
-    from keras_bioact.search.spec import SpecError, parse_spec
-    from keras_bioact.search.templates import allow_code
-
-    stored = study.user_attrs.get("spec")
-    if not isinstance(stored, dict) or not isinstance(stored.get("raw"), dict):
-        return None
-    try:
-        for module in args.allow_code:
-            allow_code(module)
-        return parse_spec(stored["raw"], source=f"{stored.get('source', '<spec>')} (stored in the study)")
-    except (SpecError, ValueError) as e:
-        print(f"not scoring on the test split: {e}", file=sys.stderr)
-        return None
-
-
-def cmd_show(args):
-    import optuna
-
-    from keras_bioact.search.study import load_study
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.storage.startswith("sqlite:///") and not os.path.exists(args.storage[len("sqlite:///") :]):
-        return _error(f"no SQLite file {args.storage[len('sqlite:///') :]!r} (storage {args.storage!r})")
-    try:
-        study = load_study(args.study, args.storage)
-    except KeyError:
-        return _error(f"no study {args.study!r} in {args.storage}")
-    except Exception as e:
-        return _error(f"cannot open storage {args.storage!r}: {type(e).__name__}: {e}")
-    spec = _stored_spec(study, args)
-    if spec is not None and not args.no_test:
-        _score_on_test(spec, study)
-    _summary(study, args.top, spec)
-    if args.export:
-        _export(study, args.export)
     return 0

@@ -1,5 +1,7 @@
 """Keras layers of keras-bioact."""
 
+# Families declared in the registry alone (keras_bioact.families) re-exported here.
+from keras_bioact.families.learnable_swish import LearnableSwish  # noqa: E402, I001
 from keras_bioact.layers.activation_adapter import ActivationAdapter
 from keras_bioact.layers.anru_cell import ANRUCell
 from keras_bioact.layers.bru import BRU
@@ -21,6 +23,7 @@ __all__ = [
     "GammaActivation",
     "GammaRNNCell",
     "InnerNonlinearity",
+    "LearnableSwish",
     "PreactivationDrive",
     "SinusoidalRescaling",
     "TabulatedInner",

@@ -11,11 +11,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_bioact import families as _registry
 from keras_bioact.params import ParameterView, activation_parameters
 
 __all__ = ["METRICS", "Genome", "PopulationEvaluator", "select_parameters"]
 
-TARGETS = ("all", "gamma", "bru", "inner")
+# "all" and one target per family that declares one ("gamma", "bru", "inner", ...), from the
+# family registry (a snapshot; `select_parameters` asks the registry itself).
+TARGETS = _registry.target_names()
 GRANULARITIES = ("element", "parameter")
 
 # --------------------------------------------------------------------------------------------
@@ -23,11 +26,8 @@ GRANULARITIES = ("element", "parameter")
 
 
 def _kind(param):
-    if param.name in ("n", "s"):
-        return "gamma"
-    if param.name == "r":
-        return "bru"
-    return "inner"
+    """The evolution target of an `ActivationParameter` (by its name, from the registry)."""
+    return _registry.target_of(param.name)
 
 
 def select_parameters(model, target="all", layers=None):
@@ -35,16 +35,19 @@ def select_parameters(model, target="all", layers=None):
 
     Args:
         model: a built model.
-        target: `"gamma"` (the `n`, `s` of gamma activations), `"bru"` (BRU radices `r`),
-            `"inner"` (every other declared activation parameter: the weights of a shared inner
-            MLP `g`, or of any layer whose `bioact_parameters` are weights) or `"all"`.
+        target: `"all"`, or a family's target from the family registry
+            (`keras_bioact.families.target_names()`): `"gamma"` (the `n`, `s` of gamma
+            activations), `"bru"` (BRU radices `r`), `"inner"` (every other declared activation
+            parameter: the weights of a shared inner MLP `g`, or of any layer whose
+            `bioact_parameters` are weights), and those of other registered families.
         layers: optional list of layer names; only parameters of these layers are kept.
 
     Returns:
         A non-empty list of `keras_bioact.params.ActivationParameter`.
     """
-    if target not in TARGETS:
-        raise ValueError(f"select_parameters: `target` must be one of {TARGETS}, got {target!r}.")
+    targets = _registry.target_names()
+    if target not in targets:
+        raise ValueError(f"select_parameters: `target` must be one of {targets}, got {target!r}.")
     params = activation_parameters(model)
     if target != "all":
         params = [p for p in params if _kind(p) == target]

@@ -57,6 +57,7 @@ from keras_bioact.search.evaluator import (  # noqa: F401
     select_parameters,
 )
 from keras_bioact.search.evolution_result import EvolutionResult, _ScalarWriter, _write_csv, load_best
+from keras_bioact.search.schema import ALGORITHMS
 
 __all__ = [
     "ALGORITHMS",
@@ -72,7 +73,6 @@ __all__ = [
     "select_parameters",
 ]
 
-ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
 MODES = ("frozen", "baldwinian", "lamarckian")
 
 

@@ -42,27 +42,17 @@ def _top(study, k):
 def score_on_test(spec, study, k=1, log=None):
     """Retrain the `k` best complete trials (by their first objective) once and score them on
     the test split; returns `test_scores(study)`. Trials already scored are not retrained."""
-    import functools
-
     import optuna
 
     from keras_bioact.search.objective import make_objective
-    from keras_bioact.search.templates import resolve_template
+    from keras_bioact.search.spec import shape_and_classes
 
     scores = test_scores(study)
     todo = [t for t in _top(study, k) if t.number not in scores]
     if not todo:
         return scores
     splits = spec.load_splits()
-    from keras_bioact.search.spec import _shape_and_classes
-
-    input_shape, num_classes = _shape_and_classes(splits)
-    build = functools.partial(
-        resolve_template(spec.template),
-        input_shape=input_shape,
-        num_classes=num_classes,
-        **spec.template_options,
-    )
+    build = spec.model_builder(*shape_and_classes(splits))
     metric = spec.metric if spec.metric.startswith("val_") else "val_" + spec.metric
     objective = make_objective(
         build,

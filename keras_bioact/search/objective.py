@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from keras_bioact.search import space as space_lib
+from keras_bioact.search._compiled import CompiledModels
 from keras_bioact.search.activation import Activation
 
 __all__ = ["Budget", "Diverged", "OBJECTIVES", "direction_of", "make_objective"]
@@ -75,18 +76,24 @@ class Diverged(RuntimeError):
     """Training produced a non-finite loss or metric."""
 
 
-def _divergence_callback(metric):
+def _monitor_callback(metric, epoch_seconds):
+    """Raises `Diverged` on a non-finite loss or metric; appends each epoch's wall time
+    (training and validation) to `epoch_seconds`."""
     import keras
 
-    class _DivergenceMonitor(keras.callbacks.Callback):
+    class _Monitor(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
+            epoch_seconds.append(time.perf_counter() - self._start)
             logs = logs or {}
             for key in ("loss", "val_loss", metric):
                 value = logs.get(key)
                 if value is not None and not math.isfinite(float(value)):
                     raise Diverged(f"{key}={float(value)} at epoch {epoch}")
 
-    return _DivergenceMonitor()
+    return _Monitor()
 
 
 def _proc_start_time(pid):
@@ -112,6 +119,7 @@ def make_objective(
     objectives=(),
     prune=True,
     compile_kwargs=None,
+    reuse_compiled=True,
 ):
     """Build an Optuna objective that trains `build_model(activation)` on `data`.
 
@@ -129,11 +137,19 @@ def make_objective(
         prune: report `metric` every epoch through optuna-integration's
             `KerasPruningCallback` (single-objective studies only).
         compile_kwargs: extra arguments of `model.compile`.
+        reuse_compiled: compile once per architecture: a trial whose model has the same
+            architecture as an earlier trial's (same layers, shapes, trainability; only values
+            such as initial activation parameters differ) trains the earlier compiled model
+            with its own freshly initialised weights and a reset optimizer, so it skips XLA
+            compilation and trains exactly what a new model would (tested). Models that
+            `build_model` returns compiled are always used as they are.
 
     Each trial records user attributes `activation` (the configuration, see
-    `keras_bioact.search.Activation`), `params`, `fit_seconds`, `epochs_run`, `history`
-    and `worker`. A trial whose loss or metric becomes NaN/Inf is marked FAIL with
-    `failure_reason` = `"diverged: ..."`; the study goes on.
+    `keras_bioact.search.Activation`), `params`, `fit_seconds`, `epoch_seconds` (wall time
+    of each epoch run, validation included), `epochs_run`, `history`, `worker` and
+    `reused_compiled` (whether the trial reused an earlier compiled model). A trial
+    whose loss or metric becomes NaN/Inf is marked FAIL with `failure_reason` =
+    `"diverged: ..."`; the study goes on.
     """
     import numpy as np
 
@@ -152,31 +168,56 @@ def make_objective(
     x_val, y_val = np.asarray(x_val), np.asarray(y_val)
     multi = bool(objectives)
 
+    def compile_model(model):
+        import keras
+
+        kwargs = dict(
+            optimizer=keras.optimizers.Adam(budget.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=budget.jit_compile,
+        )
+        kwargs.update(compile_kwargs or {})
+        model.compile(**kwargs)
+        # Build the loss and metrics on one validation batch (no randomness drawn): Keras
+        # builds them on the first `fit` by drawing a training batch, which would consume one
+        # shuffle of the data on a new model only; this keeps every trial's data order the
+        # same whether its model is new or a reused compiled one.
+        size = min(budget.batch_size, len(x_val))
+        model.evaluate(x_val[:size], y_val[:size], batch_size=size, verbose=0)
+
+    compiled = CompiledModels(compile_model) if reuse_compiled else None
+    own_optimizer = "optimizer" not in (compile_kwargs or {})
+
     def objective(trial):
         import keras
 
         trial.set_user_attr("worker", worker_identity())
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(int(budget.seed) + int(trial.number))
+        if compiled is None:
+            keras.backend.clear_session()
+        seed = int(budget.seed) + int(trial.number)
+        keras.utils.set_random_seed(seed)
         activation = Activation(space_lib.sample(space, trial), trial=trial, space=space)
         model = build_model(activation)
         trial.set_user_attr("activation", activation.to_config())
         if not getattr(model, "compiled", False):
-            kwargs = dict(
-                optimizer=keras.optimizers.Adam(budget.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-                jit_compile=budget.jit_compile,
-            )
-            kwargs.update(compile_kwargs or {})
-            model.compile(**kwargs)
+            if compiled is None:
+                compile_model(model)
+            else:
+                hits = compiled.hits
+                model = compiled.get(model, budget.learning_rate if own_optimizer else None)
+                trial.set_user_attr("reused_compiled", compiled.hits > hits)
         n_params = int(model.count_params())
         trial.set_user_attr("params", n_params)
-        callbacks = [_divergence_callback(metric)]
+        epoch_seconds = []
+        callbacks = [_monitor_callback(metric, epoch_seconds)]
         if prune and not multi:
             from optuna_integration import KerasPruningCallback
 
             callbacks.append(KerasPruningCallback(trial, metric))
+        # Seeded again: compiling a new model draws from the generators (Keras' data loaders
+        # do), reusing one does not; the training then starts from the same state either way.
+        keras.utils.set_random_seed(seed)
         start = time.perf_counter()
         failure = None
         history = None
@@ -195,6 +236,7 @@ def make_objective(
         finally:
             fit_seconds = time.perf_counter() - start
             trial.set_user_attr("fit_seconds", fit_seconds)
+            trial.set_user_attr("epoch_seconds", [round(t, 4) for t in epoch_seconds])
         if failure is None:
             logs = history.history
             if metric not in logs:
@@ -215,5 +257,6 @@ def make_objective(
             )
         return tuple(values) if multi else value
 
+    objective.compiled = compiled
     objective.directions = [direction_of(metric)] + [direction_of(o) for o in objectives]
     return objective

@@ -1,113 +1,78 @@
-"""Declarative search specifications (TOML), validated before any training.
+"""Search specifications (TOML): one reader and one schema for both engines.
 
 ```toml
-[study]                       # required
-name = "quickstart"           # required; the Optuna study name
-storage = "sqlite:///quickstart.db"   # optional; default sqlite:///<name>.db (working directory)
-n_trials = 12                 # total finished trials wanted (over all workers and re-runs)
-timeout = 600                 # optional, seconds per invocation
-workers = 1                   # worker processes on this machine
+[optuna]                      # the engine: an Optuna study (or [evolution]: EvoTorch)
+study = "quickstart"
+n_trials = 16
+[optuna.sampler]
+name = "tpe"
 
 [data]
-name = "digits"               # keras_bioact.datasets.load(name): digits | fashion_mnist | idx:DIR
-validation_fraction = 0.2     # validation is carved out of the training split (seeded by `seed`)
-seed = 0                      # seed of the train/validation split (and of digits' test split)
-max_val = 500                 # optional: use at most this many validation samples
-
+name = "digits"
+validation_fraction = 0.2     # validation is carved out of the training split, seeded
 [model]
-template = "mlp"              # mlp | cnn | "package.module:function"
-hidden = [32, 32]             # every other key is an option of the template
-
-[budget]                      # keras_bioact.search.Budget
-epochs = 4
-batch_size = 64
-learning_rate = 0.003
-
-[objective]
-metric = "val_accuracy"       # a Keras log key; direction inferred (loss/error: minimise)
-extra = []                    # multi-objective: any of "params", "fit_time", "step_time"
-
-[sampler]
-name = "tpe"                  # tpe | cmaes | random | nsga2 (default nsga2 when extra is set)
-seed = 0
-
-[pruner]
-name = "median"               # median | hyperband | none
-
-[space]                       # keras_bioact.search.SearchSpace
+template = "mlp"              # or path = "my_model.keras"
+hidden = [32, 32]
+[budget]
+epochs = 6
+[space]
 families = ["relu", "gamma", "bru"]
-[space.gamma]
-n = [1.0, 20.0]
 ```
 
-Protocol: trials are trained on the training split and scored on the validation split,
-which is carved out of the data set's training split with `data.seed`. The search never sees
-the test split; when a search ends (and in `bioact show`) the best trial is retrained once,
-with its own seed, and scored on the test split (`keras_bioact.search.holdout`).
+Every key is declared once in `keras_bioact.search.schema` (type, default, legal range);
+`docs/specs.md` lists them. Every unknown key, out-of-range value or unknown name raises
+`SpecError` naming the file and the dotted key, before anything is imported, loaded or
+trained. Strings are never evaluated and a spec never imports code.
 
-Every unknown key, out-of-range value or unknown name raises `SpecError` naming the file and
-the key, before any data is loaded or any model is trained. Strings are never evaluated.
+Protocol: trials (and evolution's fitness) are scored on the validation split, carved out of
+the data set's training split with `data.seed`. The search never sees the test split; when it
+ends (and in `bioact show`), the best trial is scored once on the test split.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 import pathlib
 import re
+import warnings
 from dataclasses import dataclass, field
 
+from keras_bioact.search import schema
 from keras_bioact.search import space as space_lib
-from keras_bioact.search.objective import OBJECTIVES, Budget, direction_of
-from keras_bioact.search.study import PRUNERS, SAMPLERS, default_storage
-from keras_bioact.search.templates import resolve_template, template_options
+from keras_bioact.search.objective import Budget, direction_of
 
-__all__ = ["SearchSpec", "SpecError", "load_spec", "parse_spec"]
+__all__ = ["SearchSpec", "SpecDeprecationWarning", "SpecError", "load_spec", "parse_spec"]
 
-_SECTIONS = {
-    "study": {"name", "storage", "n_trials", "timeout", "workers"},
-    "data": {
-        "name",
-        "max_train",
-        "max_val",
-        "max_test",
-        "validation_fraction",
-        "test_fraction",
-        "seed",
-        "path",
-    },
-    "model": None,  # template + template options (checked against the template's signature)
-    "budget": {"epochs", "batch_size", "learning_rate", "seed", "jit_compile"},
-    "objective": {"metric", "direction", "extra"},
-    "sampler": {"name", "seed", "n_startup_trials", "population_size"},
-    "pruner": {"name", "n_startup_trials", "n_warmup_steps", "min_resource", "reduction_factor"},
-    "space": None,  # checked by SearchSpace.from_dict
-}
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-# What `make_objective`'s models log: the objective metric must be one of these.
-METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
-MAX_TRIALS = 1_000_000
+_TOP = ("data", "model", "budget", "output", "space", "optuna", "evolution")
 
 
 class SpecError(ValueError):
-    """An invalid search specification; the message names the file and the key."""
+    """An invalid search specification; the message names the file and the dotted key."""
 
     def __init__(self, source, key, message):
         self.source, self.key = source, key
         super().__init__(f"{source}: {key}: {message}")
 
 
+class SpecDeprecationWarning(FutureWarning):
+    """A key of an earlier spec format, translated to its new place."""
+
+
 @dataclass
 class SearchSpec:
-    """A validated specification (see the module docstring for the TOML form)."""
+    """A validated specification (see `docs/specs.md`)."""
 
-    study_name: str
-    storage: str
+    engine: str = "optuna"
+    study_name: str = "search"
+    storage: str = ""
     n_trials: int = 20
     timeout: float | None = None
     workers: int = 1
     data: dict = field(default_factory=lambda: {"name": "digits"})
     template: str = "mlp"
     template_options: dict = field(default_factory=dict)
+    model_path: str | None = None
     budget: Budget = field(default_factory=Budget)
     metric: str = "val_accuracy"
     direction: str = "maximize"
@@ -115,6 +80,8 @@ class SearchSpec:
     sampler: dict = field(default_factory=lambda: {"name": "tpe"})
     pruner: dict = field(default_factory=lambda: {"name": "median"})
     space: space_lib.SearchSpace = field(default_factory=space_lib.SearchSpace)
+    evolution: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
     source: str = "<spec>"
     raw: dict = field(default_factory=dict)
 
@@ -125,6 +92,15 @@ class SearchSpec:
     @property
     def objective_names(self):
         return [self.metric] + list(self.extra)
+
+    def override(self, dotted, value, source="command line"):
+        """Set `table.key` (checked against the schema, e.g. from a command-line flag)."""
+        table, _, key = dotted.rpartition(".")
+        reason = schema.check_value(dotted, schema.TABLES[table][key], value)
+        if reason:
+            raise SpecError(source, dotted, reason)
+        target = {"evolution": self.evolution, "output": self.output}[table]
+        target[key] = value
 
     def make_sampler(self, worker_index=0):
         from keras_bioact.search.study import make_sampler
@@ -169,12 +145,25 @@ class SearchSpec:
         """`((x_train, y_train), (x_val, y_val))` and `(input_shape, num_classes)`; the test
         split is not loaded here (see `load_splits`)."""
         splits = self.load_splits()
-        return (splits["train"], splits["val"]), _shape_and_classes(splits)
+        return (splits["train"], splits["val"]), shape_and_classes(splits)
+
+    def model_builder(self, input_shape, num_classes):
+        """`activation -> keras.Model`: the one model builder of both engines (the template,
+        or the saved model with its activations converted to the activation's family)."""
+        if self.model_path:
+            from keras_bioact.search.saved_model import converted_builder
+
+            return converted_builder(self.model_path, input_shape, num_classes)
+        from keras_bioact.search.templates import resolve_template
+
+        template = resolve_template(self.template)
+        options = dict(self.template_options)
+        return lambda activation: template(
+            activation, input_shape=input_shape, num_classes=num_classes, **options
+        )
 
     def build_objective(self, data=None):
         """The Optuna objective of this specification (loads the data unless given)."""
-        import functools
-
         from keras_bioact.search.objective import make_objective
 
         if data is None:
@@ -184,264 +173,27 @@ class SearchSpec:
 
             input_shape = tuple(np.asarray(data[0][0]).shape[1:])
             num_classes = int(max(np.max(data[0][1]), np.max(data[1][1]))) + 1
-        template = resolve_template(self.template)
-        build = functools.partial(
-            template, input_shape=input_shape, num_classes=num_classes, **self.template_options
-        )
-        prune = self.pruner.get("name", "none") != "none"
         return make_objective(
-            lambda act: build(act),
+            self.model_builder(input_shape, num_classes),
             data,
             space=self.space,
             budget=self.budget,
             metric=self.metric,
             objectives=self.extra,
-            prune=prune,
+            prune=self.pruner.get("name", "none") != "none",
         )
 
 
-def _shape_and_classes(splits):
+def shape_and_classes(splits):
+    """`(input_shape, num_classes)` of a `load_splits` result."""
     import numpy as np
 
     num_classes = int(max(np.max(y) for _, y in splits.values())) + 1
     return tuple(np.asarray(splits["train"][0]).shape[1:]), num_classes
 
 
-def _int(value, source, key, lo=1, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi:,}]"
-        raise SpecError(source, key, f"must be an integer {rng}, got {value!r}")
-    return value
-
-
-def _str(value, source, key):
-    if not isinstance(value, str) or not value:
-        raise SpecError(source, key, f"must be a non-empty string, got {value!r}")
-    return value
-
-
-def _check(table, allowed, source, section):
-    if not isinstance(table, dict):
-        raise SpecError(source, section, f"must be a table, got {type(table).__name__}")
-    for k in table:
-        if allowed is not None and k not in allowed:
-            raise SpecError(
-                source, f"{section}.{k}", f"unknown key; legal keys: {', '.join(sorted(allowed))}"
-            )
-
-
-def parse_spec(raw, source="<spec>"):
-    """Validate a specification given as a dict (parsed TOML); returns a `SearchSpec`."""
-    if not isinstance(raw, dict):
-        raise SpecError(source, "<top>", "a specification must be a TOML table")
-    if "evolution" in raw:
-        raise SpecError(
-            source, "evolution", "this is an EvoTorch evolution spec; run it with `bioact evolve`"
-        )
-    for k in raw:
-        if k not in _SECTIONS:
-            raise SpecError(source, k, f"unknown section; legal sections: {', '.join(_SECTIONS)}")
-        _check(raw[k], _SECTIONS[k], source, k)
-    if "study" not in raw or "name" not in raw["study"]:
-        raise SpecError(source, "study.name", "is required")
-    st = raw["study"]
-    name = _str(st["name"], source, "study.name")
-    if not _NAME.match(name):
-        raise SpecError(source, "study.name", f"use letters, digits, '_', '-', '.' only, got {name!r}")
-    storage = _str(st.get("storage", default_storage(name)), source, "study.storage")
-    n_trials = _int(st.get("n_trials", 20), source, "study.n_trials", 1, MAX_TRIALS)
-    workers = _int(st.get("workers", 1), source, "study.workers", 1, 64)
-    timeout = st.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise SpecError(source, "study.timeout", f"must be a number of seconds > 0, got {timeout!r}")
-
-    data = dict(raw.get("data", {"name": "digits"}))
-    dname = _str(data.get("name", "digits"), source, "data.name")
-    if dname not in ("digits", "fashion_mnist", "fashion-mnist") and not dname.startswith("idx:"):
-        raise SpecError(
-            source, "data.name", f"unknown data set {dname!r}; use digits, fashion_mnist or idx:DIR"
-        )
-    data["name"] = dname
-    for k in ("max_train", "max_val", "max_test"):
-        if k in data:
-            _int(data[k], source, f"data.{k}")
-    if "validation_fraction" in data:
-        vf = data["validation_fraction"]
-        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
-            raise SpecError(source, "data.validation_fraction", f"must be in (0, 1), got {vf!r}")
-    if "test_fraction" in data:
-        tf = data["test_fraction"]
-        if dname != "digits":
-            raise SpecError(source, "data.test_fraction", "only applies to the digits data set")
-        if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0 < tf < 1:
-            raise SpecError(source, "data.test_fraction", f"must be in (0, 1), got {tf!r}")
-    if "seed" in data:
-        _int(data["seed"], source, "data.seed", lo=0)
-    if "path" in data:
-        if dname not in ("fashion_mnist", "fashion-mnist"):
-            raise SpecError(source, "data.path", "only applies to fashion_mnist")
-        _check_idx_dir(_str(data["path"], source, "data.path"), source, "data.path")
-    if dname.startswith("idx:"):
-        _check_idx_dir(dname[4:], source, "data.name")
-
-    model = dict(raw.get("model", {}))
-    template = _str(model.pop("template", "mlp"), source, "model.template")
-    try:
-        fn = resolve_template(template)
-    except ValueError as e:
-        raise SpecError(source, "model.template", str(e)) from None
-    allowed = template_options(fn)
-    if allowed is not None:
-        for k in model:
-            if k not in allowed:
-                raise SpecError(
-                    source,
-                    f"model.{k}",
-                    f"unknown option of template {template!r}; legal: {', '.join(allowed) or '(none)'}",
-                )
-    for k in ("hidden", "filters", "dense"):
-        if k in model:
-            v = model[k]
-            if (
-                not isinstance(v, list)
-                or not v
-                or not all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in v)
-            ):
-                if not (k == "dense" and v == []):
-                    raise SpecError(source, f"model.{k}", f"must be a list of integers >= 1, got {v!r}")
-    if "dropout" in model and (
-        isinstance(model["dropout"], bool)
-        or not isinstance(model["dropout"], (int, float))
-        or not 0 <= model["dropout"] < 1
-    ):
-        raise SpecError(source, "model.dropout", f"must be in [0, 1), got {model['dropout']!r}")
-
-    b = dict(raw.get("budget", {}))
-    budget = Budget(**b)
-    try:
-        budget.validate("budget")
-    except space_lib.SpaceError as e:
-        raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
-
-    obj = raw.get("objective", {})
-    metric = _str(obj.get("metric", "val_accuracy"), source, "objective.metric")
-    if metric not in METRICS:
-        raise SpecError(
-            source,
-            "objective.metric",
-            f"{metric!r} is not logged by the search's models; legal: {', '.join(METRICS)}",
-        )
-    direction = obj.get("direction", direction_of(metric))
-    if direction not in ("maximize", "minimize"):
-        raise SpecError(source, "objective.direction", f"must be 'maximize' or 'minimize', got {direction!r}")
-    extra = obj.get("extra", [])
-    if isinstance(extra, str):
-        extra = [extra]
-    if not isinstance(extra, list):
-        raise SpecError(source, "objective.extra", f"must be a list, got {extra!r}")
-    for e in extra:
-        if e not in OBJECTIVES:
-            raise SpecError(
-                source, "objective.extra", f"unknown objective {e!r}; legal: {', '.join(OBJECTIVES)}"
-            )
-
-    sampler = dict(raw.get("sampler", {}))
-    sampler.setdefault("name", "nsga2" if extra else "tpe")
-    if sampler["name"] not in SAMPLERS:
-        raise SpecError(
-            source, "sampler.name", f"unknown sampler {sampler['name']!r}; legal: {', '.join(SAMPLERS)}"
-        )
-    if sampler["name"] == "cmaes" and extra:
-        raise SpecError(
-            source, "sampler.name", "cmaes is single-objective; use nsga2 or tpe with objective.extra"
-        )
-    if "seed" in sampler:
-        _int(sampler["seed"], source, "sampler.seed", lo=0)
-    if "n_startup_trials" in sampler:
-        if sampler["name"] not in ("tpe", "cmaes"):
-            raise SpecError(source, "sampler.n_startup_trials", "only applies to tpe and cmaes")
-        _int(sampler["n_startup_trials"], source, "sampler.n_startup_trials", lo=0)
-    if "population_size" in sampler:
-        if sampler["name"] not in ("nsga2", "cmaes"):
-            raise SpecError(source, "sampler.population_size", "only applies to nsga2 and cmaes")
-        _int(sampler["population_size"], source, "sampler.population_size", lo=2)
-    if "n_startup_trials" in sampler and sampler["name"] == "cmaes":
-        sampler["n_startup_trials"] = sampler["n_startup_trials"]
-
-    pruner = dict(raw.get("pruner", {}))
-    pruner.setdefault("name", "none" if extra else "median")
-    if pruner["name"] not in PRUNERS:
-        raise SpecError(
-            source, "pruner.name", f"unknown pruner {pruner['name']!r}; legal: {', '.join(PRUNERS)}"
-        )
-    if extra and pruner["name"] != "none":
-        raise SpecError(
-            source, "pruner.name", "pruning is single-objective only; use 'none' with objective.extra"
-        )
-    legal = {
-        "median": {"n_startup_trials", "n_warmup_steps"},
-        "hyperband": {"min_resource", "reduction_factor"},
-        "none": set(),
-    }[pruner["name"]]
-    for k in pruner:
-        if k != "name":
-            if k not in legal:
-                raise SpecError(source, f"pruner.{k}", f"does not apply to the {pruner['name']} pruner")
-            _int(pruner[k], source, f"pruner.{k}", lo=0 if k != "reduction_factor" else 2)
-
-    try:
-        space = space_lib.SearchSpace.from_dict(raw.get("space", {}))
-    except space_lib.SpaceError as e:
-        raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
-    if template == "cnn" and "two_arg" in space.families and not _has_two_arg_conv():
-        raise SpecError(
-            source, "space.families", "two_arg with the cnn template needs keras_bioact.layers.TwoArgConv2D"
-        )
-
-    return SearchSpec(
-        study_name=name,
-        storage=storage,
-        n_trials=n_trials,
-        timeout=timeout,
-        workers=workers,
-        data=data,
-        template=template,
-        template_options=model,
-        budget=budget,
-        metric=metric,
-        direction=direction,
-        extra=tuple(extra),
-        sampler=sampler,
-        pruner=pruner,
-        space=space,
-        source=str(source),
-        raw=raw,
-    )
-
-
-def _check_idx_dir(directory, source, key):
-    """An MNIST-format directory with its four files, checked before anything is created."""
-    from keras_bioact.datasets import _IDX_NAMES, _find
-
-    path = pathlib.Path(directory)
-    if not path.is_dir():
-        raise SpecError(source, key, f"{directory!r} is not a directory of IDX files")
-    missing = [names[0] for k, names in _IDX_NAMES.items() if _find(path, k) is None]
-    if missing:
-        raise SpecError(source, key, f"{directory!r} lacks {', '.join(missing)} (optionally .gz)")
-
-
-def _has_two_arg_conv():
-    try:
-        from keras_bioact.layers import TwoArgConv2D  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# --------------------------------------------------------------------------------------------
+# reading
 
 
 def load_spec(path):
@@ -461,3 +213,136 @@ def load_spec(path):
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SpecError(str(path), "<toml>", f"not valid TOML: {e}") from None
     return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw, source="<spec>"):
+    """Validate a specification given as a dict (parsed TOML); returns a `SearchSpec`."""
+    from keras_bioact.search import _spec_checks as checks
+
+    if not isinstance(raw, dict):
+        raise SpecError(source, "<top>", "a specification must be a TOML table")
+    raw = _migrate(copy.deepcopy(raw), source)
+    stored = copy.deepcopy(raw)
+    for k in raw:
+        if k not in _TOP:
+            raise SpecError(source, k, f"unknown table; legal tables: {', '.join(_TOP)}")
+        if not isinstance(raw[k], dict):
+            raise SpecError(source, k, f"must be a table, got {type(raw[k]).__name__}")
+    engines = [e for e in schema.ENGINES if e in raw]
+    if len(engines) != 1:
+        raise SpecError(
+            source,
+            "<top>",
+            "a spec needs exactly one engine table: [optuna] (an Optuna study) or [evolution] "
+            f"(an EvoTorch evolution), got {engines or 'neither'}; see docs/specs.md",
+        )
+    engine = engines[0]
+    tables = {}
+    for table in ("data", "budget", "output", engine):
+        tables[table] = _check_table(raw.get(table, {}), table, source)
+    if engine == "optuna":
+        for sub in ("sampler", "pruner"):
+            if sub in tables["optuna"]:
+                tables[f"optuna.{sub}"] = _check_table(tables["optuna"][sub], f"optuna.{sub}", source)
+    spec = SearchSpec(engine=engine, source=str(source), raw=stored)
+    checks.data(spec, tables["data"], source)
+    checks.model(spec, dict(raw.get("model", {})), source)
+    spec.budget = Budget(**tables["budget"])
+    spec.output = dict(tables["output"])
+    if engine == "optuna":
+        _check_budget(spec, source)
+        checks.optuna(spec, tables, source)
+        try:
+            spec.space = space_lib.SearchSpace.from_dict(raw.get("space", {}))
+        except space_lib.SpaceError as e:
+            raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
+        checks.optuna_model(spec, source)
+    else:
+        if "space" in raw:
+            raise SpecError(
+                source, "space", "is the Optuna search space; evolution evolves `evolution.target`"
+            )
+        checks.evolution(spec, tables["evolution"], source)
+        spec.output.setdefault("dir", f"runs/{_stem(source, 'evolve')}")
+        spec.output.setdefault("tensorboard", True)
+    return spec
+
+
+def _check_budget(spec, source):
+    if spec.budget.epochs < 1:
+        raise SpecError(source, "budget.epochs", f"must be >= 1 for optuna trials, got {spec.budget.epochs}")
+
+
+def _stem(source, fallback):
+    name = pathlib.Path(str(source)).stem if not str(source).startswith("<") else ""
+    return name if name and _NAME.match(name) else fallback
+
+
+def _check_table(table, name, source):
+    """Check `table`'s keys and values against the schema; returns a copy."""
+    if not isinstance(table, dict):
+        raise SpecError(source, name, f"must be a table, got {type(table).__name__}")
+    keys = schema.TABLES[name]
+    for k, v in table.items():
+        if k not in keys:
+            raise SpecError(source, f"{name}.{k}", f"unknown key; legal keys: {', '.join(keys)}")
+        reason = schema.check_value(f"{name}.{k}", keys[k], v)
+        if reason:
+            raise SpecError(source, f"{name}.{k}", reason)
+    return dict(table)
+
+
+def _deprecated(source, old, new):
+    warnings.warn(
+        f"{source}: {old} is deprecated; it is now {new} (see docs/specs.md)",
+        SpecDeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def _migrate(raw, source):
+    """Translate keys of earlier spec formats (with a deprecation warning), or fail naming the
+    new key where no mechanical translation exists."""
+    moves = {"study": "optuna", "objective": "optuna", "sampler": "optuna.sampler", "pruner": "optuna.pruner"}
+    old_tables = [t for t in moves if t in raw]
+    if old_tables and "optuna" in raw:
+        raise SpecError(
+            source, old_tables[0], f"[{old_tables[0]}] is the earlier form of [optuna]; use one of them"
+        )
+    if old_tables:
+        optuna = {}
+        for t in old_tables:
+            table = raw.pop(t)
+            if not isinstance(table, dict):
+                raise SpecError(source, t, f"must be a table, got {type(table).__name__}")
+            if t in ("sampler", "pruner"):
+                optuna[t] = table
+                _deprecated(source, f"[{t}]", f"[optuna.{t}]")
+                continue
+            for k, v in table.items():
+                optuna["study" if (t, k) == ("study", "name") else k] = v
+            names = ", ".join(f"{t}.{k}" for k in table)
+            _deprecated(source, f"[{t}] ({names})", "[optuna] (study.name is optuna.study)")
+        raw["optuna"] = optuna
+    data, model = raw.get("data"), raw.get("model")
+    if isinstance(data, dict) and "limit" in data:
+        _deprecated(source, "data.limit", "data.max_train")
+        limit = data.pop("limit")
+        if limit:
+            data.setdefault("max_train", limit)
+    if isinstance(model, dict):
+        for old, new in schema.LEGACY.items():
+            table, _, key = old.partition(".")
+            if table != "model" or key not in model:
+                continue
+            if new is None:
+                raise SpecError(
+                    source, old, f"is no longer a key; the activation is set by {schema.LEGACY_HINT}"
+                )
+            new_table, new_key = new.split(".")
+            budget = raw.setdefault(new_table, {})
+            if isinstance(budget, dict) and new_key in budget:
+                raise SpecError(source, old, f"is the earlier name of {new}; give only {new}")
+            _deprecated(source, old, new)
+            budget[new_key] = model.pop(key)
+    return raw

@@ -10,6 +10,7 @@ import pathlib
 import socket
 
 from keras_bioact.search.activation import Activation
+from keras_bioact.search.schema import PRUNERS, SAMPLERS
 from keras_bioact.search.storage import DEFAULT_HEARTBEAT, StorageError, default_storage, open_storage
 
 __all__ = [
@@ -33,8 +34,7 @@ __all__ = [
     "save_plots",
 ]
 
-SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
-PRUNERS = ("median", "hyperband", "none")
+
 def make_sampler(name="tpe", seed=None, **options):
     """`tpe` (default), `cmaes`, `random` or `nsga2` (multi-objective)."""
     import optuna
@@ -134,8 +134,18 @@ def _alive(worker):
         return True
     from keras_bioact.search.objective import _proc_start_time
 
+    if _zombie(pid):
+        return False  # killed and not yet reaped by its parent: dead
     start = worker.get("start")
     return start is None or _proc_start_time(pid) == start
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def recover_dead_trials(study, requeue=True):
@@ -263,14 +273,11 @@ def best_activation_config(study, trial=None):
 
 def best_activation(study, index=0, trial=None):
     """The best trial's activation as a ready-to-use Keras layer for activation site `index`
-    (a `GammaActivation`, `BRU` or `keras.layers.Activation`). For the `two_arg` family,
-    whose nonlinearity lives inside the Dense layer, this returns the configured shared inner
-    network (`InnerNonlinearity`); use `Activation(best_activation_config(study)).dense(units)`
-    for whole blocks."""
-    activation = Activation(best_activation_config(study, trial))
-    if activation.family == "two_arg":
-        return activation.inner()
-    return activation.layer(index)
+    (the family's unit: a `GammaActivation`, `BRU`, `keras.layers.Activation`, ...; see
+    `keras_bioact.families`). For families whose nonlinearity lives inside the Dense layer
+    (`two_arg`), this is the configured shared inner network (`InnerNonlinearity`); use
+    `Activation(best_activation_config(study)).dense(units)` for whole blocks."""
+    return Activation(best_activation_config(study, trial)).unit(index)
 
 
 def _value_columns(study):

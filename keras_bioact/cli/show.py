@@ -1,0 +1,70 @@
+"""`bioact show STUDY --storage URL`: the best trials of a study, validation and test."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from keras_bioact.cli._report import export, score_on_test, summary
+from keras_bioact.cli.search import _error
+
+
+def register(subparsers):
+    s = subparsers.add_parser(
+        "show",
+        help="show the best trials of a study",
+        description="Print the best trials of STUDY in STORAGE as a table.",
+    )
+    s.add_argument("study", help="study name")
+    s.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///quickstart.db")
+    s.add_argument("--top", type=int, default=10, help="rows (default 10)")
+    s.add_argument(
+        "--export", metavar="DIR", help="also write trials.csv, trials.json, plots and HParams logs to DIR"
+    )
+    s.add_argument(
+        "--no-test", action="store_true", help="do not retrain the best trial to score it on the test split"
+    )
+    s.add_argument(
+        "--allow-code", action="append", default=[], metavar="MODULE", help="as for `bioact search`"
+    )
+    s.set_defaults(func=cmd_show)
+
+
+def _stored_spec(study, args):
+    """The spec the study was created with (stored as data), re-validated; None if absent."""
+    from keras_bioact.search.spec import SpecError, parse_spec
+    from keras_bioact.search.templates import allow_code
+
+    stored = study.user_attrs.get("spec")
+    if not isinstance(stored, dict) or not isinstance(stored.get("raw"), dict):
+        return None
+    try:
+        for module in args.allow_code:
+            allow_code(module)
+        return parse_spec(stored["raw"], source=f"{stored.get('source', '<spec>')} (stored in the study)")
+    except (SpecError, ValueError) as e:
+        print(f"not scoring on the test split: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_show(args):
+    import optuna
+
+    from keras_bioact.search.study import load_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.storage.startswith("sqlite:///") and not os.path.exists(args.storage[len("sqlite:///") :]):
+        return _error(f"no SQLite file {args.storage[len('sqlite:///') :]!r} (storage {args.storage!r})")
+    try:
+        study = load_study(args.study, args.storage)
+    except KeyError:
+        return _error(f"no study {args.study!r} in {args.storage}")
+    except Exception as e:
+        return _error(f"cannot open storage {args.storage!r}: {type(e).__name__}: {e}")
+    spec = _stored_spec(study, args)
+    if spec is not None and not args.no_test:
+        score_on_test(spec, study)
+    summary(study, args.top, spec)
+    if args.export:
+        export(study, args.export)
+    return 0

@@ -1,0 +1,285 @@
+"""The checks of `keras_bioact.search.spec` that go beyond one key's type and range.
+
+Each function fills part of a `SearchSpec` from its tables (already checked against
+`keras_bioact.search.schema`) and raises `SpecError` naming the file and the dotted key. No
+function here imports Keras, Optuna or a backend, except `algorithm_options`, which is tried on
+the real EvoTorch class when given.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from keras_bioact import families
+from keras_bioact.search import schema
+from keras_bioact.search import space as space_lib
+from keras_bioact.search.objective import OBJECTIVES, direction_of
+from keras_bioact.search.spec import _NAME, SpecError, _stem
+
+DATASETS = ("digits", "fashion_mnist", "fashion-mnist")
+
+
+def data(spec, table, source):
+    table.setdefault("name", "digits")
+    name = table["name"]
+    if name not in DATASETS and not name.startswith("idx:"):
+        raise SpecError(
+            source, "data.name", f"unknown data set {name!r}; use digits, fashion_mnist or idx:DIR"
+        )
+    if "test_fraction" in table and name != "digits":
+        raise SpecError(source, "data.test_fraction", "only applies to the digits data set")
+    if "path" in table:
+        if name not in ("fashion_mnist", "fashion-mnist"):
+            raise SpecError(source, "data.path", "only applies to fashion_mnist")
+        _idx_dir(table["path"], source, "data.path")
+    if name.startswith("idx:"):
+        _idx_dir(name[4:], source, "data.name")
+    spec.data = table
+
+
+def _idx_dir(directory, source, key):
+    """An MNIST-format directory with its four files, checked before anything is created."""
+    from keras_bioact.datasets import _IDX_NAMES, _find
+
+    path = pathlib.Path(directory)
+    if not path.is_dir():
+        raise SpecError(source, key, f"{directory!r} is not a directory of IDX files")
+    missing = [names[0] for k, names in _IDX_NAMES.items() if _find(path, k) is None]
+    if missing:
+        raise SpecError(source, key, f"{directory!r} lacks {', '.join(missing)} (optionally .gz)")
+
+
+def model(spec, table, source):
+    from keras_bioact.search.templates import resolve_template, template_options
+
+    keys = schema.TABLES["model"]
+    if "path" in table:
+        path = table.pop("path")
+        reason = schema.check_value("model.path", keys["path"], path)
+        if reason:
+            raise SpecError(source, "model.path", reason)
+        if table:
+            raise SpecError(
+                source, f"model.{next(iter(table))}", "does not apply with model.path (a saved model)"
+            )
+        _keras_file(path, source)
+        spec.model_path = path
+        return
+    template = table.pop("template", "mlp")
+    reason = schema.check_value("model.template", keys["template"], template)
+    if reason:
+        raise SpecError(source, "model.template", reason)
+    try:
+        fn = resolve_template(template)
+    except ValueError as e:
+        raise SpecError(source, "model.template", str(e)) from None
+    allowed = template_options(fn)
+    for k, v in table.items():
+        if allowed is not None and k not in allowed:
+            raise SpecError(
+                source,
+                f"model.{k}",
+                f"unknown option of template {template!r}; legal: {', '.join(allowed) or '(none)'}",
+            )
+        if k in keys and k not in ("path", "template"):
+            reason = schema.check_value(f"model.{k}", keys[k], v)
+            if reason and not (k == "dense" and v == []):
+                raise SpecError(source, f"model.{k}", reason)
+    spec.template, spec.template_options = template, table
+
+
+def _keras_file(path, source):
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            ok = "config.json" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        ok = False
+    if not ok:
+        raise SpecError(
+            source,
+            "model.path",
+            f"{path!r} is not a readable .keras model file (a zip archive with config.json, as "
+            "written by model.save)",
+        )
+
+
+def optuna(spec, tables, source):
+    from keras_bioact.search.study import default_storage
+
+    opt = tables["optuna"]
+    name = opt.get("study", _stem(source, ""))
+    if not name:
+        raise SpecError(source, "optuna.study", "is required (no spec file name to default to)")
+    if not _NAME.match(name):
+        raise SpecError(source, "optuna.study", f"use letters, digits, '_', '-', '.' only, got {name!r}")
+    spec.study_name = name
+    spec.storage = opt.get("storage", default_storage(name))
+    spec.n_trials = opt.get("n_trials", 20)
+    spec.timeout = opt.get("timeout")
+    spec.workers = opt.get("workers", 1)
+    spec.metric = opt.get("metric", "val_accuracy")
+    spec.direction = opt.get("direction") or direction_of(spec.metric)
+    extra = opt.get("extra", [])
+    for e in extra:
+        if e not in OBJECTIVES:
+            raise SpecError(
+                source, "optuna.extra", f"unknown objective {e!r}; legal: {', '.join(OBJECTIVES)}"
+            )
+    spec.extra = tuple(extra)
+
+    sampler = dict(tables.get("optuna.sampler", {}))
+    sampler.setdefault("name", "nsga2" if extra else "tpe")
+    if sampler["name"] == "cmaes" and extra:
+        raise SpecError(
+            source, "optuna.sampler.name", "cmaes is single-objective; use nsga2 or tpe with optuna.extra"
+        )
+    for k, legal in (("n_startup_trials", ("tpe", "cmaes")), ("population_size", ("nsga2", "cmaes"))):
+        if k in sampler and sampler["name"] not in legal:
+            raise SpecError(source, f"optuna.sampler.{k}", f"only applies to {' and '.join(legal)}")
+    spec.sampler = sampler
+
+    pruner = dict(tables.get("optuna.pruner", {}))
+    pruner.setdefault("name", "none" if extra else "median")
+    if extra and pruner["name"] != "none":
+        raise SpecError(
+            source, "optuna.pruner.name", "pruning is single-objective only; use 'none' with optuna.extra"
+        )
+    legal = {
+        "median": {"n_startup_trials", "n_warmup_steps"},
+        "hyperband": {"min_resource", "reduction_factor"},
+        "none": set(),
+    }[pruner["name"]]
+    for k in pruner:
+        if k != "name" and k not in legal:
+            raise SpecError(source, f"optuna.pruner.{k}", f"does not apply to the {pruner['name']} pruner")
+    spec.pruner = pruner
+
+
+def optuna_model(spec, source):
+    """Families the model can take: a saved model's activations convert to parametric ones."""
+    if spec.model_path:
+        from keras_bioact.search.saved_model import convertible
+
+        legal = convertible()
+        bad = [f for f in spec.space.families if f not in legal]
+        if bad:
+            raise SpecError(
+                source,
+                "space.families",
+                f"{', '.join(bad)}: a saved model (model.path) is searched by converting its "
+                f"activations, which is possible to {', '.join(legal)}",
+            )
+    if spec.template == "cnn" and "two_arg" in spec.space.families:
+        try:
+            from keras_bioact.layers import TwoArgConv2D  # noqa: F401
+        except ImportError:
+            raise SpecError(
+                source,
+                "space.families",
+                "two_arg with the cnn template needs keras_bioact.layers.TwoArgConv2D",
+            ) from None
+
+
+def _target_family(target):
+    """The family whose parameters an evolution `target` selects ("all": gamma)."""
+    if target == "all":
+        return "gamma"
+    return next(f.name for f in families.families_with("target") if f.target == target)
+
+
+def evolution(spec, ev, source):
+    target = ev.get("target", "all")
+    targets = families.target_names()
+    if target not in targets:
+        raise SpecError(source, "evolution.target", f"must be one of {', '.join(targets)}, got {target!r}")
+    if ev.get("mode") == "lamarckian" and ev.get("num_actors"):
+        raise SpecError(source, "evolution.mode", "'lamarckian' cannot use num_actors > 0")
+    activation = ev.pop("activation", None)
+    if activation is not None and spec.model_path:
+        raise SpecError(source, "evolution.activation", "does not apply with model.path (a saved model)")
+    if activation is None:
+        activation = {"family": _target_family(target)}
+    spec.evolution = {
+        k: (dict(key.default) if isinstance(key.default, dict) else key.default)
+        for k, key in schema.TABLES["evolution"].items()
+        if k != "activation"
+    }
+    spec.evolution.update(ev)
+    spec.evolution["activation"] = _activation(activation, source)
+    if ev.get("algorithm_options"):
+        _algorithm_options(spec.evolution, source)
+
+
+def _activation(config, source):
+    """An `Activation` configuration, checked against its family's search space."""
+    key = "evolution.activation"
+    config = dict(config)
+    family = config.get("family")
+    names = families.family_names()
+    if family not in names:
+        raise SpecError(source, f"{key}.family", f"must be one of {', '.join(names)}, got {family!r}")
+    sub = space_lib.SearchSpace().subspace(family)
+    fields = sub.to_dict() if sub is not None else {}
+    for k, v in config.items():
+        if k == "family":
+            continue
+        if k not in fields:
+            legal = ", ".join(["family", *fields]) if fields else "family"
+            raise SpecError(source, f"{key}.{k}", f"unknown key for the {family} family; legal: {legal}")
+        default = fields[k]
+        is_range = (
+            isinstance(default, list) and len(default) == 2 and all(isinstance(x, float) for x in default)
+        )
+        per_site = families.get_family(family).site_key == k
+        values = v if (per_site and isinstance(v, list)) else [v]
+        for value in values:
+            probe = [value, value] if is_range else ([value] if isinstance(default, list) else value)
+            try:
+                type(sub).from_dict({k: probe}, f"{key}")
+            except space_lib.SpaceError as e:
+                raise SpecError(source, e.key, str(e).split(": ", 1)[1].replace("low ", "")) from None
+    return config
+
+
+def _algorithm_options(ev, source):
+    """`algorithm_options` tried on the real EvoTorch class (no training)."""
+    import torch
+    from evotorch import Problem
+
+    from keras_bioact.search._evotorch import _make_searcher
+
+    problem = Problem(
+        "max", lambda x: x.sum(), solution_length=2, initial_bounds=(-1, 1), dtype=torch.float32
+    )
+    try:
+        _make_searcher(
+            ev["algorithm"],
+            problem,
+            int(ev["popsize"]),
+            float(ev["stdev_init"]),
+            [0.0, 0.0],
+            ev["algorithm_options"],
+        )
+    except (TypeError, ValueError) as error:
+        raise SpecError(
+            source, "evolution.algorithm_options", f"not accepted by {ev['algorithm']!r}: {error}"
+        ) from None
+
+
+def output_dir(spec):
+    """The absolute output directory of an evolution spec, checked to be writable."""
+    out_dir = os.path.abspath(spec.output["dir"])
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        raise SpecError(
+            spec.source, "output.dir", f"cannot write to {out_dir!r}: {e.strerror or e}"
+        ) from None
+    return out_dir

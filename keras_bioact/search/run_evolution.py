@@ -1,0 +1,139 @@
+"""Running an evolution spec (`[evolution]` table): the EvoTorch engine of `bioact search`.
+
+The model comes from the same builder as the Optuna engine's (`[model]`: a template built with
+`[evolution.activation]`, or a saved `.keras` model). Its outer weights are trained once by
+gradient (`[budget]`: epochs, batch size, learning rate; the evolved parameters held fixed),
+then `keras_bioact.search.evolution.evolve` evolves `evolution.target` on the validation split
+(carved out of the training split, as for Optuna). When the run is complete the best solution
+is scored once on the test split, and validation and test are reported side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+__all__ = ["run_evolution"]
+
+
+def _build(spec, train, n_classes):
+    import keras
+
+    from keras_bioact.search.activation import Activation
+
+    if spec.model_path:
+        return keras.saving.load_model(spec.model_path, compile=False, safe_mode=True)
+    keras.utils.set_random_seed(int(spec.budget.seed))  # the model's initial weights, as for a trial
+    build = spec.model_builder(train[0].shape[1:], n_classes)
+    return build(Activation(spec.evolution["activation"]))
+
+
+def pretrain(model, train, val, spec, progress=False):
+    """Train the outer weights once by gradient, the evolved activation parameters held fixed."""
+    import keras
+
+    from keras_bioact.search.evaluator import _ends_with_softmax, select_parameters
+
+    budget, ev = spec.budget, spec.evolution
+    if budget.epochs <= 0:
+        return
+    held = select_parameters(model, ev["target"], ev["layers"])
+    flags = [p.variable.trainable for p in held]
+    for p in held:
+        p.variable.trainable = False
+    try:
+        model.compile(
+            optimizer=keras.optimizers.Adam(budget.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not _ends_with_softmax(model)),
+            metrics=["accuracy"],
+        )
+        model.fit(
+            train[0],
+            train[1],
+            validation_data=val,
+            epochs=budget.epochs,
+            batch_size=budget.batch_size,
+            verbose=2 if progress else 0,
+        )
+    finally:
+        for p, flag in zip(held, flags, strict=True):
+            p.variable.trainable = flag
+
+
+def accuracy(model, x, y, batch_size=512):
+    import numpy as np
+    from keras import ops
+
+    logits = ops.convert_to_numpy(model.predict(x, batch_size=batch_size, verbose=0))
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print, overwrite=False):
+    """Run a validated evolution `SearchSpec` end to end; returns `(EvolutionResult, summary)`.
+
+    `resume` continues the checkpoint in the output directory (an error if there is none);
+    without `resume` or `overwrite`, an existing checkpoint is an error. Both are checked, and
+    the checkpoint is read and verified, before any data is loaded or any model is trained.
+    """
+    import keras
+
+    from keras_bioact.search._spec_checks import output_dir
+    from keras_bioact.search.checkpoint import atomic_write
+    from keras_bioact.search.evolution import CHECKPOINT_NAME, _open_checkpoint, evolve
+
+    out_dir = os.path.abspath(spec.output["dir"])
+    _open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
+    output_dir(spec)
+    splits = spec.load_splits()
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    start_path = os.path.join(out_dir, "start_model.keras")
+    if resume and os.path.exists(start_path):
+        model = keras.saving.load_model(start_path, compile=False, safe_mode=True)
+    else:
+        from keras_bioact.search.spec import shape_and_classes
+
+        model = _build(spec, train, shape_and_classes(splits)[1])
+        pretrain(model, train, val, spec, progress=progress)
+        tmp = start_path + ".tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, start_path)
+    start_acc = accuracy(model, test[0], test[1])
+    ev = {k: v for k, v in spec.evolution.items() if k != "activation"}
+    result = evolve(
+        model,
+        val,
+        train_data=train if ev["mode"] != "frozen" else None,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        tensorboard=spec.output.get("tensorboard", True),
+        stop_after=stop_after,
+        **ev,
+    )
+    summary = {
+        "spec": spec.source,
+        "out_dir": out_dir,
+        "generations": len(result.history),
+        "optimised": f"{ev['metric']} on the validation split",
+        "best_val_fitness": result.best_fitness,
+        "start_test_accuracy": start_acc,
+    }
+    if len(result.history) >= ev["generations"]:
+        summary["best_test_accuracy"] = accuracy(model, test[0], test[1])
+        model.save(os.path.join(out_dir, "best_model.keras"))
+        atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2).encode())
+    log(json.dumps(summary, indent=2))
+    log(protocol_line(spec))
+    return result, summary
+
+
+def protocol_line(spec):
+    """What was optimised and what the test score means (as `bioact show` says for Optuna)."""
+    data = spec.data
+    return (
+        f"optimised: {spec.evolution['metric']} on the validation split "
+        f"({data.get('validation_fraction', 0.2):.0%} of {data['name']}'s training split, seed "
+        f"{data.get('seed', 0)}); best_test_accuracy: the held-out test split, scored once for the "
+        "best solution"
+    )

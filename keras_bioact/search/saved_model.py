@@ -1,0 +1,76 @@
+"""Searching a saved model (`[model] path = "model.keras"`): the Optuna engine's model builder.
+
+Each trial loads the model (`safe_mode=True`, so the file runs no code), replaces its
+activations with the trial's family using that family's convert rule (`ConvertRule.trial` in
+`keras_bioact.families`: gamma and BRU), and fine-tunes it from its saved weights. A model
+that does not end in a softmax gets one, so that the objective's cross-entropy on
+probabilities applies.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from keras_bioact import families
+
+__all__ = ["check_model", "convertible", "converted_builder"]
+
+
+def convertible():
+    """Names of the families a saved model can be converted to for a search."""
+    return tuple(f.name for f in families.families_with("convert") if f.convert.trial is not None)
+
+
+def check_model(model, input_shape, num_classes, path="model.path"):
+    """`ValueError` naming `model.path` unless `model` takes the data's inputs and classes."""
+    have = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    want = tuple(int(d) for d in input_shape)
+    if (
+        have is None
+        or len(have) != len(want)
+        or any(h not in (None, w) for h, w in zip(have, want, strict=True))
+    ):
+        raise ValueError(
+            f"model.path: the saved model {path} takes inputs of shape {have}, but the data set "
+            f"gives samples of shape {want}; save a model whose Input matches the data (e.g. "
+            "keras.Input(shape) followed by Flatten)."
+        )
+    outputs = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if outputs is not None and num_classes is not None and outputs != int(num_classes):
+        raise ValueError(
+            f"model.path: the saved model {path} has {outputs} outputs, but the data set has "
+            f"{num_classes} classes."
+        )
+
+
+def converted_builder(path, input_shape=None, num_classes=None):
+    """`activation -> keras.Model`: the saved model at `path`, converted to `activation`.
+
+    With `input_shape` (and `num_classes`), the file is loaded once here and checked against
+    the data (`ValueError` naming `model.path` on a mismatch), before any trial runs."""
+    if input_shape is not None:
+        import keras
+
+        check_model(
+            keras.saving.load_model(path, compile=False, safe_mode=True), input_shape, num_classes, path
+        )
+
+    def build(activation):
+        import keras
+
+        from keras_bioact.search.evaluator import _ends_with_softmax
+
+        legal = convertible()
+        if activation.family not in legal:
+            raise ValueError(
+                f"model.path: a saved model converts to {', '.join(legal)}, not {activation.family!r}"
+            )
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        with warnings.catch_warnings():  # a trial sets its own start: deviations are expected
+            warnings.filterwarnings("ignore", message="convert: ", category=UserWarning)
+            model = families.get_family(activation.family).convert.trial(model, activation)
+        if not _ends_with_softmax(model):
+            model = keras.Sequential([model, keras.layers.Softmax()], name=f"{model.name}_softmax")
+        return model
+
+    return build

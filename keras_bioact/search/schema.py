@@ -1,0 +1,371 @@
+"""The one schema of search specifications, for both engines.
+
+A specification is a TOML file with shared tables (`[data]`, `[model]`, `[budget]`,
+`[output]`), the Optuna search space `[space]`, and exactly one engine table: `[optuna]`
+(an Optuna study) or `[evolution]` (an EvoTorch evolution strategy). This module declares every
+key once (type, default, legal range, meaning); `keras_bioact.search.spec` checks a spec
+against it, and `docs/specs.md` is generated from it (`python -m keras_bioact.search.schema`).
+
+Nothing here imports Keras, Optuna, EvoTorch or a backend: a spec is checked in well under a
+second, before anything is imported or trained.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["ENGINES", "LEGACY", "TABLES", "Key", "check_value", "markdown"]
+
+ENGINES = ("optuna", "evolution")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a table: `kind` is one of int, number, str, bool, list[int], table, choice."""
+
+    kind: str
+    default: object
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+    choices: tuple | None = None
+    engine: str | None = None  # only meaningful with this engine
+
+    def describe_range(self):
+        if self.choices is not None:
+            return ", ".join(_show(c) for c in self.choices)
+        if self.lo is None and self.hi is None:
+            return ""
+        left = "(" if self.open_lo else "["
+        right = ")" if self.open_hi else "]"
+        lo = "-inf" if self.lo is None else _show(self.lo)
+        hi = "inf" if self.hi is None else _show(self.hi)
+        return f"{left}{lo}, {hi}{right}"
+
+
+def _show(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1e4:
+        return f"{int(v):,}"
+    if isinstance(v, int) and abs(v) >= 1e4:
+        return f"{v:,}"
+    return repr(v)
+
+
+BIG = 1 << 20
+ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
+SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
+PRUNERS = ("median", "hyperband", "none")
+OPTUNA_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+
+TABLES = {
+    "data": {
+        "name": Key(
+            "str",
+            "digits",
+            "data set: `digits` (scikit-learn 8x8), `fashion_mnist` (Debian's "
+            "dataset-fashion-mnist) or `idx:DIR` (a directory of MNIST-format IDX files)",
+        ),
+        "path": Key("str", None, "fashion_mnist only: the directory of its IDX files"),
+        "validation_fraction": Key(
+            "number",
+            0.2,
+            "part of the training split held out for validation (what the search optimises)",
+            0,
+            1,
+            True,
+            True,
+        ),
+        "seed": Key("int", 0, "seed of the train/validation split (and of digits' test split)", 0),
+        "test_fraction": Key(
+            "number", 0.25, "digits only: part of the data set kept as the test split", 0, 1, True, True
+        ),
+        "max_train": Key("int", None, "use at most this many training samples", 1),
+        "max_val": Key("int", None, "use at most this many validation samples", 1),
+        "max_test": Key("int", None, "use at most this many test samples", 1),
+    },
+    "model": {
+        "template": Key(
+            "str",
+            "mlp",
+            "a registered model template: `mlp`, `cnn`, or one added with "
+            "`keras_bioact.search.register_template` (a spec never imports code)",
+        ),
+        "path": Key(
+            "str",
+            None,
+            "a saved `.keras` model to search instead of a template (read with "
+            "`safe_mode=True`); optuna converts its activations with `keras_bioact.convert`",
+        ),
+        "hidden": Key("list[int]", [64, 64], "mlp: widths of the hidden layers", 1),
+        "dropout": Key("number", 0.0, "mlp, cnn: dropout rate", 0, 1, False, True),
+        "filters": Key("list[int]", [16, 32], "cnn: channels of the conv blocks", 1),
+        "kernel_size": Key("int", 3, "cnn: kernel size", 1, 64),
+        "dense": Key("list[int]", [64], "cnn: widths of the hidden Dense blocks after the convs", 1),
+    },
+    "budget": {
+        "epochs": Key(
+            "int",
+            5,
+            "optuna: epochs of each trial; evolution: epochs of gradient training "
+            "of the outer weights before evolving (0: none)",
+            0,
+            100_000,
+        ),
+        "batch_size": Key("int", 64, "batch size of that training", 1, BIG),
+        "learning_rate": Key("number", 1e-3, "Adam learning rate of that training", 0, 10, True),
+        "seed": Key("int", 0, "model seed; optuna trial `k` trains with `seed + k`", 0),
+        "jit_compile": Key("choice", "auto", "passed to `model.compile`", choices=("auto", True, False)),
+    },
+    "output": {
+        "dir": Key(
+            "str",
+            None,
+            "optuna: export trials.csv/json, plots and HParams logs here at the end "
+            "(none: no export); evolution: checkpoint, history.csv, TensorBoard logs and the "
+            "best model (default `runs/<spec file name>`)",
+        ),
+        "tensorboard": Key("bool", True, "evolution: write TensorBoard scalars and histograms"),
+    },
+    "optuna": {
+        "study": Key("str", None, "study name (letters, digits, `_-.`; default: the spec file name)"),
+        "storage": Key(
+            "str",
+            None,
+            "Optuna storage URL (default `sqlite:///<study>.db` in the working "
+            "directory); PostgreSQL/MySQL URLs let several machines share the study",
+        ),
+        "n_trials": Key("int", 20, "finished trials wanted, over all workers and re-runs", 1, 1_000_000),
+        "timeout": Key("number", None, "stop starting trials after this many seconds", 0, None, True),
+        "workers": Key("int", 1, "worker processes on this machine", 1, 64),
+        "metric": Key(
+            "choice",
+            "val_accuracy",
+            "the Keras log key optimised (after the last epoch)",
+            choices=OPTUNA_METRICS,
+        ),
+        "direction": Key(
+            "choice",
+            None,
+            "default: inferred from the metric (losses minimise)",
+            choices=("maximize", "minimize"),
+        ),
+        "extra": Key(
+            "list[str]",
+            [],
+            "further objectives of a multi-objective study: `params`, `fit_time`, `step_time`",
+        ),
+        "sampler": Key("table", {"name": "tpe"}, "see [optuna.sampler]"),
+        "pruner": Key("table", {"name": "median"}, "see [optuna.pruner]"),
+    },
+    "optuna.sampler": {
+        "name": Key("choice", "tpe", "Optuna sampler (default nsga2 with `extra`)", choices=SAMPLERS),
+        "seed": Key("int", None, "sampler seed (worker `i` uses `seed + i`)", 0),
+        "n_startup_trials": Key("int", None, "tpe, cmaes: random trials before modelling", 0),
+        "population_size": Key("int", None, "nsga2, cmaes: population size", 2),
+    },
+    "optuna.pruner": {
+        "name": Key("choice", "median", "Optuna pruner (`none` with `extra`)", choices=PRUNERS),
+        "n_startup_trials": Key("int", None, "median: trials before pruning starts", 0),
+        "n_warmup_steps": Key("int", None, "median: epochs before a trial can be pruned", 0),
+        "min_resource": Key("int", None, "hyperband: minimum epochs", 0),
+        "reduction_factor": Key("int", None, "hyperband: reduction factor", 2),
+    },
+    "evolution": {
+        "target": Key(
+            "str",
+            "all",
+            "parameters evolved: `all`, `inner` (the shared g of two-argument "
+            "units) or a family's parameters (`gamma`, `bru`, ...)",
+        ),
+        "activation": Key(
+            "table",
+            None,
+            "templates only: the activation the model is built with, e.g. "
+            '`{family = "gamma", regime = "heterogeneous", init = "paper"}` (default: '
+            "the target's family)",
+        ),
+        "layers": Key("list[str]", None, "evolve only these layers (names)"),
+        "granularity": Key(
+            "choice",
+            "element",
+            "one gene per neuron (`element`) or per parameter array (`parameter`)",
+            choices=("element", "parameter"),
+        ),
+        "algorithm": Key("choice", "snes", "EvoTorch algorithm", choices=ALGORITHMS),
+        "algorithm_options": Key("table", {}, "keyword arguments of the EvoTorch algorithm"),
+        "popsize": Key("int", 32, "population size", 2, 1_000_000),
+        "generations": Key("int", 30, "generations", 1, 1_000_000),
+        "metric": Key(
+            "choice",
+            "accuracy",
+            "fitness on the validation split",
+            choices=("accuracy", "crossentropy", "mse"),
+        ),
+        "from_logits": Key("bool", None, "crossentropy: default true unless the model ends in softmax"),
+        "mode": Key(
+            "choice",
+            "frozen",
+            "`frozen` (outer weights fixed), `baldwinian` (each candidate "
+            "learns briefly, learning discarded) or `lamarckian` (learning kept)",
+            choices=("frozen", "baldwinian", "lamarckian"),
+        ),
+        "train_epochs": Key(
+            "int", 1, "baldwinian/lamarckian: epochs of each candidate's learning", 1, 100_000
+        ),
+        "train_batch_size": Key("int", 32, "baldwinian/lamarckian: batch size", 1, BIG),
+        "learning_rate": Key("number", 0.05, "baldwinian/lamarckian: SGD learning rate", 0, 10, True),
+        "stdev_init": Key("number", 0.5, "initial search spread (unconstrained space)", 0, None, True),
+        "seed": Key("int", 0, "seed of the evolution", 0),
+        "num_actors": Key("int", 0, "Ray actors (0: evaluate in this process)", 0, 1024),
+        "vectorized": Key(
+            "choice", "auto", "evaluate the population in one compiled call", choices=("auto", True, False)
+        ),
+        "eval_batch_size": Key("int", None, "batch size of fitness evaluation", 1, BIG),
+        "population_chunk": Key("int", None, "baldwinian: candidates trained together", 1),
+        "memory_budget": Key("int", None, "baldwinian: bytes for one chunk (sets population_chunk)", 1),
+    },
+}
+
+# Keys of earlier spec formats: old -> new dotted key (None: no mechanical translation; the
+# message names where the setting lives now).
+LEGACY = {
+    "study.name": "optuna.study",
+    "study.storage": "optuna.storage",
+    "study.n_trials": "optuna.n_trials",
+    "study.timeout": "optuna.timeout",
+    "study.workers": "optuna.workers",
+    "objective.metric": "optuna.metric",
+    "objective.direction": "optuna.direction",
+    "objective.extra": "optuna.extra",
+    "sampler.*": "optuna.sampler.*",
+    "pruner.*": "optuna.pruner.*",
+    "data.limit": "data.max_train",
+    "model.pretrain_epochs": "budget.epochs",
+    "model.pretrain_learning_rate": "budget.learning_rate",
+    "model.pretrain_batch_size": "budget.batch_size",
+    "model.seed": "budget.seed",
+    "model.activation": None,
+    "model.activation_options": None,
+    "model.inner_hidden": None,
+}
+LEGACY_HINT = (
+    'evolution.activation (e.g. `[evolution.activation]` with `family = "gamma"`, `regime = ...`; '
+    'two-argument units: `family = "two_arg"`, `inner_width`, `depth`, `normalize`)'
+)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_value(key, spec, value):
+    """`None` if `value` is legal for `spec` (a `Key`), else the reason (a sentence fragment)."""
+    kind = spec.kind
+    rng = spec.describe_range()
+    if kind == "choice":
+        return (
+            None
+            if value in spec.choices and type(value) in {type(c) for c in spec.choices}
+            else (f"must be one of {rng}, got {_show(value)}")
+        )
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if kind == "str":
+        return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
+    if kind == "table":
+        return None if isinstance(value, dict) else f"must be a table, got {value!r}"
+    if kind == "list[str]":
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        return None if ok else f"must be a list of strings, got {value!r}"
+    if kind == "list[int]":
+        ok = isinstance(value, list) and value and all(_is_int(v) and v >= (spec.lo or 0) for v in value)
+        return None if ok else f"must be a non-empty list of integers >= {_show(spec.lo)}, got {value!r}"
+    if kind == "int" and not _is_int(value):
+        return f"must be an integer {'in ' + rng if rng else ''}, got {value!r}".replace("  ", " ")
+    if kind == "number" and not _is_number(value):
+        return f"must be a number {'in ' + rng if rng else ''}, got {value!r}".replace("  ", " ")
+    too_low = spec.lo is not None and (value <= spec.lo if spec.open_lo else value < spec.lo)
+    too_high = spec.hi is not None and (value >= spec.hi if spec.open_hi else value > spec.hi)
+    if too_low or too_high:
+        return f"must be in {rng}, got {_show(value)}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# docs/specs.md
+
+
+def markdown():
+    """The reference page `docs/specs.md`, generated from this schema and the search space."""
+    from keras_bioact.search import space as space_lib
+
+    out = [
+        "# Search specifications",
+        "",
+        "<!-- generated by `python -m keras_bioact.search.schema > docs/specs.md`; do not edit -->",
+        "",
+        "One TOML format runs both engines: `bioact search SPEC.toml` runs an Optuna study when the",
+        "spec has an `[optuna]` table and an EvoTorch evolution when it has an `[evolution]` table",
+        "(`bioact evolve SPEC.toml` is the same command, for evolution specs). `[data]`, `[model]`,",
+        "`[budget]` and `[output]` mean the same for both. Every key is optional; unknown keys and",
+        "values out of range are errors that name the file and the dotted key, raised before",
+        "anything is imported or trained. Examples: `search/*.toml`.",
+        "",
+        "Protocol: validation is carved out of the training split (`data.validation_fraction`,",
+        "seeded by `data.seed`); the search optimises the validation score only; the best trial",
+        "(optuna) or the best solution (evolution) is scored once on the test split at the end.",
+        "",
+    ]
+    for table, keys in TABLES.items():
+        out += [f"## [{table}]", "", "| key | type | default | legal | meaning |", "|---|---|---|---|---|"]
+        for name, k in keys.items():
+            default = "-" if k.default is None else _show(k.default).replace("'", '"')
+            out.append(f"| `{name}` | {k.kind} | {default} | {k.describe_range()} | {k.doc} |")
+        out.append("")
+    out += [
+        "## [space] (optuna)",
+        "",
+        "`families` lists the activation families to try; each parametric family has a sub-table",
+        "`[space.<family>]` with the ranges of its parameters (used only when it is listed).",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+        f"| `families` | {', '.join(space_lib.FAMILIES)} | families to try |",
+    ]
+    default = space_lib.SearchSpace()
+    for name, sub in default.to_dict().items():
+        if not isinstance(sub, dict):
+            continue
+        doc = " ".join((type(getattr(default, name)).__doc__ or "").split())
+        for k, v in sub.items():
+            shown = ", ".join(_show(x) for x in v) if isinstance(v, list) else _show(v)
+            out.append(f"| `{name}.{k}` | {shown} | {doc if k == next(iter(sub)) else ''} |")
+    out += [
+        "",
+        "## Earlier formats",
+        "",
+        "Specs written for keras-bioact 0.1 keep working where the translation is mechanical (a",
+        "deprecation message names the new key) and fail with the new key's name otherwise:",
+        "",
+        "| old key | new key |",
+        "|---|---|",
+    ]
+    for old, new in LEGACY.items():
+        out.append(f"| `{old}` | {('`' + new + '`') if new else LEGACY_HINT} |")
+    out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,103 @@
+"""Compile once per architecture: trials that reuse an earlier trial's compiled model train
+exactly what a new model would (same values as `reuse_compiled=False`), also after a pruned
+trial, and models of different architectures never share a compiled model."""
+
+import numpy as np
+import optuna
+import pytest
+from sklearn.datasets import load_digits
+
+from keras_bioact.search import Activation, Budget, SearchSpace, make_objective, mlp
+from keras_bioact.search._compiled import architecture_key
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _key(config, hidden=(8, 8)):
+    return architecture_key(mlp(Activation(config), input_shape=(64,), num_classes=10, hidden=hidden))
+
+
+GAMMA = {"family": "gamma", "regime": "static", "init": "sampled", "n": 3.0, "s": 0.2}
+BRU = {"family": "bru", "form": "eru", "r": [2.0, 1.5], "trainable_r": False}
+
+
+def test_architecture_key_ignores_values_and_names_only():
+    assert _key("relu") == _key("relu")  # different layer names (dense, dense_2, ...)
+    assert _key(GAMMA) == _key({**GAMMA, "n": 7.0, "s": 0.9})  # initial values are variables
+    assert _key(BRU) == _key({**BRU, "r": [1.1, 3.9]})  # BRU's r given by value, still a variable
+    assert _key({"family": "learnable_swish", "beta": 0.5}) == _key(
+        {"family": "learnable_swish", "beta": 2.0}
+    )
+    assert _key("relu") != _key("elu")
+    assert _key("relu") != _key("relu", hidden=(8, 4))
+    assert _key(GAMMA) != _key({**GAMMA, "regime": "heterogeneous"})  # shapes and trainability
+    assert _key(BRU) != _key({**BRU, "form": "oru"})
+    assert _key(BRU) != _key({**BRU, "trainable_r": True})
+
+
+def _data():
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    return (x[:320], y[:320]), (x[320:400], y[320:400])
+
+
+TRIALS = [
+    {"family": "relu"},
+    {"family": "gamma", "gamma_regime": "static", "gamma_n": 2.0, "gamma_s": 0.1},
+    {"family": "relu"},
+    {"family": "gamma", "gamma_regime": "static", "gamma_n": 6.0, "gamma_s": 0.7},
+    {"family": "bru", "bru_form": "oru", "bru_trainable_r": True, "bru_r0": 1.5, "bru_r1": 2.5},
+    {"family": "bru", "bru_form": "oru", "bru_trainable_r": True, "bru_r0": 3.0, "bru_r1": 1.2},
+    {"family": "relu"},
+]
+
+
+class _PruneSecondTrial(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.number == 2
+
+
+def _run(reuse, prune=False):
+    space = SearchSpace.from_dict(
+        {
+            "families": ["relu", "gamma", "bru"],
+            "gamma": {"regime": ["static"], "init": ["sampled"]},
+            "bru": {"form": ["oru"], "trainable_r": [True]},
+        }
+    )
+    objective = make_objective(
+        lambda activation: mlp(activation, input_shape=(64,), num_classes=10, hidden=(16, 16)),
+        _data(),
+        space=space,
+        budget=Budget(epochs=3, batch_size=32, learning_rate=0.01, seed=4),
+        prune=prune,
+        reuse_compiled=reuse,
+    )
+    study = optuna.create_study(direction="maximize", pruner=_PruneSecondTrial() if prune else None)
+    for params in TRIALS:
+        study.enqueue_trial(params)
+    study.optimize(objective, n_trials=len(TRIALS))
+    values = [t.value if t.state == optuna.trial.TrialState.COMPLETE else t.state.name for t in study.trials]
+    history = [t.user_attrs.get("history", {}).get("loss") for t in study.trials]
+    return values, history, objective.compiled
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_reused_compiled_models_train_exactly_like_new_ones(prune):
+    slow, slow_history, none = _run(reuse=False, prune=prune)
+    fast, fast_history, compiled = _run(reuse=True, prune=prune)
+    assert none is None
+    assert compiled.misses == 3 and compiled.hits == 4  # relu, gamma static, bru oru trainable
+    if prune:
+        assert slow[2] == fast[2] == "PRUNED"
+    assert [v for v in slow if isinstance(v, str)] == [v for v in fast if isinstance(v, str)]
+    numeric = [i for i, v in enumerate(slow) if not isinstance(v, str)]
+    np.testing.assert_allclose([fast[i] for i in numeric], [slow[i] for i in numeric], rtol=0, atol=1e-6)
+    for a, b in zip(slow_history, fast_history, strict=True):
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_pruned_trials_record_the_epochs_they_ran():
+    _, history, _ = _run(reuse=True, prune=True)
+    assert history[2] is None  # pruned: no history, but its epoch times are kept (see show)
