@@ -265,8 +265,8 @@ def plot_setting(key, variants, figures):
     ax.set_ylim(min(means) * 0.9 if means else 0, None)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    paths["error"] = figures / f"{stem}-test_error.png"
-    fig.savefig(paths["error"], dpi=100, metadata={"Software": None})
+    paths["test_error"] = figures / f"{stem}-test_error.png"
+    fig.savefig(paths["test_error"], dpi=100, metadata={"Software": None})
     plt.close(fig)
     return paths
 
