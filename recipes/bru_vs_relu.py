@@ -22,12 +22,14 @@ Paper scale (GPU): MNIST from a directory of IDX files, 200 epochs, 4/6/8 hidden
 import pathlib
 import re
 import sys
+import time
 
 import keras
 
 from keras_bioact import recipes_util as ru
 from keras_bioact.initializers import BRUInitializer
 from keras_bioact.layers import BRU
+from keras_bioact.run_results import RunStore
 
 DEFAULT_VARIANTS = ["relu", "elu", "eru:2", "eru:3-1", "oru:2"]
 PAPER_SCALE = {
@@ -122,7 +124,28 @@ def make_parser():
     p.add_argument("--archs", nargs="+", choices=("mlp", "cnn"), default=["mlp", "cnn"])
     p.add_argument("--depths", type=int, nargs="+", default=[6], help="MLP hidden layers (paper: 4-8)")
     p.add_argument("--width", type=int, default=128, help="units per hidden layer (paper: 128)")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="also write each finished (arch, variant, seed) as RESULTS/bru_vs_relu/<dataset>-<arch>/"
+        "<variant>/seed<k>.json, and skip the runs already there (continue an interrupted grid)",
+    )
     return p
+
+
+# Flags that define the protocol of one run; a stored run made with other values is not reused.
+PROTOCOL_KEYS = (
+    "dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "width", "train_limit", "test_limit",
+    "noise", "fgsm_eps", "pgd_eps", "pgd_steps", "robustness_samples",
+)  # fmt: skip
+
+
+def _stored_record(data):
+    """The in-memory run record of a stored run file (inverse of what `main` saves)."""
+    record = dict(data["metrics"])
+    record.update(history=data["curves"], seed=data["seed"])
+    record.update(radii=data["radii"], robustness=data["robustness"])
+    return record
 
 
 def _is_bru(spec):
@@ -181,9 +204,18 @@ def main(argv=None):
             for spec in args.variants:
                 for seed in args.seeds:
                     jobs.append((arch, depth, spec, seed))
+    store = None
+    if args.results:
+        store = RunStore(args.results, "bru_vs_relu", {k: getattr(args, k) for k in PROTOCOL_KEYS})
     runs, summary = {}, {}
     for arch, depth, spec, seed in ru.progress(jobs, desc="bru_vs_relu"):
         group = arch if depth is None else f"mlp{depth}"
+        setting = f"{args.dataset}-{group}"
+        stored = store.existing(setting, spec, seed) if store else None
+        if stored is not None:
+            runs.setdefault(group, {}).setdefault(spec, []).append(_stored_record(stored))
+            continue
+        started = time.perf_counter()
         ru.set_seed(seed)
         if arch == "mlp":
             train, test = flat_train, flat_test
@@ -197,6 +229,28 @@ def main(argv=None):
         record["radii"] = radii(spec, depth if arch == "mlp" else 3)
         record["robustness"] = ru.robustness_tables(model, test, args)
         runs.setdefault(group, {}).setdefault(spec, []).append(record)
+        if store:
+            metrics = {k: v for k, v in record.items() if k not in ("history", "seed", "radii", "robustness")}
+            store.save(
+                setting,
+                spec,
+                seed,
+                metrics=metrics,
+                curves=record["history"],
+                wall_time_s=time.perf_counter() - started,
+                extra={
+                    "dataset": args.dataset,
+                    "architecture": (
+                        f"MLP {depth}x{args.width}"
+                        if arch == "mlp"
+                        else f"CNN conv16-pool-conv32-pool-dense{args.width}"
+                    ),
+                    "epochs": args.epochs,
+                    "params": int(model.count_params()),
+                    "radii": record["radii"],
+                    "robustness": record["robustness"],
+                },
+            )
         # Finished runs survive an interruption.
         ru.write_json(out / "runs.partial.json", {"config": vars(args), "runs": runs})
         keras.backend.clear_session()

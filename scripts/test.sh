@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install keras-bioact with every backend into .venv and run ruff, then the test suite once per
-# Keras backend. Fails if any backend fails or if no test ran. Extra arguments go to pytest.
+# Keras backend, after checking that recipes/README.md is generated from recipes/results. Fails if
+# any backend fails or if no test ran. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/_install.sh
 .venv/bin/ruff check .
+# recipes/README.md's tables and figures must be the ones recipes/results gives.
+.venv/bin/python recipes/report.py --check
 status=0
 for backend in ${KERAS_BIOACT_BACKENDS:-jax tensorflow torch}; do
   echo "=== pytest, KERAS_BACKEND=$backend"

@@ -1,0 +1,463 @@
+"""Regenerate the result tables and plots of recipes/README.md from the run files in recipes/results.
+
+Every (recipe, setting, variant, seed) run file (`keras_bioact.run_results`, JSON only) is read;
+per setting the script writes a table of every variant (mean ± sample std, 95 % t-interval, n),
+PNG plots (training loss and test accuracy per epoch, final test error with 95 % intervals) under
+`--figures`, and, for every claim in `CLAIMS`, the statistics of its comparison (best candidate
+variant vs best baseline by mean, one-sided Welch t-test in the claimed direction) with a plain
+held yes/no verdict. Claims without results are listed with the reason. Paper-scale throughput runs
+(`recipes/results/paper_scale/*.json`) get their own table.
+
+The generated text replaces what lies between `<!-- report:begin -->` and `<!-- report:end -->` in
+the README, so no number there is typed by hand.
+
+    python recipes/report.py            # rewrite README section and figures
+    python recipes/report.py --check    # exit 1 if the README section differs from the results
+"""
+
+import argparse
+import difflib
+import importlib.util
+import json
+import math
+import pathlib
+import sys
+import warnings
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _pure_module(name):
+    """Load a dependency-free keras_bioact module by file, so the report needs no Keras import."""
+    spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / "keras_bioact" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+stats = _pure_module("stats")
+_run_results = _pure_module("run_results")
+load_run, safe_name = _run_results.load_run, _run_results.safe_name
+
+BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
+ALPHA = 0.05
+BRU = ("eru:", "oru:")
+BASE = ("relu", "elu")
+CNN_WHY = (
+    "one CNN epoch on Fashion-MNIST took 19 s on the shared 2-core CPU (measured, JAX), so 50 epochs x 5 "
+    "variants x 5 seeds is ~6 h; queued after the MLP grid, results appear here as their files land"
+)
+
+# What each claim compares. `candidates` / `baselines`: variant names or prefixes ending in ":".
+# `better`: which direction of `metric` the claim predicts for the candidates. `why`: shown while
+# no result exists.
+CLAIMS = [
+    {
+        "paper": "Bhumbra 2018",
+        "claim": "BRU (ERU/ORU) nets train faster than ReLU/ELU nets (MLP 6x128, SGD)",
+        "recipe": "bru_vs_relu",
+        "setting": "fashion_mnist-mlp6",
+        "metric": "mean_train_loss",
+        "better": "lower",
+        "candidates": BRU,
+        "baselines": BASE,
+        "planned_seeds": 5,
+        "why": "the MLP grid is running (recipes/bru_vs_relu.py --results recipes/results)",
+    },
+    {
+        "paper": "Bhumbra 2018",
+        "claim": "BRU (ERU/ORU) gives the best-generalised model (MLP 6x128, SGD)",
+        "recipe": "bru_vs_relu",
+        "setting": "fashion_mnist-mlp6",
+        "metric": "test_error",
+        "better": "lower",
+        "candidates": BRU,
+        "baselines": BASE,
+        "planned_seeds": 5,
+        "why": "the MLP grid is running (recipes/bru_vs_relu.py --results recipes/results)",
+    },
+    {
+        "paper": "Bhumbra 2018",
+        "claim": "BRU (ERU/ORU) nets train faster than ReLU/ELU nets (small CNN)",
+        "recipe": "bru_vs_relu",
+        "setting": "fashion_mnist-cnn",
+        "metric": "mean_train_loss",
+        "better": "lower",
+        "candidates": BRU,
+        "baselines": BASE,
+        "planned_seeds": 5,
+        "why": CNN_WHY,
+    },
+    {
+        "paper": "Bhumbra 2018",
+        "claim": "BRU (ERU/ORU) gives the best-generalised model (small CNN)",
+        "recipe": "bru_vs_relu",
+        "setting": "fashion_mnist-cnn",
+        "metric": "test_error",
+        "better": "lower",
+        "candidates": BRU,
+        "baselines": BASE,
+        "planned_seeds": 5,
+        "why": CNN_WHY,
+    },
+    {
+        "paper": "Geadah et al. 2020",
+        "claim": "learning (n, s) per neuron (heterogeneous gamma) beats the best fixed gamma and ReLU",
+        "recipe": "gamma_mlp",
+        "setting": "fashion_mnist-mlp3",
+        "metric": "test_error",
+        "better": "lower",
+        "candidates": ("heterogeneous", "homogeneous"),
+        "baselines": ("relu", "static:"),
+        "planned_seeds": 5,
+        "why": "recipes/gamma_mlp.py does not write per-run result files yet (issue 15, a later session)",
+    },
+    {
+        "paper": "Yoon et al. 2021",
+        "claim": "a 2-arg MLP 784-[120]x3 beats the parameter-matched ReLU [112]x3",
+        "recipe": "two_arg_xor",
+        "setting": "fashion_mnist-mlp3",
+        "metric": "test_error",
+        "better": "lower",
+        "candidates": ("2arg",),
+        "baselines": ("relu",),
+        "planned_seeds": 3,
+        "why": "recipes/two_arg_xor.py does not write per-run result files yet (issue 15, a later session)",
+    },
+    {
+        "paper": "Geadah et al. 2022",
+        "claim": "the ANRU is more robust than RNN+ReLU / gamma RNNs / LSTM to a step drive",
+        "recipe": "adaptive_rnn",
+        "setting": "fashion_mnist-rows28",
+        "metric": "drive_accuracy_drop",
+        "better": "lower",
+        "candidates": ("anru",),
+        "baselines": ("relu", "gamma_hom", "gamma_het", "lstm"),
+        "planned_seeds": 3,
+        "why": "recipes/adaptive_rnn.py does not write per-run result files yet (issue 15, a later session)",
+    },
+]
+
+
+def _matches(variant, names):
+    return any(variant.startswith(n) if n.endswith(":") else variant == n for n in names)
+
+
+def collect(results_dir):
+    """`{(recipe, setting): {variant: [run dicts sorted by seed]}}` and the paper-scale records."""
+    results_dir = pathlib.Path(results_dir)
+    runs, paper = {}, []
+    for path in sorted(results_dir.rglob("*.json")):
+        if path.name.startswith("."):
+            continue
+        rel = path.relative_to(results_dir)
+        if rel.parts[0] == "paper_scale":
+            paper.append(json.loads(path.read_text()) | {"_file": rel.as_posix()})
+            continue
+        run = load_run(path)
+        runs.setdefault((run["recipe"], run["setting"]), {}).setdefault(run["variant"], []).append(run)
+    for variants in runs.values():
+        for recs in variants.values():
+            recs.sort(key=lambda r: r["seed"])
+    return runs, paper
+
+
+def _diverged(run):
+    return any(v is None for v in run.get("curves", {}).get("loss", []))
+
+
+def values(recs, metric):
+    return [r["metrics"].get(metric) for r in recs]
+
+
+def fmt(x, digits=3, scale=1.0):
+    return "-" if x is None or not math.isfinite(x) else f"{x * scale:.{digits}f}"
+
+
+def fmt_stat(d, digits=3, scale=1.0):
+    lo, hi = d["ci95"]
+    return (
+        f"{fmt(d['mean'], digits, scale)} ± {fmt(d['std'], digits, scale)} "
+        f"[{fmt(lo, digits, scale)}, {fmt(hi, digits, scale)}]"
+    )
+
+
+def fmt_p(p):
+    if p is None or not math.isfinite(p):
+        return "-"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def evaluate_claim(claim, runs):
+    """Statistics and verdict of one claim, or None when it has no results on both sides."""
+    variants = runs.get((claim["recipe"], claim["setting"]), {})
+    metric, sign = claim["metric"], 1.0 if claim["better"] == "lower" else -1.0
+
+    def best(names):
+        scored = []
+        for v, recs in variants.items():
+            d = stats.describe(values(recs, metric))
+            if _matches(v, names) and d["n"]:
+                scored.append((sign * d["mean"], v, d))
+        return min(scored) if scored else None
+
+    cand, base = best(claim["candidates"]), best(claim["baselines"])
+    if cand is None or base is None:
+        return None
+    (_, cv, cd), (_, bv, bd) = cand, base
+    alternative = "less" if claim["better"] == "lower" else "greater"
+    w = stats.welch(values(variants[cv], metric), values(variants[bv], metric), alternative)
+    enough = cd["n"] >= 2 and bd["n"] >= 2
+    held = enough and sign * w["diff"] < 0 and w["p"] < ALPHA
+    n_min = min(cd["n"], bd["n"])
+    verdict = ("yes" if held else "no") if enough else "no verdict (n < 2)"
+    if enough and n_min < claim["planned_seeds"]:
+        verdict += f" (so far: {n_min} of {claim['planned_seeds']} seeds)"
+    return {"candidate": (cv, cd), "baseline": (bv, bd), "welch": w, "verdict": verdict}
+
+
+def plot_setting(key, variants, figures):
+    """Loss and accuracy curves and a test-error bar chart (95 % intervals) of one setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    stem = safe_name("-".join(key))
+    paths = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for variant, recs in variants.items():
+        for ax, curve in zip(axes, ("loss", "val_accuracy"), strict=True):
+            arr = np.array([[np.nan if v is None else v for v in r["curves"][curve]] for r in recs], float)
+            with warnings.catch_warnings():  # an all-diverged epoch is NaN, drawn as a gap
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
+            epochs = np.arange(1, arr.shape[1] + 1)
+            (line,) = ax.plot(epochs, mean, label=f"{variant} (n={len(recs)})")
+            ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    axes[0].set(yscale="log", xlabel="epoch", ylabel="training loss", title="training loss (mean ± std)")
+    axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (mean ± std)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize="small")
+    fig.suptitle(" / ".join(key))
+    fig.tight_layout()
+    paths["curves"] = figures / f"{stem}-curves.png"
+    fig.savefig(paths["curves"], dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(variants) + 2), 4))
+    names = list(variants)
+    ds = [stats.describe(values(variants[v], "test_error")) for v in names]
+    means = [100 * d["mean"] for d in ds]
+    err = [[100 * (d["mean"] - d["ci95"][0]) if d["n"] > 1 else 0 for d in ds],
+           [100 * (d["ci95"][1] - d["mean"]) if d["n"] > 1 else 0 for d in ds]]  # fmt: skip
+    ax.bar(range(len(names)), means, yerr=err, capsize=4, color="tab:blue")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right")
+    ax.set(ylabel="final test error (%)", title=f"{' / '.join(key)}: test error, mean and 95 % CI")
+    ax.set_ylim(min(means) * 0.9 if means else 0, None)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    paths["test_error"] = figures / f"{stem}-test_error.png"
+    fig.savefig(paths["test_error"], dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def setting_section(key, variants, figure_paths, readme_dir):
+    recipe, setting = key
+    first = next(iter(variants.values()))[0]
+    cfg = first["config"]
+    proto = ", ".join(f"{k} {cfg[k]}" for k in ("epochs", "batch_size", "optimizer", "lr") if k in cfg)
+    backends = sorted({r["environment"].get("keras_backend") or "?" for rs in variants.values() for r in rs})
+    lines = [
+        f"### `{recipe}` · {setting}",
+        "",
+        f"{first.get('architecture', '')} on {cfg.get('dataset', '?')}; {proto}; "
+        f"backend {', '.join(backends)}. "
+        "Mean ± sample std over seeds [95 % t-interval]; n = finished seeds.",
+        "",
+    ]
+    rows = []
+    for variant, recs in variants.items():
+        acc = stats.describe(values(recs, "test_accuracy"))
+        auc = stats.describe(values(recs, "mean_train_loss"))
+        fin = stats.describe(values(recs, "final_train_loss"))
+        wall = stats.describe([r.get("wall_time_s") for r in recs])
+        div = sum(_diverged(r) for r in recs)
+        rows.append(
+            [
+                variant,
+                acc["n"],
+                ", ".join(str(r["seed"]) for r in recs),
+                fmt_stat(acc, 2, 100),
+                fmt_stat(auc, 4),
+                fmt(fin["mean"], 4),
+                div,
+                fmt(wall["mean"], 0),
+            ]
+        )
+    hdr = ["variant", "n", "seeds", "test accuracy %", "mean train loss (AUC)", "final train loss"]
+    lines.append(table(hdr + ["diverged", "s / run"], rows))
+    if figure_paths:
+        lines.append("")
+        for name, path in figure_paths.items():
+            rel = pathlib.Path(path).resolve().relative_to(readme_dir.resolve()).as_posix()
+            lines.append(f"![{setting} {name}]({rel})")
+    return "\n".join(lines)
+
+
+def claims_section(runs):
+    rows, missing = [], []
+    for c in CLAIMS:
+        r = evaluate_claim(c, runs)
+        if r is None:
+            missing.append(f"* {c['paper']}: {c['claim']} (`{c['recipe']}`, {c['setting']}): {c['why']}.")
+            continue
+        (cv, cd), (bv, bd), w = r["candidate"], r["baseline"], r["welch"]
+        digits = 4
+        rows.append(
+            [
+                f"{c['paper']}: {c['claim']}",
+                f"{c['metric']} ({c['better']} is better)",
+                f"{cv}: {fmt_stat(cd, digits)}, n={cd['n']}",
+                f"{bv}: {fmt_stat(bd, digits)}, n={bd['n']}",
+                fmt(w["diff"], digits),
+                fmt_p(w["p"]),
+                f"**{r['verdict']}**",
+            ]
+        )
+    hdr = ["claim", "metric", "best candidate", "best baseline", "difference", "Welch p (one-sided)", "held"]
+    out = [
+        "Each claim compares the candidate variant with the best mean against the baseline with the best "
+        f"mean (so the candidate side is favoured by selection); held = the difference is in the claimed "
+        f"direction and the one-sided Welch t-test gives p < {ALPHA}.",
+        "",
+        table(hdr, rows) if rows else "No claim has results yet.",
+        "",
+        "Not run yet, and why:",
+        "",
+        "\n".join(missing) if missing else "* nothing: every claim has results.",
+    ]
+    return "\n".join(out)
+
+
+def paper_scale_section(paper):
+    if not paper:
+        return "No paper-scale run recorded yet (`bash scripts/paper_scale.sh anru`)."
+    rows = []
+    for p in sorted(paper, key=lambda p: p["_file"]):
+        cfg, dev, th = p["config"], p["device"], p.get("throughput", {})
+        rows.append(
+            [
+                f"`{p['_file']}`",
+                p["model"],
+                f"{dev['backend']} / {dev['platform']} ({', '.join(dev['devices'])})",
+                f"{cfg['steps']} steps, {cfg['units']} units, controller {cfg['controller']}, "
+                f"batch {cfg['batch']}",
+                fmt(p["budget_s"], 0),
+                p["batches"],
+                fmt(th.get("samples_per_s"), 2),
+                fmt(th.get("steps_per_s"), 0),
+                fmt(p.get("first_batch_s"), 1),
+                fmt(p.get("train_loss_so_far"), 4),
+                f"{fmt(p['test_accuracy'], 3)} (n={p['test_samples']})",
+            ]
+        )
+    hdr = ["file", "model", "backend / device", "size", "budget s", "batches", "samples/s", "steps/s",
+           "first batch s", "train loss so far", "test accuracy so far"]  # fmt: skip
+    return table(hdr, rows)
+
+
+def _shown(path, base):
+    """`path` relative to `base` when inside it (stable text in the README), else as given."""
+    try:
+        return pathlib.Path(path).resolve().relative_to(pathlib.Path(base).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def generate(results_dir, readme_dir, figures, plot=True):
+    """The README section (str); with `plot`, also write the PNGs under `figures`."""
+    runs, paper = collect(results_dir)
+    figures = pathlib.Path(figures)
+    n_files = sum(len(r) for v in runs.values() for r in v.values())
+    parts = [
+        BEGIN,
+        "<!-- generated by `python recipes/report.py` from recipes/results/; do not edit by hand -->",
+        "",
+        f"Run files: {n_files} (`{_shown(results_dir, ROOT)}`, one JSON per recipe/setting/variant/seed).",
+        "",
+        "### Claims",
+        "",
+        claims_section(runs),
+    ]
+    for key in sorted(runs):
+        if plot:
+            figures.mkdir(parents=True, exist_ok=True)
+            paths = plot_setting(key, runs[key], figures)
+        else:
+            stem = safe_name("-".join(key))
+            paths = {n: figures / f"{stem}-{n}.png" for n in ("curves", "test_error")}
+        parts += ["", setting_section(key, runs[key], paths, readme_dir)]
+    parts += [
+        "",
+        "### Paper-scale throughput (`scripts/paper_scale.sh`)",
+        "",
+        paper_scale_section(paper),
+        END,
+    ]
+    return "\n".join(parts)
+
+
+def splice(readme_text, section):
+    if BEGIN not in readme_text or END not in readme_text:
+        raise ValueError(
+            f"README: the markers {BEGIN} and {END} are missing; add them where the report goes."
+        )
+    head, rest = readme_text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + section + tail
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=str(ROOT / "recipes" / "results"))
+    p.add_argument("--readme", default=str(ROOT / "recipes" / "README.md"))
+    p.add_argument("--figures", default=str(ROOT / "recipes" / "figures"))
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when the README is stale")
+    args = p.parse_args(argv)
+    readme = pathlib.Path(args.readme)
+    old = readme.read_text()
+    section = generate(args.results, readme.parent, args.figures, plot=not args.check)
+    new = splice(old, section)
+    if args.check:
+        missing = [
+            line.split("](", 1)[1].rstrip(")")
+            for line in section.splitlines()
+            if line.startswith("![") and not (readme.parent / line.split("](", 1)[1].rstrip(")")).exists()
+        ]
+        if new != old or missing:
+            sys.stdout.writelines(
+                difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README", "generated")
+            )
+            for m in missing:
+                print(f"missing figure: {m}")
+            print("recipes/README.md is out of date: run `python recipes/report.py` and commit the result.")
+            return 1
+        print("recipes/README.md matches recipes/results.")
+        return 0
+    readme.write_text(new)
+    print(f"wrote {readme} and figures under {args.figures}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

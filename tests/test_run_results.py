@@ -1,0 +1,124 @@
+"""Runs that survive sessions: per-run JSON files (`keras_bioact.run_results`), a recipe that
+skips finished runs, the README report generated from the files, and the bounded-time
+paper-scale script."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_bioact.run_results import RunStore, load_run, safe_name, write_json_atomic
+
+pytestmark = pytest.mark.single_backend
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_store_writes_json_and_refuses_another_protocol(tmp_path):
+    store = RunStore(tmp_path, "bru_vs_relu", {"epochs": 2, "lr": 0.05})
+    assert store.existing("fashion_mnist-mlp6", "eru:3-1", 0) is None
+    path = store.save(
+        "fashion_mnist-mlp6", "eru:3-1", 0, metrics={"test_accuracy": 0.9}, curves={"loss": [1.0, 0.5]}
+    )
+    assert path == tmp_path / "bru_vs_relu" / "fashion_mnist-mlp6" / "eru_3-1" / "seed0.json"
+    data = json.loads(path.read_text())  # plain JSON
+    assert data["metrics"] == {"test_accuracy": 0.9} and data["config"] == {"epochs": 2, "lr": 0.05}
+    assert store.existing("fashion_mnist-mlp6", "eru:3-1", 0)["curves"]["loss"] == [1.0, 0.5]
+    other = RunStore(tmp_path, "bru_vs_relu", {"epochs": 3, "lr": 0.05})
+    with pytest.raises(ValueError, match="different protocol"):
+        other.existing("fashion_mnist-mlp6", "eru:3-1", 0)
+    assert not list(path.parent.glob("*.tmp*"))  # atomic write leaves no temporary file
+    assert safe_name("eru:3-1") == "eru_3-1"
+
+
+def test_result_files_are_data_only(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "run.json"
+    code = f"__import__('os').mkdir('{marker}')"
+    fields = {"recipe": code, "setting": code, "variant": code, "seed": 0, "config": {}, "metrics": {}}
+    write_json_atomic(path, {"schema": "keras_bioact.run/1", **fields})
+    assert load_run(path)["recipe"] == code  # a string, never evaluated
+    assert not marker.exists()
+    path.write_bytes(b"\x80\x04\x95pickle")  # a pickle is not a result file
+    with pytest.raises(ValueError):
+        load_run(path)
+
+
+def test_recipe_skips_finished_runs(tmp_path):
+    recipe = _load(ROOT / "recipes" / "bru_vs_relu.py", "recipe_bru_vs_relu")
+    tiny = ["--train-limit", "100", "--test-limit", "40", "--epochs", "1", "--batch-size", "50"]
+    tiny += [
+        "--noise",
+        "0",
+        "--fgsm-eps",
+        "0",
+        "--pgd-eps",
+        "0",
+        "--pgd-steps",
+        "1",
+        "--robustness-samples",
+        "20",
+    ]
+    argv = [*tiny, "--variants", "relu", "--archs", "mlp", "--depths", "2", "--width", "8", "--seeds", "0"]
+    results = tmp_path / "results"
+    assert recipe.main([*argv, "--out", str(tmp_path / "a"), "--results", str(results)]) == 0
+    (run,) = list(results.rglob("seed0.json"))
+    stamp = run.stat().st_mtime_ns
+    assert recipe.main([*argv, "--out", str(tmp_path / "b"), "--results", str(results)]) == 0
+    assert run.stat().st_mtime_ns == stamp  # finished: read, not re-run
+    first = json.loads((tmp_path / "a" / "results.json").read_text())
+    second = json.loads((tmp_path / "b" / "results.json").read_text())
+    a = first["runs"]["mlp2"]["relu"][0]["test_error"]
+    assert second["runs"]["mlp2"]["relu"][0]["test_error"] == a
+
+
+def test_committed_readme_matches_the_committed_results():
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    assert report.main(["--check"]) == 0
+
+
+def test_report_regenerates_tables_and_figures(tmp_path):
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- report:begin -->\n<!-- report:end -->\n")
+    figures = tmp_path / "figures"
+    assert report.main(["--readme", str(readme), "--figures", str(figures)]) == 0
+    text = readme.read_text()
+    assert "| claim |" in text and "Welch p" in text and "95 % t-interval" in text
+    assert sorted(p.name for p in figures.glob("*.png"))
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in figures.glob("*.png"))
+    assert report.main(["--readme", str(readme), "--figures", str(figures), "--check"]) == 0
+    readme.write_text(text.replace("| claim |", "| claims |"))
+    assert report.main(["--readme", str(readme), "--figures", str(figures), "--check"]) == 1
+
+
+def test_paper_scale_script_records_throughput_and_accuracy(tmp_path):
+    out = tmp_path / "anru.json"
+    env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"), PYTHON=sys.executable)
+    cmd = [
+        "bash",
+        str(ROOT / "scripts" / "paper_scale.sh"),
+        "anru",
+        "--max-seconds",
+        "3",
+        "--dataset",
+        "digits",
+    ]
+    cmd += ["--units", "8", "--controller", "4", "--batch", "16", "--segments", "4", "--train-limit", "64"]
+    cmd += ["--eval-samples", "16", "--out", str(out)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(out.read_text())
+    text = json.dumps(data)
+    assert "accuracy" in text and ("per_s" in text or "throughput" in text), sorted(data)
