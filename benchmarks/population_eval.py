@@ -10,7 +10,10 @@ it times
 * loop: for each candidate, `ParameterView.set_vector(...)` then `model.evaluate(...)` on the
   same data (compiled once by Keras, warm), i.e. assign parameters, evaluate, repeat;
 
-and prints candidates per second (best of `--repeats`) and the speed-up.
+and prints candidates per second (best of `--repeats`; the loop timed on the first
+`min(P, --loop-candidates)` candidates), the speed-up, and the vectorised call's GFLOP/s (the
+Dense layers' multiply-adds) next to one compiled square float32 matmul with the same FLOP
+count. `--chunk C` evaluates the population in chunks of C (`population_chunk`), e.g. for 1,024.
 
 Training (Baldwinian / Lamarckian modes): for each of `--train-pops`, every candidate is trained
 for `--train-epochs` epochs of SGD (lr 0.05, batch 32, the 1,347 training images in order) from
@@ -99,7 +102,10 @@ def eval_rows(args, model, view, x_test, y_test):
     from keras_bioact.search.evolution import PopulationEvaluator
 
     rng = np.random.default_rng(0)
-    evaluator = PopulationEvaluator(model, x_test, y_test, metric="accuracy", vectorized=True)
+    evaluator = PopulationEvaluator(
+        model, x_test, y_test, metric="accuracy", vectorized=True, population_chunk=args.chunk or None
+    )
+    flops = candidate_flops(model, len(x_test))
     rows = []
     for pop in args.pops:
         u = view.get_vector("unconstrained") + 0.3 * rng.normal(size=(pop, view.size))
@@ -114,26 +120,74 @@ def eval_rows(args, model, view, x_test, y_test):
         view.set_vector(natural[0])
         model.evaluate(x_test, y_test, batch_size=len(x_test), verbose=0)  # warm-up
         loop = []
+        k = min(pop, args.loop_candidates)  # the loop's cost per candidate does not depend on P
         for _ in range(args.repeats):
-            scores_loop = np.empty(pop)
+            scores_loop = np.empty(k)
             t0 = time.perf_counter()
-            for i in range(pop):
+            for i in range(k):
                 view.set_vector(natural[i])
                 scores_loop[i] = model.evaluate(
                     x_test, y_test, batch_size=len(x_test), verbose=0, return_dict=True
                 )["accuracy"]
             loop.append(time.perf_counter() - t0)
         view.set_vector(saved)
+        n = max(1, round((pop * flops / 2) ** (1 / 3)))
         rows.append(
             {
                 "backend": keras.backend.backend(),
                 "popsize": pop,
+                "chunk": args.chunk or pop,
                 "vectorized_cps": pop / min(vec),
-                "loop_cps": pop / min(loop),
-                "max_abs_fitness_diff": float(np.max(np.abs(scores_vec - scores_loop))),
+                "loop_cps": k / min(loop),
+                "gflops": pop * flops / min(vec) / 1e9,
+                "matmul_n": n,
+                "matmul_gflops": 2 * n**3 / matmul_seconds(n, args.repeats) / 1e9,
+                "max_abs_fitness_diff": float(np.max(np.abs(scores_vec[:k] - scores_loop))),
             }
         )
     return rows
+
+
+def candidate_flops(model, samples):
+    """Multiply-add FLOPs (2 per MAC) of one forward pass of `samples` inputs through the
+    model's Dense layers (the activations' elementwise work is not counted)."""
+    import numpy as np
+
+    return (
+        2
+        * samples
+        * sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if hasattr(layer, "kernel"))
+    )
+
+
+def matmul_seconds(n, repeats):
+    """Best time of one compiled float32 `n x n` matmul on this backend."""
+    import keras
+    import numpy as np
+    from keras import ops
+
+    a = ops.convert_to_tensor(np.random.default_rng(0).normal(size=(n, n)).astype("float32"))
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        f = jax.jit(lambda x: x @ x)
+        sync = lambda y: y.block_until_ready()  # noqa: E731
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        f = tf.function(lambda x: tf.matmul(x, x), jit_compile=True)
+        sync = lambda y: y.numpy()  # noqa: E731
+    else:
+        f = lambda x: ops.matmul(x, x)  # noqa: E731
+        sync = lambda y: y  # noqa: E731
+    sync(f(a))
+    times = []
+    for _ in range(max(3, repeats)):
+        t0 = time.perf_counter()
+        sync(f(a))
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def training_rows(args, model, view, train, val):
@@ -198,6 +252,7 @@ def main():
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--loop-candidates", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads per backend (0: default)")
+    parser.add_argument("--chunk", type=int, default=0, help="population_chunk of the evaluator (0: none)")
     parser.add_argument("--skip-eval", action="store_true", help="skip the frozen-mode evaluation table")
     parser.add_argument("--skip-train", action="store_true", help="skip the training table")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -213,6 +268,7 @@ def main():
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--repeats", str(args.repeats), "--pops"]
         cmd += [str(p) for p in args.pops] + ["--train-pops"] + [str(p) for p in args.train_pops]
         cmd += ["--train-epochs", str(args.train_epochs), "--loop-candidates", str(args.loop_candidates)]
+        cmd += ["--chunk", str(args.chunk)]
         cmd += (
             ["--threads", str(args.threads)]
             + ["--skip-eval"] * args.skip_eval
@@ -228,12 +284,17 @@ def main():
         train_rows += result["train"]
     if rows:
         print("Frozen-mode evaluation")
-        print("| backend | population | vectorised cand/s | loop cand/s | speed-up | max |fitness diff| |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print(
+            "| backend | population | chunk | vectorised cand/s | loop cand/s | speed-up | GFLOP/s "
+            "| matmul GFLOP/s (n) | ratio | max |fitness diff| |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['backend']} | {r['popsize']} | {r['vectorized_cps']:.0f} | {r['loop_cps']:.1f} | "
-            f"{r['vectorized_cps'] / r['loop_cps']:.1f}x | {r['max_abs_fitness_diff']:.1e} |"
+            f"| {r['backend']} | {r['popsize']} | {r['chunk']} | {r['vectorized_cps']:.0f} | "
+            f"{r['loop_cps']:.1f} | "
+            f"{r['vectorized_cps'] / r['loop_cps']:.1f}x | {r['gflops']:.2f} | {r['matmul_gflops']:.2f} "
+            f"({r['matmul_n']}) | {r['gflops'] / r['matmul_gflops']:.2f} | {r['max_abs_fitness_diff']:.1e} |"
         )
     if train_rows:
         print(f"\nTraining ({args.train_epochs} epoch(s) of SGD per candidate, then scoring)")

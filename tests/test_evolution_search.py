@@ -180,27 +180,38 @@ def test_learning_modes(mode):
         np.testing.assert_array_equal(before[i], after[i])
 
 
-def test_seed_with_ray_actors():
+@pytest.mark.parametrize("mode", ["frozen", "baldwinian"])
+def test_two_ray_actors_give_the_results_of_one_process(mode):
+    """Each of 2 local Ray actors evaluates (and in the learning modes trains) its slice of the
+    population vectorised; the search is the one a single process runs, generation by generation."""
     pytest.importorskip("ray")
     import ray
 
-    model = classifier()
     x, y = classification_data(64)
-    try:
-        result = evolve(
-            model,
+
+    def run(num_actors):
+        keras.utils.set_random_seed(0)
+        return evolve(
+            classifier(),
             (x[32:], y[32:]),
-            train_data=(x[:32], y[:32]),
+            train_data=(x[:32], y[:32]) if mode != "frozen" else None,
             target="gamma",
             granularity="parameter",
-            mode="baldwinian",
-            popsize=4,
+            mode=mode,
+            popsize=6,
             generations=2,
             metric="crossentropy",
             seed=3,
-            num_actors=2,
+            num_actors=num_actors,
             progress=False,
         )
+
+    alone = run(0)
+    try:
+        actors = run(2)
     finally:
         ray.shutdown()
-    assert len(result.history) == 2 and np.isfinite(result.best_fitness)
+    assert len(actors.history) == 2 and np.isfinite(actors.best_fitness)
+    for a, b in zip(alone.history, actors.history, strict=True):
+        np.testing.assert_allclose([b["best"], b["mean"]], [a["best"], a["mean"]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(actors.best_fitness, alone.best_fitness, rtol=1e-5, atol=1e-6)
