@@ -43,15 +43,23 @@ def _gamma_parts(x, n):
     and both parts keep full relative precision in their tails. (A cheaper `tanh` form was
     measured and rejected: `1 - sigmoid(|z|)` cancels and loses relative precision for z << 0.)
     """
+    sig, softplus_n, _ = _gamma_terms(x, n)
+    return sig, softplus_n
+
+
+def _gamma_terms(x, n):
+    """`_gamma_parts` and `sigmoid'(n x) = e t^2` (`t = 1/(1+e)`), without the cancellation
+    of `sig * (1 - sig)` where `sig` rounds to 1."""
     z = n * x
     positive = z >= 0
     # |z| and max(x, 0) through `where`, so the derivative at 0 is the one-sided one
     # (ops.abs / ops.relu have derivative 0 at 0 on some backends).
     e = ops.exp(ops.where(positive, -z, z))
     t = 1.0 / (1.0 + e)
-    sig = ops.where(positive, t, e * t)
+    et = e * t
+    sig = ops.where(positive, t, et)
     softplus_n = ops.where(positive, x, 0.0) + ops.log1p(e) / n
-    return sig, softplus_n
+    return sig, softplus_n, et * t
 
 
 def gamma(x, n, s):
@@ -176,8 +184,9 @@ def gamma_custom_gradient(x, n, s):
 
     Same values as `gamma`. The backward pass uses the closed forms of SPEC section 1.1,
     `dγ/dx = (1-s) σ + s n σ(1-σ)`, `dγ/dn = (1-s)/n (x σ - softplus_n) + s x σ(1-σ)`,
-    `dγ/ds = σ - softplus_n`, recomputing σ from `x` and `n` instead of keeping the
-    intermediates of the forward pass. `benchmarks/activation_overhead.py` compares it
+    `dγ/ds = σ - softplus_n`, from the σ, `softplus_n` and `σ' = e t^2` of the forward pass
+    (kept as residuals: the backward pass needs no transcendental function). Gradients agree with
+    autodiff of `gamma` (`tests/test_ops.py`). `benchmarks/activation_overhead.py` compares it
     with the autodiff version (`gamma`), which is the default.
     """
     out_dtype, x, (n, s) = _prepare(x, n, s)
@@ -185,14 +194,12 @@ def gamma_custom_gradient(x, n, s):
 
     @ops.custom_gradient
     def _gamma(x, n, s):
-        sig, softplus_n = _gamma_parts(x, n)
+        sig, softplus_n, dsig = _gamma_terms(x, n)
         y = (1.0 - s) * softplus_n + s * sig
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            sig, softplus_n = _gamma_parts(x, n)
-            dsig = sig * (1.0 - sig)
             dx = (1.0 - s) * sig + s * n * dsig
             dn = (1.0 - s) / n * (x * sig - softplus_n) + s * x * dsig
             ds = sig - softplus_n

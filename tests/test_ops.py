@@ -204,10 +204,20 @@ def test_half_precision_gradients_finite(dtype):
 # Gradients
 
 
-def test_gamma_gradients_match_analytic():
+GAMMA_OPS = [
+    bops.gamma,
+    pytest.param(
+        bops.gamma_custom_gradient,
+        marks=pytest.mark.skipif(BACKEND == "torch", reason="custom gradient: TensorFlow and JAX"),
+    ),
+]
+
+
+@pytest.mark.parametrize("op", GAMMA_OPS)
+def test_gamma_gradients_match_analytic(op):
     xs = np.array([-6.0, -2.0, -0.7, -0.05, 0.0, 0.05, 0.3, 1.0, 2.5, 6.0], F32)
     x, n, s = _mesh(xs, np.array([0.05, 0.5, 1.0, 3.0, 12.0], F32), S_GRID)
-    got = grad(bops.gamma, x, n, s)
+    got = grad(op, x, n, s)
     ref = gamma_grads_ref(x, n, s)
     x64, n64, s64, sp, sig = gamma_parts(x, n, s)
     dsig = dsigmoid(n64 * x64)
@@ -303,16 +313,17 @@ EXTREME_X = np.array(
 )
 
 
-def test_gamma_extreme_values_and_gradients_are_finite():
+@pytest.mark.parametrize("op", GAMMA_OPS)
+def test_gamma_extreme_values_and_gradients_are_finite(op):
     n_grid = np.geomspace(1e-2, 1e3, 11).astype(F32)
     s_grid = np.array([-0.5, 0.0, 0.5, 1.0, 1.5], F32)
     x, n, s = _mesh(EXTREME_X, n_grid, s_grid)
-    y = evaluate(bops.gamma, x, n, s)
+    y = evaluate(op, x, n, s)
     assert np.isfinite(y).all()
     # Still accurate out there (catches e.g. a clamp that would be finite but wrong).
     _, _, s64, sp, sig = gamma_parts(x, n, s)
     assert_close(y, gamma_ref(x, n, s), scale=np.abs(1 - s64) * sp + np.abs(s64) * sig, rtol=4e-6, atol=1e-37)
-    for name, g in zip("xns", grad(bops.gamma, x, n, s), strict=True):
+    for name, g in zip("xns", grad(op, x, n, s), strict=True):
         bad = ~np.isfinite(g)
         assert not bad.any(), f"d gamma/d{name} not finite at x={x[bad][:3]}, n={n[bad][:3]}, s={s[bad][:3]}"
 
