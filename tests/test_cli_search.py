@@ -174,3 +174,35 @@ def test_spec_text_is_data(tmp_path):
     spec = load_spec(path)
     assert spec.template == "mlp" and spec.template_options == {"hidden": [8]}
     assert spec.storage == f"sqlite:///{tmp_path}/t.db" and spec.directions == ["maximize"]
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("path", sorted((ROOT / "search").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_spec_runs_through_the_one_command(path, tmp_path, capsys):
+    """Each spec of search/, cut to a tiny budget (its own tables otherwise), runs to the end
+    through `bioact search` and reports validation and test side by side."""
+    import tomllib
+
+    raw = tomllib.loads(path.read_text())
+    raw.setdefault("data", {}).update(max_train=200, max_val=60, max_test=60)
+    raw.setdefault("budget", {}).update(epochs=1)
+    raw.setdefault("output", {})["dir"] = str(tmp_path / "out")
+    if "optuna" in raw:
+        raw["optuna"].update(n_trials=1, storage=f"sqlite:///{tmp_path}/s.db", workers=1)
+        raw["optuna"].pop("timeout", None)
+    else:
+        raw["evolution"].update(generations=1, popsize=2, train_epochs=1)
+    lines = []
+    for table, values in raw.items():
+        scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in scalars.items()]
+        for sub, sub_values in values.items():
+            if isinstance(sub_values, dict):
+                lines.append(f"[{table}.{sub}]")
+                lines += [f"{k} = {json.dumps(v)}" for k, v in sub_values.items()]
+    spec = tmp_path / path.name
+    spec.write_text("\n".join(lines) + "\n")
+    assert main(["search", str(spec), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test" in out and "optimised:" in out, out[-2000:]
