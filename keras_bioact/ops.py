@@ -43,13 +43,14 @@ def _gamma_parts(x, n):
     and both parts keep full relative precision in their tails. (A cheaper `tanh` form was
     measured and rejected: `1 - sigmoid(|z|)` cancels and loses relative precision for z << 0.)
     """
-    sig, softplus_n, _ = _gamma_terms(x, n)
+    sig, softplus_n, _, _ = _gamma_terms(x, n)
     return sig, softplus_n
 
 
 def _gamma_terms(x, n):
-    """`_gamma_parts` and `sigmoid'(n x) = e t^2` (`t = 1/(1+e)`), without the cancellation
-    of `sig * (1 - sig)` where `sig` rounds to 1."""
+    """`_gamma_parts`, `sigmoid'(n x) = e t^2` (`t = 1/(1+e)`) and
+    `softplus_n - x sig = |x| e t + log1p(e) / n` (>= 0), each without cancellation (the
+    obvious `sig (1 - sig)` and `softplus_n - x sig` cancel where `sig` rounds to 1)."""
     z = n * x
     positive = z >= 0
     # |z| and max(x, 0) through `where`, so the derivative at 0 is the one-sided one
@@ -58,8 +59,10 @@ def _gamma_terms(x, n):
     t = 1.0 / (1.0 + e)
     et = e * t
     sig = ops.where(positive, t, et)
-    softplus_n = ops.where(positive, x, 0.0) + ops.log1p(e) / n
-    return sig, softplus_n, et * t
+    log_n = ops.log1p(e) / n
+    softplus_n = ops.where(positive, x, 0.0) + log_n
+    tail = ops.where(positive, x, -x) * et + log_n
+    return sig, softplus_n, et * t, tail
 
 
 def gamma(x, n, s):
@@ -184,8 +187,9 @@ def gamma_custom_gradient(x, n, s):
 
     Same values as `gamma`. The backward pass uses the closed forms of SPEC section 1.1,
     `dγ/dx = (1-s) σ + s n σ(1-σ)`, `dγ/dn = (1-s)/n (x σ - softplus_n) + s x σ(1-σ)`,
-    `dγ/ds = σ - softplus_n`, from the σ, `softplus_n` and `σ' = e t^2` of the forward pass
-    (kept as residuals: the backward pass needs no transcendental function). Gradients agree with
+    `dγ/ds = σ - softplus_n`, from values of the forward pass kept as residuals (the backward
+    pass needs no transcendental function), with `σ' = e t^2` and `x σ - softplus_n =
+    -(|x| e t + log1p(e)/n)` written without cancellation. Gradients agree with
     autodiff of `gamma` (`tests/test_ops.py`). `benchmarks/activation_overhead.py` compares it
     with the autodiff version (`gamma`), which is the default.
     """
@@ -194,14 +198,14 @@ def gamma_custom_gradient(x, n, s):
 
     @ops.custom_gradient
     def _gamma(x, n, s):
-        sig, softplus_n, dsig = _gamma_terms(x, n)
+        sig, softplus_n, dsig, tail = _gamma_terms(x, n)
         y = (1.0 - s) * softplus_n + s * sig
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             dx = (1.0 - s) * sig + s * n * dsig
-            dn = (1.0 - s) / n * (x * sig - softplus_n) + s * x * dsig
+            dn = s * x * dsig - (1.0 - s) / n * tail
             ds = sig - softplus_n
             return (
                 upstream * dx,

@@ -30,8 +30,33 @@ LN2 = math.log(2.0)
 # A grid of inputs that spans every regime: 0, tiny, moderate, past the float32 exp overflow
 # (|n x| > 88.7) and huge.
 X_GRID = np.array(
-    [0.0, 1e-30, -1e-30, 1e-6, -1e-6, 0.01, -0.01, 0.3, -0.3, 1.0, -1.0, 2.0, -3.0, 7.5, -7.5,
-     30.0, -30.0, 89.0, -89.0, 150.0, -150.0, 1e3, -1e3, 1e4, -1e4],
+    [
+        0.0,
+        1e-30,
+        -1e-30,
+        1e-6,
+        -1e-6,
+        0.01,
+        -0.01,
+        0.3,
+        -0.3,
+        1.0,
+        -1.0,
+        2.0,
+        -3.0,
+        7.5,
+        -7.5,
+        30.0,
+        -30.0,
+        89.0,
+        -89.0,
+        150.0,
+        -150.0,
+        1e3,
+        -1e3,
+        1e4,
+        -1e4,
+    ],
     dtype=F32,
 )
 N_GRID = np.array([1e-2, 0.1, 0.5, 1.0, 5.0, 20.0, 100.0, 1e3], dtype=F32)
@@ -57,8 +82,9 @@ def test_readme_check_values_bru():
 def test_gamma_special_cases():
     x = np.linspace(-6, 6, 49).astype(F32)
     # s = 0, n = 1: softplus; s = 1: logistic sigmoid(n x).
-    np.testing.assert_allclose(to_numpy(bops.gamma(x, 1.0, 0.0)), np.logaddexp(0, x.astype("float64")),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        to_numpy(bops.gamma(x, 1.0, 0.0)), np.logaddexp(0, x.astype("float64")), rtol=1e-6, atol=1e-7
+    )
     sigmoid = 1 / (1 + np.exp(-3.0 * x.astype("float64")))
     np.testing.assert_allclose(to_numpy(bops.gamma(x, 3.0, 1.0)), sigmoid, rtol=1e-6, atol=1e-7)
     # Large gain: ReLU and Heaviside.
@@ -94,8 +120,7 @@ def test_gamma_float32_matches_float64_reference(x_sign):
     assert y.dtype == np.float32
     _, _, s64, sp, sig = gamma_parts(x, n, s)
     # Round-off is relative to the two terms summed, not to their (possibly cancelling) sum.
-    assert_close(y, gamma_ref(x, n, s), scale=np.abs(1 - s64) * sp + np.abs(s64) * sig, rtol=4e-6,
-                 atol=1e-37)
+    assert_close(y, gamma_ref(x, n, s), scale=np.abs(1 - s64) * sp + np.abs(s64) * sig, rtol=4e-6, atol=1e-37)
 
 
 @pytest.mark.parametrize("form", ["eru", "oru"])
@@ -157,8 +182,9 @@ def test_ops_integer_input_gives_float32(op):
 
 
 # Representable ranges: |x| up to 1e4 keeps every output below float16's 65504.
-HALF_X = np.array([0.0, 1e-3, -1e-3, 0.1, -0.1, 1.0, -1.0, 5.0, -5.0, 60.0, -60.0, 1e3, -1e3, 1e4, -1e4],
-                  dtype=F32)
+HALF_X = np.array(
+    [0.0, 1e-3, -1e-3, 0.1, -0.1, 1.0, -1.0, 5.0, -5.0, 60.0, -60.0, 1e3, -1e3, 1e4, -1e4], dtype=F32
+)
 
 
 def _half(x, dtype):
@@ -307,10 +333,54 @@ def test_bru_gradients_match_finite_differences(form):
 
 
 EXTREME_X = np.array(
-    [0.0, -0.0, 1e-38, -1e-38, 1e-7, -1e-7, 1.0, -1.0, 11.2, -11.2, 88.8, -88.8, 104.0, -104.0,
-     1e3, -1e3, 5e3, -5e3, 1e4, -1e4],
+    [
+        0.0,
+        -0.0,
+        1e-38,
+        -1e-38,
+        1e-7,
+        -1e-7,
+        1.0,
+        -1.0,
+        11.2,
+        -11.2,
+        88.8,
+        -88.8,
+        104.0,
+        -104.0,
+        1e3,
+        -1e3,
+        5e3,
+        -5e3,
+        1e4,
+        -1e4,
+    ],
     dtype=F32,
 )
+
+
+@pytest.mark.parametrize("op", GAMMA_OPS)
+def test_gamma_gradient_tails_keep_relative_precision(op):
+    """Where sigmoid(n x) rounds to 1, d/dx and d/dn are tiny differences: both must still be
+    right to a few ulps of their own size (no `1 - sigma` or `x sigma - softplus` cancellation)."""
+    x, n, s = _mesh(
+        np.array([3.0, 8.0, 15.0, 30.0], F32), np.array([1.0, 3.0], F32), np.array([0.0, 1.0], F32)
+    )
+    got = grad(op, x, n, s)
+    # float64 references written without cancellation (gamma_grads_ref's `x sigma - softplus`
+    # itself cancels in float64 at x = 30): z > 0 here, e = exp(-z), t = 1 / (1 + e).
+    x64, n64, s64 = (a.astype("float64") for a in (x, n, s))
+    e = np.exp(-n64 * x64)
+    t = 1.0 / (1.0 + e)
+    dsig = e * t * t
+    ref = [
+        (1 - s64) * t + s64 * n64 * dsig,
+        s64 * x64 * dsig - (1 - s64) / n64 * (x64 * e * t + np.log1p(e) / n64),
+    ]
+    for name, g, r in zip(("x", "n"), got[:2], ref, strict=True):
+        tiny = (np.abs(r) < 1e-3) & (np.abs(r) > 1e-30)  # the tails (not float32 subnormals)
+        assert tiny.any()
+        np.testing.assert_allclose(g[tiny], r[tiny], rtol=2e-5, atol=0, err_msg=f"d gamma / d {name}")
 
 
 @pytest.mark.parametrize("op", GAMMA_OPS)
@@ -398,8 +468,9 @@ def test_masked_branches_do_not_poison_gradients():
 
 @pytest.mark.skipif(BACKEND not in ("jax", "tensorflow"), reason="XLA compilation: jax and tensorflow")
 def test_ops_under_xla_match_eager():
-    x, n, s = _mesh(np.array([-1e4, -3.0, 0.0, 0.5, 1e4], F32), np.array([1e-2, 2.0, 1e3], F32),
-                    np.array([0.0, 0.7], F32))
+    x, n, s = _mesh(
+        np.array([-1e4, -3.0, 0.0, 0.5, 1e4], F32), np.array([1e-2, 2.0, 1e3], F32), np.array([0.0, 0.7], F32)
+    )
     r = np.clip(n, 1.0, 10.0)
 
     def f(x, n, s, r):
@@ -415,4 +486,3 @@ def test_ops_under_xla_match_eager():
         compiled = tf.function(f, jit_compile=True)
     for eager, jitted in zip(f(x, n, s, r), compiled(x, n, s, r), strict=True):
         np.testing.assert_allclose(to_numpy(jitted), to_numpy(eager), rtol=2e-6, atol=1e-7)
-
