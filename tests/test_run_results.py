@@ -137,3 +137,25 @@ def test_report_formats_diverged_values_and_left_out_seeds():
     assert report.fmt(1.485959e33, 4) == "1.49e+33" and report.fmt(float("nan")) == report.fmt(None) == "-"
     d = report.stats.describe([0.2976, float("nan"), None, float("inf")])
     assert report.fmt_stat(d, 4) == "0.2976 ± - [-, -] (n=1; 3 not finite, left out)"
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    import keras_bioact.run_results as rr
+
+    path = tmp_path / "run.json"
+    write_json_atomic(path, {"value": 1})
+
+    def crash(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(rr.os, "fsync", crash)  # fails after the temporary file is written
+    with pytest.raises(OSError, match="disk gone"):
+        write_json_atomic(path, {"value": 2})
+    assert json.loads(path.read_text()) == {"value": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    monkeypatch.undo()
+    with pytest.raises(TypeError):  # not JSON data: refused before anything is written
+        write_json_atomic(tmp_path / "other.json", {"value": object()})
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    write_json_atomic(tmp_path / "nan.json", {"value": float("nan")})  # non-finite: stored as null
+    assert json.loads((tmp_path / "nan.json").read_text()) == {"value": None}
