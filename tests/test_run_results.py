@@ -120,5 +120,42 @@ def test_paper_scale_script_records_throughput_and_accuracy(tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads(out.read_text())
-    text = json.dumps(data)
-    assert "accuracy" in text and ("per_s" in text or "throughput" in text), sorted(data)
+    assert data["model"] == "anru" and data["device"]["backend"] == env["KERAS_BACKEND"]
+    assert data["config"]["units"] == 8 and data["config"]["steps"] == 64  # 8x8 digits, pixel by pixel
+    # Training stopped by the budget (counted after the first, compiling batch), not by epochs.
+    assert data["train_s"] - data["first_batch_s"] >= 3.0
+    assert data["batches"] >= 2 and data["throughput"]["measured_batches"] == data["batches"] - 1
+    th = data["throughput"]
+    assert th["samples_per_s"] > 0 and th["steps_per_s"] == pytest.approx(th["samples_per_s"] * 64)
+    assert 0.0 <= data["test_accuracy"] <= 1.0 and data["test_samples"] == 16
+    assert data["train_loss_so_far"] > 0 and 0.0 <= data["train_accuracy_so_far"] <= 1.0
+
+
+def test_report_formats_diverged_values_and_left_out_seeds():
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    assert report.fmt(0.11614, 4) == "0.1161" and report.fmt(0.8863, 2, 100) == "88.63"
+    assert report.fmt(1.485959e33, 4) == "1.49e+33" and report.fmt(float("nan")) == report.fmt(None) == "-"
+    d = report.stats.describe([0.2976, float("nan"), None, float("inf")])
+    assert report.fmt_stat(d, 4) == "0.2976 ± - [-, -] (n=1; 3 not finite, left out)"
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    import keras_bioact.run_results as rr
+
+    path = tmp_path / "run.json"
+    write_json_atomic(path, {"value": 1})
+
+    def crash(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(rr.os, "fsync", crash)  # fails after the temporary file is written
+    with pytest.raises(OSError, match="disk gone"):
+        write_json_atomic(path, {"value": 2})
+    assert json.loads(path.read_text()) == {"value": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    monkeypatch.undo()
+    with pytest.raises(TypeError):  # not JSON data: refused before anything is written
+        write_json_atomic(tmp_path / "other.json", {"value": object()})
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    write_json_atomic(tmp_path / "nan.json", {"value": float("nan")})  # non-finite: stored as null
+    assert json.loads((tmp_path / "nan.json").read_text()) == {"value": None}
