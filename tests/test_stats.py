@@ -30,7 +30,8 @@ def test_mean_std_ci_and_dropped_values():
 
 
 def test_welch_hand_computed():
-    # a = [1, 2, 3] (var 1), b = [4, 6, 8] (var 4): t = (2 - 6) / sqrt(1/3 + 4/3), df = (5/3)^2 / ((1/9 + 16/9) / 2)
+    # a = [1, 2, 3] (var 1), b = [4, 6, 8] (var 4): t = (2 - 6) / sqrt(1/3 + 4/3),
+    # df = (5/3)^2 / ((1/9 + 16/9) / 2)
     w = stats.welch([1, 2, 3], [4, 6, 8])
     assert w["t"] == pytest.approx(-4 / math.sqrt(5 / 3))
     assert w["df"] == pytest.approx((5 / 3) ** 2 / (17 / 18))
