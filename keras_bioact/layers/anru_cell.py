@@ -16,9 +16,6 @@ CONTROLLER_PARAMETERS = (
 )
 
 
-_CUSTOM_GRADIENT = keras.backend.backend() in ("tensorflow", "jax")
-
-
 def _xavier_normal(gain):
     # PyTorch's xavier_normal_(gain): std = gain * sqrt(2 / (fan_in + fan_out)).
     return keras.initializers.VarianceScaling(
@@ -228,9 +225,7 @@ class ANRUCell(keras.layers.Layer):
         ]
         g, n, s = controller(a, ops.cast(g_prev, a.dtype), *weights)
         n = ops.maximum(n, ops.cast(self.n_min, n.dtype))
-        # TensorFlow and JAX: the hand-written backward pass of gamma (as GammaActivation).
-        gamma = bioact_ops.gamma_custom_gradient if _CUSTOM_GRADIENT else bioact_ops.gamma
-        h = gamma(a, n, s)
+        h = bioact_ops._trained_gamma(a, n, s)
         g_flat = ops.reshape(g, (-1, self.units * self.controller_units))
         output = ops.concatenate([h, n, s], axis=-1) if self.return_trajectories else h
         return output, [h, g_flat]

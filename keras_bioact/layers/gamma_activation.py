@@ -105,11 +105,7 @@ class GammaActivation(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        # TensorFlow and JAX: the hand-written backward pass (same values, measured faster in
-        # benchmarks/activation_overhead.py); torch: autodiff.
-        if keras.backend.backend() in ("tensorflow", "jax"):
-            return bioact_ops.gamma_custom_gradient(inputs, self.n, self.s)
-        return bioact_ops.gamma(inputs, self.n, self.s)
+        return bioact_ops._trained_gamma(inputs, self.n, self.s)
 
     def compute_output_shape(self, input_shape):
         return input_shape

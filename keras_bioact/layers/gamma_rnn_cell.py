@@ -9,8 +9,6 @@ from keras_bioact.layers import _params, _rnn
 REGIMES = ("heterogeneous", "homogeneous", "static")
 
 
-_CUSTOM_GRADIENT = keras.backend.backend() in ("tensorflow", "jax")
-
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class GammaRNNCell(keras.layers.Layer):
     """Elman RNN cell with the gamma activation of Geadah et al. (SPEC sections 1.2-1.3).
@@ -175,9 +173,7 @@ class GammaRNNCell(keras.layers.Layer):
         if self.activation is not None:
             h = self.activation(a)
         else:
-            # TensorFlow and JAX: the hand-written backward pass (as GammaActivation).
-            op = bioact_ops.gamma_custom_gradient if _CUSTOM_GRADIENT else bioact_ops.gamma
-            h = op(a, self.n, self.s)
+            h = bioact_ops._trained_gamma(a, self.n, self.s)
         return h, [h]
 
     def get_initial_state(self, batch_size=None):

@@ -96,9 +96,6 @@ class CompiledModels:
         self.hits = 0
         self.misses = 0
 
-    def __len__(self):
-        return len(self._models)
-
     def get(self, model, learning_rate=None):
         """The compiled model to train in place of `model` (a freshly built, uncompiled model).
 
