@@ -5,6 +5,8 @@ This module imports PyTorch and EvoTorch at the top, so `keras_bioact.search.evo
 it only when a search starts.
 """
 
+from types import MappingProxyType
+
 import numpy as np
 import torch
 from evotorch import Problem, algorithms
@@ -130,14 +132,17 @@ def start_actors(problem):
 # Searchers
 
 
-_DEFAULT_OPTIONS = {
-    "snes": {},
-    "xnes": {},
-    "cmaes": {},
-    "pgpe": {"center_learning_rate": 0.3, "stdev_learning_rate": 0.1},
-    "ga": {"tournament_size": 4, "mutation_stdev": None, "eta": 8.0},
-    "cosyne": {"tournament_size": 4, "mutation_stdev": None},
-}
+# read-only (no mutable module state): `make_searcher` copies an entry before using it
+_DEFAULT_OPTIONS = MappingProxyType(
+    {
+        "snes": MappingProxyType({}),
+        "xnes": MappingProxyType({}),
+        "cmaes": MappingProxyType({}),
+        "pgpe": MappingProxyType({"center_learning_rate": 0.3, "stdev_learning_rate": 0.1}),
+        "ga": MappingProxyType({"tournament_size": 4, "mutation_stdev": None, "eta": 8.0}),
+        "cosyne": MappingProxyType({"tournament_size": 4, "mutation_stdev": None}),
+    }
+)
 
 
 def make_searcher(name, problem, popsize, stdev_init, center, options):
