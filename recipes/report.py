@@ -342,8 +342,9 @@ def claims_section(runs, paper=()):
             missing.append(f"* {what}: {c['why']}.")
             continue
         (cv, cd), (bv, bd), w = r["candidate"], r["baseline"], r["welch"]
-        if min(cd["n"], bd["n"]) < c["planned_seeds"]:
-            missing.append(f"* {what}: partly run ({min(cd['n'], bd['n'])} of {c['planned_seeds']} seeds); {c['why']}.")
+        n_min = min(cd["n"], bd["n"])
+        if n_min < c["planned_seeds"]:
+            missing.append(f"* {what}: partly run ({n_min} of {c['planned_seeds']} seeds); {c['why']}.")
         digits = 4
         rows.append(
             [
