@@ -2,6 +2,7 @@
 exactly what a new model would (same values as `reuse_compiled=False`), also after a pruned
 trial, and models of different architectures never share a compiled model."""
 
+import keras
 import numpy as np
 import optuna
 import pytest
@@ -101,3 +102,37 @@ def test_reused_compiled_models_train_exactly_like_new_ones(prune):
 def test_pruned_trials_record_the_epochs_they_ran():
     _, history, _ = _run(reuse=True, prune=True)
     assert history[2] is None  # pruned: no history, but its epoch times are kept (see show)
+
+
+def _run_learning_rates(reuse):
+    space = SearchSpace.from_dict({"families": ["relu"], "learning_rate": [1e-4, 0.1]})
+    objective = make_objective(
+        lambda activation: mlp(activation, input_shape=(64,), num_classes=10, hidden=(16,)),
+        _data(),
+        space=space,
+        budget=Budget(epochs=2, batch_size=32, learning_rate=0.01, seed=4),
+        prune=False,
+        reuse_compiled=reuse,
+    )
+    study = optuna.create_study(direction="maximize")
+    rates = [0.05, 0.0003, 0.05]
+    for rate in rates:
+        study.enqueue_trial({"family": "relu", "learning_rate": rate})
+    seen = []
+
+    def record(study, trial):
+        model = next(iter(objective.compiled._models.values()))[0] if reuse else None
+        if model is not None:
+            seen.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+
+    study.optimize(objective, n_trials=len(rates), callbacks=[record])
+    return [t.user_attrs["history"]["loss"] for t in study.trials], seen, rates
+
+
+def test_a_searched_learning_rate_is_what_each_trial_trains_with():
+    slow, _, rates = _run_learning_rates(reuse=False)
+    fast, seen, _ = _run_learning_rates(reuse=True)
+    np.testing.assert_allclose(seen, rates, rtol=1e-6)  # the reused model's optimizer, per trial
+    for a, b in zip(slow, fast, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert abs(slow[0][-1] - slow[1][-1]) > 1e-3  # the learning rate changes the training

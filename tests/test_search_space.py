@@ -30,6 +30,9 @@ def test_space_round_trips_through_json_and_toml_shaped_dicts():
         and again.families == ("relu", "gamma", "bru")
     )
     assert set(SearchSpace().families) == set(FAMILIES)
+    tuned = SearchSpace.from_dict({"families": ["relu"], "learning_rate": [1e-4, 0.1]})
+    assert SearchSpace.from_dict(json.loads(json.dumps(tuned.to_dict()))) == tuned
+    assert tuned.learning_rate == [1e-4, 0.1] and SearchSpace().learning_rate is None
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,10 @@ def test_space_round_trips_through_json_and_toml_shaped_dicts():
         ({"two_arg": {"pairing": ["random"]}}, "space.two_arg.pairing"),
         ({"two_arg": {"inner_width": [0]}}, "space.two_arg.inner_width"),
         ({"layers": 3}, "space.layers"),
+        ({"learning_rate": [0.0, 0.1]}, "space.learning_rate"),
+        ({"learning_rate": [0.1, 0.01]}, "space.learning_rate"),
+        ({"learning_rate": [1e-3, 20.0]}, "space.learning_rate"),
+        ({"learning_rate": 0.01}, "space.learning_rate"),
     ],
 )
 def test_bad_spaces_name_the_key(data, key):

@@ -103,7 +103,7 @@ class CompiledModels:
         cached model of that architecture holding `model`'s weights and a reset optimizer."""
         if not getattr(model, "built", False):
             self._compile(model)
-            return model
+            return _with_learning_rate(model, learning_rate)
         key = architecture_key(model)
         entry = self._models.get(key)
         if entry is None:
@@ -114,7 +114,7 @@ class CompiledModels:
             self._models[key] = (model, [_host(v) for v in optimizer.variables])
             if len(self._models) > self._size:
                 self._models.popitem(last=False)
-            return model
+            return _with_learning_rate(model, learning_rate)
         self.hits += 1
         self._models.move_to_end(key)
         cached, initial = entry
@@ -122,9 +122,13 @@ class CompiledModels:
             target.assign(source.value)
         for variable, value in zip(cached.optimizer.variables, initial, strict=True):
             variable.assign(value)
-        if learning_rate is not None:
-            cached.optimizer.learning_rate = float(learning_rate)
-        return cached
+        return _with_learning_rate(cached, learning_rate)
+
+
+def _with_learning_rate(model, learning_rate):
+    if learning_rate is not None:
+        model.optimizer.learning_rate = float(learning_rate)
+    return model
 
 
 def _host(value):

@@ -168,11 +168,11 @@ def make_objective(
     x_val, y_val = np.asarray(x_val), np.asarray(y_val)
     multi = bool(objectives)
 
-    def compile_model(model):
+    def compile_model(model, learning_rate=budget.learning_rate):
         import keras
 
         kwargs = dict(
-            optimizer=keras.optimizers.Adam(budget.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=budget.jit_compile,
@@ -197,15 +197,16 @@ def make_objective(
             keras.backend.clear_session()
         seed = int(budget.seed) + int(trial.number)
         keras.utils.set_random_seed(seed)
+        learning_rate = space_lib.suggest_learning_rate(space, trial, budget.learning_rate)
         activation = Activation(space_lib.sample(space, trial), trial=trial, space=space)
         model = build_model(activation)
         trial.set_user_attr("activation", activation.to_config())
         if not getattr(model, "compiled", False):
             if compiled is None:
-                compile_model(model)
+                compile_model(model, learning_rate)
             else:
                 hits = compiled.hits
-                model = compiled.get(model, budget.learning_rate if own_optimizer else None)
+                model = compiled.get(model, learning_rate if own_optimizer else None)
                 trial.set_user_attr("reused_compiled", compiled.hits > hits)
         n_params = int(model.count_params())
         trial.set_user_attr("params", n_params)

@@ -342,6 +342,8 @@ def markdown():
         "| key | default | meaning |",
         "|---|---|---|",
         f"| `families` | {', '.join(space_lib.FAMILIES)} | families to try |",
+        "| `learning_rate` | - | `[low, high]`: also search the Adam learning rate, log-uniformly "
+        "(trial parameter `learning_rate`); unset: every trial uses `budget.learning_rate` |",
     ]
     default = space_lib.SearchSpace()
     for name, sub in default.to_dict().items():

@@ -20,7 +20,10 @@ family registry (`keras_bioact.families`); see the family modules for each sub-s
   layers of `inner_width` units, `arity` 1 or 2, LayerNorm on/off, pairing;
 * every other registered family (e.g. the learnable Swish), with its own sub-space.
 
-Parameter names in the study: `family`, then `<family>_<parameter>`: `gamma_n`, `gamma_s`,
+`learning_rate = [low, high]` also searches the optimizer's learning rate (log-uniform), so a
+baseline such as `families = ["relu"]` gets its learning rate tuned with the same trial budget.
+
+Parameter names in the study: `learning_rate` (when searched), `family`, then `<family>_<parameter>`: `gamma_n`, `gamma_s`,
 `gamma_regime`, `gamma_init`, `bru_form`, `bru_r0`, `bru_r1`, ..., `bru_trainable_r`,
 `two_arg_inner_width`, `two_arg_depth`, `two_arg_arity`, `two_arg_normalize`,
 `two_arg_pairing`, .... A choice with a single option is not suggested (it is fixed), so it
@@ -66,14 +69,18 @@ class SearchSpace:
 
     Args:
         families: names of registered families (default: all of them).
+        learning_rate: `[low, high]`, searched log-uniformly as the trial parameter
+            `learning_rate` (the optimizer's learning rate, jointly with the activation), or
+            None (default) to train every trial with `budget.learning_rate`.
         **subspaces: `<family>=` a sub-space object or its dict (default: the family's
             default sub-space).
     """
 
     _KEY = "space"
 
-    def __init__(self, families=None, **subspaces):
+    def __init__(self, families=None, learning_rate=None, **subspaces):
         self.families = registry.family_names() if families is None else families
+        self.learning_rate = learning_rate
         for fam in _subspace_families():
             value = subspaces.pop(fam.name, None)
             if value is None:
@@ -94,7 +101,7 @@ class SearchSpace:
 
     @classmethod
     def _keys(cls):
-        return ("families", *(f.name for f in _subspace_families()))
+        return ("families", "learning_rate", *(f.name for f in _subspace_families()))
 
     def subspace(self, family):
         """The sub-space of `family` (a name), or None for a family without one."""
@@ -102,12 +109,15 @@ class SearchSpace:
 
     def validate(self, key=_KEY):
         self.families = choices(self.families, f"{key}.families", registry.family_names())
+        self.learning_rate = _learning_rate_range(self.learning_rate, f"{key}.learning_rate")
         for fam in _subspace_families():
             getattr(self, fam.name).validate(f"{key}.{fam.name}")
         return self
 
     def to_dict(self):
         out = {"families": list(self.families)}
+        if self.learning_rate is not None:
+            out["learning_rate"] = list(self.learning_rate)
         for fam in _subspace_families():
             out[fam.name] = getattr(self, fam.name).to_dict()
         return out
@@ -130,8 +140,32 @@ class SearchSpace:
 
     def __repr__(self):
         parts = [f"families={tuple(self.families)!r}"]
+        if self.learning_rate is not None:
+            parts.append(f"learning_rate={self.learning_rate!r}")
         parts += [f"{f.name}={getattr(self, f.name)!r}" for f in _subspace_families()]
         return f"SearchSpace({', '.join(parts)})"
+
+
+def _learning_rate_range(value, key):
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
+    if not ok or not 0 < value[0] <= value[1] <= 10:
+        raise SpaceError(key, f"must be [low, high] with 0 < low <= high <= 10 (log-uniform), got {value!r}")
+    return [float(value[0]), float(value[1])]
+
+
+def suggest_learning_rate(space, trial, default):
+    """The trial's learning rate: `default` unless `space.learning_rate` is a range, which is
+    searched log-uniformly as the parameter `learning_rate` (a range with low == high is fixed)."""
+    if space.learning_rate is None:
+        return float(default)
+    low, high = space.learning_rate
+    return low if low == high else float(trial.suggest_float("learning_rate", low, high, log=True))
 
 
 def sample(space, trial):
