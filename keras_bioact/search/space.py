@@ -25,9 +25,9 @@ baseline such as `families = ["relu"]` gets its learning rate tuned with the sam
 
 Parameter names in the study: `learning_rate` (when searched), `family`, then
 `<family>_<parameter>`: `gamma_n`, `gamma_s`, `gamma_regime`, `gamma_init`, `bru_form`,
-`bru_r0`, `bru_r1`, ..., `bru_trainable_r`, `two_arg_inner_width`, `two_arg_depth`, `two_arg_arity`, `two_arg_normalize`,
-`two_arg_pairing`, .... A choice with a single option is not suggested (it is fixed), so it
-does not clutter importance plots.
+`bru_r0`, `bru_r1`, ..., `bru_trainable_r`, `two_arg_inner_width`, `two_arg_depth`,
+`two_arg_arity`, `two_arg_normalize`, `two_arg_pairing`, .... A choice with a single option is
+not suggested (it is fixed), so it does not clutter importance plots.
 """
 
 from __future__ import annotations
