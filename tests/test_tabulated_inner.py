@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from bioact_testing import grad
 from keras import ops
 
 from keras_bioact import nin
@@ -80,3 +81,61 @@ def test_bad_arguments(g):
         TabulatedInner(g, bound=0)
     with pytest.raises(ValueError, match="inner"):
         TabulatedInner(keras.layers.Dense(1))
+
+
+def _reference_interpolation(fast, x):
+    """The first formulation of the table (four separate gathers, nested lerps), kept as the
+    reference the one-gather formulation must equal to float32 round-off."""
+    table, grid, bound = fast.table, fast.grid, fast.bound
+    step = 2.0 * bound / (grid - 1)
+    u = (ops.clip(x, -bound, bound) + bound) / step
+    i = ops.clip(ops.floor(u), 0, grid - 2)
+    f = u - i
+    i = ops.cast(i, "int32")
+    if fast.arity == 1:
+        i0, f0 = i[..., 0], f[..., 0]
+        return ops.take(table, i0) * (1 - f0) + ops.take(table, i0 + 1) * f0
+    ia, ib, fa, fb = i[..., 0], i[..., 1], f[..., 0], f[..., 1]
+    base = ia * grid + ib
+    v00, v01 = ops.take(table, base), ops.take(table, base + 1)
+    v10, v11 = ops.take(table, base + grid), ops.take(table, base + grid + 1)
+    return (v00 * (1 - fb) + v01 * fb) * (1 - fa) + (v10 * (1 - fb) + v11 * fb) * fa
+
+
+@pytest.mark.parametrize("arity", [2, 1])
+def test_one_gather_formulation_equals_the_reference_values_and_gradients(arity):
+    keras.utils.set_random_seed(6)
+    g = InnerNonlinearity(arity=arity)
+    g.build((None, arity))
+    fast = TabulatedInner.from_inner(g, grid=257)
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-4.9, 4.9, size=(3, 500, arity)).astype("float32")  # inside: the table only
+    nodes = np.linspace(-5, 5, 257)[::16].astype("float32")  # grid nodes and the box's edges
+    edge = np.stack(np.meshgrid(*[nodes] * arity, indexing="ij"), -1).reshape(1, -1, arity)
+    for points in (x, edge):
+        np.testing.assert_allclose(
+            _np(fast(points))[..., 0], _np(_reference_interpolation(fast, points)), rtol=0, atol=2e-6
+        )
+    ct = ops.convert_to_tensor(rng.normal(size=x.shape[:-1]).astype("float32"))
+    (d_new,) = grad(lambda t: fast(t)[..., 0] * ct, x)
+    (d_ref,) = grad(lambda t: _reference_interpolation(fast, t) * ct, x)
+    assert np.abs(d_ref).max() > 0
+    np.testing.assert_allclose(d_new, d_ref, rtol=1e-4, atol=1e-4 * np.abs(d_ref).max())
+
+
+def test_outside_the_box_falls_back_to_the_mlp_eager_and_compiled(g):
+    fast = TabulatedInner.from_inner(g, grid=129)  # coarse: the table visibly differs from g
+    rng = np.random.default_rng(8)
+    inside = rng.uniform(-4, 4, size=(64, 2)).astype("float32")
+    outside = np.concatenate([inside[:32], rng.uniform(5.5, 9, size=(32, 2)) * [[1, -1]]]).astype("float32")
+    outside[::2, 1] = 0.3  # one argument inside, the other outside: still the exact g
+    ref_in, ref_out = _np(g(inside)), _np(g(outside))
+    assert np.abs(_np(fast(inside)) - ref_in).max() > 1e-5  # inside really is the table
+    model = keras.Sequential([keras.Input((2,)), fast])
+    for run in (fast, lambda t: model.predict(t, batch_size=64, verbose=0)):  # eager, then compiled
+        np.testing.assert_allclose(_np(run(outside))[32:], ref_out[32:], rtol=1e-6, atol=1e-6)
+        assert np.abs(_np(run(outside))[:32] - ref_out[:32]).max() <= fast.max_error + 1e-6
+        assert np.abs(_np(run(inside)) - ref_in).max() <= fast.max_error + 1e-6
+    (d_out,) = grad(lambda t: fast(t)[..., 0], outside[32:])
+    (d_mlp,) = grad(lambda t: g(t)[..., 0], outside[32:])
+    np.testing.assert_allclose(d_out, d_mlp, rtol=1e-5, atol=1e-6)  # gradients of the exact g too
