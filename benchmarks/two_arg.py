@@ -1,11 +1,14 @@
 """Benchmark: two-argument MLP vs parameter-matched ReLU MLP, and the inner-MLP contraction.
 
-1. Train-step time (median over `--steps` calls of `train_on_batch`, after warm-up) of SPEC's
-   MNIST-sized pair: 2-arg MLP 784 -> [120, 120, 120] pre-activations (60 units each, one shared
+1. Train-step time (median over `--steps` interleaved calls of `train_on_batch`, after warm-up)
+   of SPEC's MNIST-sized pair: 2-arg MLP 784 -> [120, 120, 120] pre-activations (60 units each, one shared
    g 2-64-64-1) -> 10, 113,867 parameters, vs ReLU MLP 784 -> [112, 112, 112] -> 10, 114,362
    parameters; batch 100, Adam, dropout 0.5, `jit_compile=True`.
-2. Achieved GFLOP/s of evaluating g on `(pairs, 2)` (one batched contraction per layer) vs one
-   square matmul with the same FLOP count, both compiled (jax.jit / tf.function(jit_compile=True)).
+2. Achieved GFLOP/s of evaluating g on `(pairs, 2)` (one 2-D matmul per layer) vs one square
+   matmul with the same FLOP count, both compiled (jax.jit / tf.function(jit_compile=True)); and
+   of g's forward + backward (gradients for g's weights and its inputs, 3x the forward FLOPs),
+   what a train step pays. The three calls are timed interleaved (round-robin), so that load
+   on the machine hits all of them alike.
 
 Each backend runs in its own subprocess (the Keras backend is fixed at import).
 
@@ -22,35 +25,64 @@ import sys
 import time
 
 
-def _median_time(fn, repeats):
-    times = []
+def _interleaved_medians(fns, repeats):
+    """Median seconds of each callable, timed round-robin (`repeats` rounds)."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, samples in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+    return [statistics.median(samples) for samples in times]
 
 
-def _contraction_fns(backend, g, z, a):
-    """Compiled callables: g on `z` (pairs, 2), and `a @ a`; both block until done."""
+def _contraction_fns(backend, g, z, ct, a):
+    """Callables that block until done: g on `z` (pairs, 2); the gradients of `sum(g(z) * ct)`
+    for g's weights and `z`; and `a @ a`. Compiled on jax / tensorflow, eager on torch."""
     if backend == "jax":
         import jax
 
         values = [v.value for v in g.trainable_variables]
         inner_fn = jax.jit(lambda vals, t: g.stateless_call(vals, [], t)[0])
+
+        def loss(vals, t, c):
+            return (g.stateless_call(vals, [], t)[0] * c).sum()
+
+        grad_fn = jax.jit(jax.grad(loss, argnums=(0, 1)))
         mm = jax.jit(lambda p: p @ p)
-        return (lambda: inner_fn(values, z).block_until_ready()), (lambda: mm(a).block_until_ready())
+        return (
+            lambda: inner_fn(values, z).block_until_ready(),
+            lambda: jax.block_until_ready(grad_fn(values, z, ct)),
+            lambda: mm(a).block_until_ready(),
+        )
     if backend == "tensorflow":
         import tensorflow as tf
 
         inner_fn = tf.function(lambda t: g(t), jit_compile=True)
         mm = tf.function(lambda p: tf.matmul(p, p), jit_compile=True)
-        zt, at = tf.constant(z), tf.constant(a)
-        return (lambda: inner_fn(zt).numpy()), (lambda: mm(at).numpy())
+        zt, ctt, at = tf.constant(z), tf.constant(ct), tf.constant(a)
+
+        @tf.function(jit_compile=True)
+        def grad_fn(t, c):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                loss = tf.reduce_sum(g(t) * c)
+            return tape.gradient(loss, [*g.trainable_variables, t])
+
+        return (
+            lambda: inner_fn(zt).numpy(),
+            lambda: [v.numpy() for v in grad_fn(zt, ctt)],
+            lambda: mm(at).numpy(),
+        )
     import torch
 
-    zt, at = torch.from_numpy(z), torch.from_numpy(a)
-    return (lambda: g(zt).detach()), (lambda: at @ at)
+    zt, ctt, at = torch.from_numpy(z), torch.from_numpy(ct), torch.from_numpy(a)
+
+    def grad_fn():
+        t = zt.clone().requires_grad_()
+        return torch.autograd.grad((g(t) * ctt).sum(), [v.value for v in g.trainable_variables] + [t])
+
+    return (lambda: g(zt).detach()), grad_fn, (lambda: at @ at)
 
 
 def worker(args):
@@ -78,8 +110,10 @@ def worker(args):
         )
         for _ in range(5):
             model.train_on_batch(x, y)
-        result["train_step_ms"][name] = 1e3 * _median_time(lambda m=model: m.train_on_batch(x, y), args.steps)
         result["params"][name] = int(model.count_params())
+    steps = [lambda m=model: m.train_on_batch(x, y) for model in models.values()]
+    for name, t in zip(models, _interleaved_medians(steps, args.steps), strict=True):
+        result["train_step_ms"][name] = 1e3 * t
 
     # Inner-MLP contraction vs a plain matmul of the same FLOPs.
     g = InnerNonlinearity()
@@ -89,21 +123,23 @@ def worker(args):
     result["contraction"] = []
     for pairs in args.pairs:
         z = rng.normal(size=(pairs, 2)).astype("float32")
+        ct = rng.normal(size=(pairs, 1)).astype("float32")
         flops = 2 * pairs * macs_per_pair
         n = max(8, round((flops / 2) ** (1 / 3)))
         a = rng.normal(size=(n, n)).astype("float32")
-        run_inner, run_mm = _contraction_fns(backend, g, z, a)
-        for fn in (run_inner, run_mm):
+        fns = _contraction_fns(backend, g, z, ct, a)
+        for fn in fns:
             for _ in range(3):
                 fn()
-        t_inner = _median_time(run_inner, args.repeats)
-        t_mm = _median_time(run_mm, args.repeats)
+        t_inner, t_grad, t_mm = _interleaved_medians(fns, args.repeats)
         result["contraction"].append(
             {
                 "pairs": pairs,
                 "flops": flops,
                 "inner_ms": 1e3 * t_inner,
                 "inner_gflops": flops / t_inner / 1e9,
+                "grad_ms": 1e3 * t_grad,
+                "grad_gflops": 3 * flops / t_grad / 1e9,
                 "matmul_n": n,
                 "matmul_ms": 1e3 * t_mm,
                 "matmul_gflops": 2 * n**3 / t_mm / 1e9,
@@ -138,7 +174,10 @@ def main():
             continue
         results.append(json.loads(lines[-1][len("RESULT ") :]))
 
-    print(f"\nTrain step, batch {args.batch}, jit_compile=True (median of {args.steps} steps)\n")
+    print(
+        f"\nTrain step, batch {args.batch}, jit_compile=True "
+        f"(median of {args.steps} interleaved steps each)\n"
+    )
     print("| backend | 2-arg MLP (params) | ReLU MLP (params) | ms/step 2-arg | ms/step ReLU | ratio |")
     print("|---|---|---|---|---|---|")
     for r in results:
@@ -148,18 +187,23 @@ def main():
             f"| {label} | {r['params']['2-arg MLP']:,} | {r['params']['ReLU MLP']:,} | {t2:.2f} | {tr:.2f} "
             f"| {t2 / tr:.2f}x |"
         )
-    print("\nInner MLP g (2-64-64-1) on (pairs, 2) vs square matmul of equal FLOPs (compiled)\n")
     print(
-        "| backend | pairs | MFLOP | g ms | g GFLOP/s | matmul n | matmul ms | matmul GFLOP/s | g / matmul |"
+        "\nInner MLP g (2-64-64-1) on (pairs, 2) vs square matmul of equal FLOPs "
+        f"(compiled except torch; medians of {args.repeats} interleaved rounds)\n"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| backend | pairs | MFLOP | g ms | g GFLOP/s | matmul n | matmul ms | matmul GFLOP/s "
+        "| **g / matmul** | g fwd+bwd ms | fwd+bwd GFLOP/s | **fwd+bwd / matmul** |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for c in r["contraction"]:
             print(
                 f"| {r['backend']} | {c['pairs']:,} | {c['flops'] / 1e6:.1f} | {c['inner_ms']:.3f} "
                 f"| {c['inner_gflops']:.1f} | {c['matmul_n']} | {c['matmul_ms']:.3f} "
-                f"| {c['matmul_gflops']:.1f} "
-                f"| {c['inner_gflops'] / c['matmul_gflops']:.2f} |"
+                f"| {c['matmul_gflops']:.1f} | {c['inner_gflops'] / c['matmul_gflops']:.2f} "
+                f"| {c['grad_ms']:.3f} | {c['grad_gflops']:.1f} "
+                f"| {c['grad_gflops'] / c['matmul_gflops']:.2f} |"
             )
 
 
