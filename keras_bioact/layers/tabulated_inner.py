@@ -12,19 +12,21 @@ class TabulatedInner(keras.layers.Layer):
     ```
     `g` is sampled on a regular grid of `grid` points per axis over `[-bound, bound]^arity`
     (the domain of the layer-normalised pre-activations two-argument units feed it) and
-    evaluated by bilinear (arity 2) or linear (arity 1) interpolation: four (two) gathers and a
-    few multiply-adds per pair instead of the MLP's matmuls. Inputs outside the box are
-    computed by the exact `g`, which the layer keeps: whenever a batch has any such input, that
-    call evaluates the exact `g` for the whole batch and uses its values outside the box (so
-    the result is exact there and interpolated inside). The interpolation is differentiable in
-    the inputs, so outer weights train through it (session III of the two-argument protocol,
-    `keras_bioact.nin`); the table itself does not train.
+    evaluated by bilinear (arity 2) or linear (arity 1) interpolation: one gather of the
+    four (two) cell corners and a few multiply-adds per pair instead of the MLP's matmuls.
+    Inputs outside the box are computed by the exact `g`, which the layer keeps: whenever a
+    batch has any such input, that call evaluates the exact `g` for the whole batch and uses
+    its values outside the box (so the result is exact there and interpolated inside). The
+    interpolation is differentiable in the inputs, so outer weights train through it (session
+    III of the two-argument protocol, `keras_bioact.nin`); the table itself does not train.
 
-    Use it only for a frozen `g`: share one instance by passing it as `inner=` to
-    `TwoArgDense` / `TwoArgConv2D`, or swap it into a model with
-    `model, tables = keras_bioact.nin.tabulate_inner(model)`. `max_error` is measured when the table is built
-    from `g`, on the grid's cell midpoints and random points; with ReLU `g` the error sits at
-    the kinks and falls about linearly with the grid spacing.
+    It is never used automatically: the MLP `g` stays the default everywhere, and the table
+    replaces it only where you ask for it. Use it only for a frozen `g`: share one instance
+    by passing it as `inner=` to `TwoArgDense` / `TwoArgConv2D`, or swap it into a model
+    with `model, tables = keras_bioact.nin.tabulate_inner(model)` (which refuses a trainable
+    `g`). `max_error` is measured when the table is built from `g`, on the grid's cell
+    midpoints and random points; with ReLU `g` the error sits at the kinks and falls about
+    linearly with the grid spacing.
 
     Args:
         inner: the exact inner net (an `InnerNonlinearity`, or its config).
