@@ -84,8 +84,9 @@ def test_bad_arguments(g):
 
 
 def _reference_interpolation(fast, x):
-    """The first formulation of the table (four separate gathers, nested lerps), kept as the
-    reference the one-gather formulation must equal to float32 round-off."""
+    """The bilinear (linear) table formula written out on its own: four separate gathers and
+    nested lerps. Any faster rewrite of `TabulatedInner._interpolate` must equal it to float32
+    round-off, values and gradients."""
     table, grid, bound = fast.table, fast.grid, fast.bound
     step = 2.0 * bound / (grid - 1)
     u = (ops.clip(x, -bound, bound) + bound) / step
@@ -103,7 +104,7 @@ def _reference_interpolation(fast, x):
 
 
 @pytest.mark.parametrize("arity", [2, 1])
-def test_one_gather_formulation_equals_the_reference_values_and_gradients(arity):
+def test_interpolation_equals_the_reference_values_and_gradients(arity):
     keras.utils.set_random_seed(6)
     g = InnerNonlinearity(arity=arity)
     g.build((None, arity))
