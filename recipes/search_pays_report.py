@@ -1,0 +1,84 @@
+"""The "Does the search pay?" part of recipes/README.md (issue 15 item 3), used by report.py.
+
+Kept out of report.py so the claim and its table live next to each other: `CLAIMS` is appended to
+report.py's claims, `section(key, variants, report)` writes the table of one setting of
+`recipes/search_pays.py` (report.py passes itself as `report` for its formatting helpers), and
+`NOT_RUN` lists the parts of the comparison that have no run files yet. Pure Python, no Keras.
+"""
+
+RECIPE = "search_pays"
+WHY = (
+    "recipes/search_pays.py is running (`nice -n 19 python recipes/search_pays.py --results "
+    "recipes/results`; finished runs are skipped)"
+)
+CNN_WHY = (
+    "not started: the 2-core CPU was given to the MLP comparison first "
+    "(`python recipes/search_pays.py --arch cnn --results recipes/results`)"
+)
+CLAIMS = [
+    {
+        "paper": "keras-bioact",
+        "claim": (
+            "search beats tuned ReLU/GELU: the best trial of an Optuna search over the families beats "
+            f"ReLU and GELU given the same trials to tune their learning rate (Fashion-MNIST {a.upper()})"
+        ),
+        "recipe": RECIPE,
+        "setting": f"fashion_mnist-{a}",
+        "metric": "test_accuracy",
+        "better": "higher",
+        "candidates": ("search",),
+        "baselines": ("relu", "gelu"),
+        "planned_seeds": 3,
+        "why": why,
+    }
+    for a, why in (("mlp", WHY), ("cnn", CNN_WHY))
+]
+NOT_RUN = (
+    "Does the search pay, for Baldwinian evolution of per-neuron gamma (`bioact evolve` with "
+    '`mode = "baldwinian"`) against the same tuned ReLU/GELU baselines: not run, the CPU time went to '
+    "the Optuna comparison (issue 15 item 3)"
+)
+
+
+def section(key, variants, report):
+    """Markdown of one `search_pays` setting: protocol, then one row per arm."""
+    recipe, setting = key
+    cfg = next(iter(variants.values()))[0]["config"]
+    lines = [
+        f"### `{recipe}` · {setting}: does the search pay?",
+        "",
+        f"Each arm is one Optuna study per procedure seed with the same budget: {cfg['n_trials']} trials "
+        f"(TPE, {cfg['sampler']['n_startup_trials']} random start-up trials, no pruning), each training "
+        f"`{cfg['arch']}` {cfg['model']} for {cfg['epochs']} epochs (batch {cfg['batch_size']}, Adam) on "
+        f"{cfg['train_limit']:,} {cfg['dataset']} training images, with the learning rate searched "
+        f"log-uniformly in {cfg['lr_range']}; arm `search` also searches the activation over every "
+        "registered family (the default space of `bioact search`), `relu` / `gelu` only their learning "
+        f"rate. Trials are ranked on a validation split of {cfg['val_limit']:,} images carved out of the "
+        "training split (seeded by the procedure seed); the best trial is retrained once and scored on "
+        "the untouched test split. This is a reduced scale chosen to fit a 2-core CPU, not the papers' "
+        "training budgets. Mean ± sample std over procedure seeds [95 % t-interval].",
+        "",
+    ]
+    rows = []
+    for arm, recs in sorted(variants.items()):
+        test = report.stats.describe(report.values(recs, "test_accuracy"))
+        val = report.stats.describe(report.values(recs, "val_accuracy"))
+        chosen = "; ".join(
+            f"{r['seed']}: {r['chosen']['family']} (lr {report.fmt(r['chosen']['learning_rate'], 4)})"
+            for r in recs
+        )
+        wall = report.stats.describe([r.get("wall_time_s") for r in recs])
+        rows.append(
+            [
+                arm,
+                test["n"],
+                report.fmt_stat(test, 2, 100),
+                report.fmt_stat(val, 2, 100),
+                chosen,
+                report.fmt(wall["mean"] / 60, 1),
+            ]
+        )
+    hdr = ["arm", "n", "test accuracy % (held out)", "val accuracy % (selection)",
+           "chosen per seed", "min / study"]  # fmt: skip
+    lines.append(report.table(hdr, rows))
+    return "\n".join(lines)
