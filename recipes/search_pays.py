@@ -6,7 +6,15 @@ Protocol, for each procedure seed `k` and each arm:
 * `search`: `[space] families` = every registered family (the default space of `bioact search`),
   plus `learning_rate = [low, high]` (Adam's learning rate, searched jointly);
 * `relu`, `gelu`: `families = ["relu"]` / `["gelu"]` with the same `learning_rate` range, so the
-  baseline's trials tune its learning rate only.
+  baseline's trials tune its learning rate only;
+* `evolve` (opt-in, `--arms ... evolve`): Baldwinian evolution of per-neuron gamma (`bioact search`'s
+  `[evolution]` engine, `keras_bioact.search.run_evolution`): the same template with heterogeneous
+  gamma (the papers' init) is trained `--epochs` epochs with Adam (the default learning rate, gamma
+  held), then SNES evolves every neuron's `(n, s)` for `--evo-generations` generations of
+  `--evo-popsize` candidates, each learning for one epoch (SGD, learning discarded) before it is scored
+  on the validation split; the best genome on the start weights is scored on the test split. Its
+  training budget in epochs, `epochs + popsize * generations`, defaults to about the Optuna arms'
+  `n_trials * epochs`.
 
 Every arm runs one study through the library's own search API (`keras_bioact.search`: spec,
 `create_study`, `run`, `holdout.score_on_test`) with the same `n_trials`, TPE sampler (seed `k`),
@@ -37,7 +45,7 @@ if str(ROOT) not in sys.path:
 from keras_bioact.run_results import RunStore  # noqa: E402
 
 RECIPE = "search_pays"
-ARMS = ("search", "relu", "gelu")
+ARMS = ("search", "relu", "gelu", "evolve")
 ARCHS = {"mlp": {"template": "mlp", "hidden": [128, 128]},
          "cnn": {"template": "cnn", "filters": [16, 32], "dense": [64]}}  # fmt: skip
 
@@ -46,7 +54,7 @@ def make_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, digits or idx:DIR")
     p.add_argument("--arch", default="mlp", choices=sorted(ARCHS))
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--arms", nargs="+", default=list(ARMS[:3]), choices=ARMS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="procedure seeds")
     p.add_argument("--n-trials", type=int, default=12, help="trials of every arm's study")
     p.add_argument("--epochs", type=int, default=5, help="epochs of every trial")
@@ -56,6 +64,8 @@ def make_parser():
     p.add_argument("--validation-fraction", type=float, default=0.2, help="of the training split")
     p.add_argument("--lr-range", nargs=2, type=float, default=[1e-4, 1e-2], help="Adam lr, log-uniform")
     p.add_argument("--startup-trials", type=int, default=4, help="TPE's random trials before modelling")
+    p.add_argument("--evo-popsize", type=int, default=8, help="evolve arm: SNES population")
+    p.add_argument("--evo-generations", type=int, default=7, help="evolve arm: generations")
     p.add_argument("--results", default=str(ROOT / "recipes" / "results"), help="run files go here")
     p.add_argument("--work", default=str(ROOT / "runs" / "search_pays"), help="SQLite studies (resumable)")
     return p
@@ -78,6 +88,25 @@ def protocol(args):
         "sampler": {"name": "tpe", "n_startup_trials": args.startup_trials},
         "pruner": "none",
         "search_families": "all registered",
+    }
+
+
+def evolve_protocol(args):
+    """The evolve arm's extra `config` keys (its run files carry them, the others' do not)."""
+    return {
+        "evolution": {
+            "target": "gamma",
+            "regime": "heterogeneous",
+            "init": "paper",
+            "granularity": "element",
+            "algorithm": "snes",
+            "popsize": args.evo_popsize,
+            "generations": args.evo_generations,
+            "mode": "baldwinian",
+            "train_epochs": 1,
+            "sgd_learning_rate": 0.05,
+            "pretrain_learning_rate": 1e-3,
+        }
     }
 
 
@@ -177,6 +206,73 @@ def run_arm(args, config, arm, seed, log=print):
     }
 
 
+def run_evolve(args, config, seed, log=print):
+    """Baldwinian evolution of per-neuron gamma (the evolve arm); returns the run record."""
+    from keras_bioact.search import parse_spec
+    from keras_bioact.search.checkpoint import CHECKPOINT_NAME
+    from keras_bioact.search.run_evolution import run_evolution
+
+    evo = config["evolution"]
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    out = pathlib.Path(args.work) / f"{args.dataset}-{args.arch}-evolve-seed{seed}-{digest}"
+    raw = {
+        "evolution": {
+            "target": "gamma",
+            "activation": {"family": "gamma", "regime": evo["regime"], "init": evo["init"]},
+            "granularity": evo["granularity"],
+            "algorithm": evo["algorithm"],
+            "popsize": evo["popsize"],
+            "generations": evo["generations"],
+            "metric": "accuracy",
+            "mode": evo["mode"],
+            "train_epochs": evo["train_epochs"],
+            "train_batch_size": args.batch_size,
+            "learning_rate": evo["sgd_learning_rate"],
+            "seed": seed,
+        },
+        "data": {
+            "name": args.dataset,
+            "validation_fraction": args.validation_fraction,
+            "seed": seed,
+            "max_train": args.train_limit,
+            "max_val": args.val_limit,
+        },
+        "model": dict(ARCHS[args.arch]),
+        "budget": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seed": 1000 * seed,
+            "learning_rate": evo["pretrain_learning_rate"],
+        },
+        "output": {"dir": str(out), "tensorboard": False},
+    }
+    spec = parse_spec(raw, source=f"search_pays:{out.name}")
+    start = time.perf_counter()
+    resume = (out / CHECKPOINT_NAME).exists()
+    result, summary = run_evolution(spec, resume=resume, progress=False, log=lambda *a: None)
+    wall = time.perf_counter() - start
+    history = [dict(r) for r in result.history]
+    return {
+        "metrics": {
+            "test_accuracy": summary["best_test_accuracy"],
+            "test_error": 1.0 - summary["best_test_accuracy"],
+            "val_accuracy": summary["best_val_fitness"],
+            "start_test_accuracy": summary["start_test_accuracy"],
+            "n_test": None,
+            "n_trials": evo["popsize"] * evo["generations"],
+            "n_failed": None,
+        },
+        "curves": {"best_so_far": [r.get("best_so_far") for r in history]},
+        "extra": {
+            "architecture": f"{args.arch} {ARCHS[args.arch]}",
+            "chosen": {"family": "gamma (evolved per neuron)", "learning_rate": None, "params": {}},
+            "history": history,
+            "study": {"name": out.name, "out_dir": str(out)},
+        },
+        "wall_time_s": wall,
+    }
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.n_trials < 1 or args.epochs < 1:
@@ -185,15 +281,20 @@ def main(argv=None):
         raise SystemExit(f"search_pays: --lr-range must satisfy 0 < low <= high <= 10, got {args.lr_range}.")
     config = protocol(args)
     store = RunStore(args.results, RECIPE, config)
+    evo_store = RunStore(args.results, RECIPE, config | evolve_protocol(args))
     setting = f"{args.dataset}-{args.arch}"
     for seed in args.seeds:  # seed-major: every arm's seed 0 first
         for arm in args.arms:
-            if store.existing(setting, arm, seed) is not None:
+            st = evo_store if arm == "evolve" else store
+            if st.existing(setting, arm, seed) is not None:
                 print(f"{setting} {arm} seed {seed}: done, skipped")
                 continue
             print(f"{setting} {arm} seed {seed}: {args.n_trials} trials ...", flush=True)
-            rec = run_arm(args, config, arm, seed)
-            path = store.save(setting, arm, seed, metrics=rec["metrics"], curves=rec["curves"],
+            if arm == "evolve":
+                rec = run_evolve(args, st.config, seed)
+            else:
+                rec = run_arm(args, config, arm, seed)
+            path = st.save(setting, arm, seed, metrics=rec["metrics"], curves=rec["curves"],
                               extra=rec["extra"], wall_time_s=rec["wall_time_s"])  # fmt: skip
             m, c = rec["metrics"], rec["extra"]["chosen"]
             print(f"{setting} {arm} seed {seed}: chose {c['family']} (lr {c['learning_rate']}), "

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.single_backend
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--n-trials", "2", "--epochs", "1", "--batch-size", "64",
-        "--train-limit", "200", "--val-limit", "100", "--startup-trials", "1", "--seeds", "0"]  # fmt: skip
+        "--train-limit", "200", "--val-limit", "100", "--startup-trials", "1", "--seeds", "0",
+        "--arms", "search", "relu", "gelu", "evolve", "--evo-popsize", "2", "--evo-generations", "1",
+]  # fmt: skip
 
 
 def _load(name):
@@ -29,13 +31,20 @@ def test_search_pays_writes_run_files_that_the_report_reads(tmp_path, capsys):
     assert recipe.main(argv) == 0
     files = sorted(results.rglob("*.json"))
     assert [f.relative_to(results).as_posix() for f in files] == [
-        f"search_pays/digits-mlp/{arm}/seed0.json" for arm in ("gelu", "relu", "search")
+        f"search_pays/digits-mlp/{arm}/seed0.json" for arm in ("evolve", "gelu", "relu", "search")
     ]
     runs = {}
     for f in files:
         run = load_run(f)
         runs[run["variant"]] = run
         m, chosen = run["metrics"], run["chosen"]
+        assert 0.0 <= m["test_accuracy"] <= 1.0 and run["wall_time_s"] > 0
+        if run["variant"] == "evolve":  # Baldwinian evolution: 2 candidates x 1 generation
+            assert run["config"]["evolution"]["mode"] == "baldwinian" and m["n_trials"] == 2
+            assert [r["generation"] for r in run["history"]] == [1] and 0.0 <= m["val_accuracy"] <= 1.0
+            assert run["curves"]["best_so_far"] == [m["val_accuracy"]]
+            continue
+        assert "evolution" not in run["config"]
         assert 0.0 <= m["test_accuracy"] <= 1.0 and m["test_error"] == pytest.approx(1 - m["test_accuracy"])
         assert 0.0 <= m["val_accuracy"] <= 1.0 and m["n_trials"] == 2 and m["n_test"] == 450
         assert [t["number"] for t in run["trials"]] == [0, 1]
@@ -60,7 +69,7 @@ def test_search_pays_writes_run_files_that_the_report_reads(tmp_path, capsys):
     assert report.main(["--results", str(results), "--readme", str(readme), "--figures", str(tmp_path)]) == 0
     text = readme.read_text()
     assert "### `search_pays` · digits-mlp: does the search pay?" in text
-    for arm in ("search", "relu", "gelu"):
+    for arm in ("search", "relu", "gelu", "evolve"):
         acc = 100 * runs[arm]["metrics"]["test_accuracy"]
         assert any(line.startswith(f"| {arm} | 1 | {acc:.2f} ±") for line in text.splitlines())
     assert not list(tmp_path.glob("*.png"))  # no loss-curve plots for search studies
