@@ -12,12 +12,12 @@ WHY = (
     "recipes/results`; finished runs are skipped)"
 )
 CNN_WHY = (
-    "not started: the 2-core CPU was given to the MLP comparison first "
-    "(`python recipes/search_pays.py --arch cnn --results recipes/results`)"
+    "running after the evolve arm (`nice -n 19 python recipes/search_pays.py --arch cnn --results "
+    "recipes/results`; finished runs are skipped)"
 )
 EVOLVE_WHY = (
-    "queued after the MLP comparison (`python recipes/search_pays.py --arms evolve --results "
-    "recipes/results`)"
+    "running (`nice -n 19 python recipes/search_pays.py --arms evolve --results recipes/results`; "
+    "finished runs are skipped)"
 )
 
 
@@ -54,12 +54,13 @@ def section(key, variants, report):
     """Markdown of one `search_pays` setting: protocol, then one row per arm."""
     recipe, setting = key
     cfg = next(iter(variants.values()))[0]["config"]
+    model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
     lines = [
         f"### `{recipe}` · {setting}: does the search pay?",
         "",
         f"Each arm is one Optuna study per procedure seed with the same budget: {cfg['n_trials']} trials "
         f"(TPE, {cfg['sampler']['n_startup_trials']} random start-up trials, no pruning), each training "
-        f"`{cfg['arch']}` {cfg['model']} for {cfg['epochs']} epochs (batch {cfg['batch_size']}, Adam) on "
+        f"`{cfg['arch']}` ({model}) for {cfg['epochs']} epochs (batch {cfg['batch_size']}, Adam) on "
         f"{cfg['train_limit']:,} {cfg['dataset']} training images, with the learning rate searched "
         f"log-uniformly in {cfg['lr_range']}; arm `search` also searches the activation over every "
         "registered family (the default space of `bioact search`), `relu` / `gelu` only their learning "
@@ -100,6 +101,6 @@ def section(key, variants, report):
             ]
         )
     hdr = ["arm", "n", "test accuracy % (held out)", "val accuracy % (selection)",
-           "chosen per seed", "min / study"]  # fmt: skip
+           "chosen per seed", "min / study (wall, shared machine)"]  # fmt: skip
     lines.append(report.table(hdr, rows))
     return "\n".join(lines)
