@@ -275,8 +275,8 @@ def run_evolve(args, config, seed, log=print):
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    if args.n_trials < 1 or args.epochs < 1:
-        raise SystemExit("search_pays: --n-trials and --epochs must be >= 1.")
+    if min(args.n_trials, args.epochs, args.evo_popsize - 1, args.evo_generations) < 1:
+        raise SystemExit("search_pays: --n-trials, --epochs, --evo-generations >= 1, --evo-popsize >= 2.")
     if not 0 < args.lr_range[0] <= args.lr_range[1] <= 10:
         raise SystemExit(f"search_pays: --lr-range must satisfy 0 < low <= high <= 10, got {args.lr_range}.")
     config = protocol(args)
@@ -289,7 +289,8 @@ def main(argv=None):
             if st.existing(setting, arm, seed) is not None:
                 print(f"{setting} {arm} seed {seed}: done, skipped")
                 continue
-            print(f"{setting} {arm} seed {seed}: {args.n_trials} trials ...", flush=True)
+            size = f"{args.evo_popsize} x {args.evo_generations} candidates" if arm == "evolve" else ""
+            print(f"{setting} {arm} seed {seed}: {size or f'{args.n_trials} trials'} ...", flush=True)
             if arm == "evolve":
                 rec = run_evolve(args, st.config, seed)
             else:
