@@ -27,9 +27,9 @@ import warnings
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _pure_module(name):
-    """Load a dependency-free keras_bioact module by file, so the report needs no Keras import."""
-    spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / "keras_bioact" / f"{name}.py")
+def _pure_module(name, folder="keras_bioact"):
+    """Load a dependency-free module by file (keras_bioact/, recipes/), so the report needs no Keras."""
+    spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,6 +38,7 @@ def _pure_module(name):
 stats = _pure_module("stats")
 _run_results = _pure_module("run_results")
 load_run, safe_name = _run_results.load_run, _run_results.safe_name
+_search_pays = _pure_module("search_pays_report", "recipes")  # issue 15 item 3: claims + table
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 ALPHA = 0.05
@@ -49,12 +50,7 @@ CNN_WHY = (
     "(`python recipes/bru_vs_relu.py --results recipes/results ...`)"
 )
 # Parts of issue 15 that are not a paper's claim and have no result files yet (shown as not run).
-NOT_RUN_SEARCH = (
-    "Does the search pay? The best trial of an Optuna search over the families against ReLU and GELU "
-    "baselines given the same trial budget to tune their learning rate (Fashion-MNIST MLP and CNN, held-out "
-    "test accuracy, 3 seeds of the whole procedure), and the same for Baldwinian evolution of per-neuron "
-    "gamma: no recipe writes these comparisons yet (issue 15 item 3, a later session)"
-)
+NOT_RUN_SEARCH = _search_pays.NOT_RUN
 NOT_RUN_GPU = (
     "The paper-scale ANRU (psMNIST, 784 steps, 400 units) on a GPU: no device was lent to the sessions so "
     "far; `bash scripts/paper_scale.sh anru` records it under recipes/results/paper_scale/ when one is"
@@ -149,6 +145,9 @@ CLAIMS = [
         "why": "recipes/adaptive_rnn.py does not write per-run result files yet (issue 15, a later session)",
     },
 ]
+
+
+CLAIMS += _search_pays.CLAIMS
 
 
 def _matches(variant, names):
@@ -430,6 +429,9 @@ def generate(results_dir, readme_dir, figures, plot=True):
         claims_section(runs, paper),
     ]
     for key in sorted(runs):
+        if key[0] == _search_pays.RECIPE:
+            parts += ["", _search_pays.section(key, runs[key], argparse.Namespace(**globals()))]
+            continue
         if plot:
             figures.mkdir(parents=True, exist_ok=True)
             paths = plot_setting(key, runs[key], figures)

@@ -1,0 +1,111 @@
+"""The "Does the search pay?" part of recipes/README.md (issue 15 item 3), used by report.py.
+
+Kept out of report.py so the claim and its table live next to each other: `CLAIMS` is appended to
+report.py's claims, `section(key, variants, report)` writes the table of one setting of
+`recipes/search_pays.py` (`report` holds report.py's helpers: stats, values, fmt, fmt_stat, table), and
+`NOT_RUN` lists the parts of the comparison that have no run files yet. Pure Python, no Keras.
+"""
+
+RECIPE = "search_pays"
+WHY = (
+    "recipes/search_pays.py is running (`nice -n 19 python recipes/search_pays.py --results "
+    "recipes/results`; finished runs are skipped)"
+)
+CNN_WHY = (
+    "running (`nice -n 19 python recipes/search_pays.py --arch cnn --results recipes/results`; "
+    "finished runs are skipped)"
+)
+EVOLVE_WHY = (
+    "running (`nice -n 19 python recipes/search_pays.py --arms evolve --results recipes/results`; "
+    "finished runs are skipped)"
+)
+
+
+def _claim(candidate, what, arch, why, budget="the same trials"):
+    return {
+        "paper": "keras-bioact",
+        "claim": f"{what} beats ReLU and GELU given {budget} to tune their learning rate "
+        f"(Fashion-MNIST {arch.upper()})",
+        "recipe": RECIPE,
+        "setting": f"fashion_mnist-{arch}",
+        "metric": "test_accuracy",
+        "better": "higher",
+        "candidates": (candidate,),
+        "baselines": ("relu", "gelu"),
+        "planned_seeds": 3,
+        "why": why,
+    }
+
+
+SEARCH = "search beats tuned ReLU/GELU: the best trial of an Optuna search over the families"
+CLAIMS = [
+    _claim("search", SEARCH, "mlp", WHY),
+    _claim("search", SEARCH, "cnn", CNN_WHY),
+    _claim("evolve", "Baldwinian evolution of per-neuron gamma", "mlp", EVOLVE_WHY, "about as many epochs"),
+]
+NOT_RUN = (
+    "Does the search pay at the papers' training budgets (all 60,000 training images, tens of epochs, "
+    "more trials)? Not run: the `search_pays` runs use the reduced scale stated in their table, chosen "
+    "to finish on the 2-core CPU (issue 15 item 3)"
+)
+
+
+def section(key, variants, report):
+    """Markdown of one `search_pays` setting: protocol, then one row per arm."""
+    recipe, setting = key
+    cfg = next(iter(variants.values()))[0]["config"]
+    model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
+    lines = [
+        f"### `{recipe}` · {setting}: does the search pay?",
+        "",
+        f"Each arm is one Optuna study per procedure seed with the same budget: {cfg['n_trials']} trials "
+        f"(TPE, {cfg['sampler']['n_startup_trials']} random start-up trials, no pruning), each training "
+        f"`{cfg['arch']}` ({model}) for {cfg['epochs']} epochs (batch {cfg['batch_size']}, Adam) on "
+        f"{cfg['train_limit']:,} {cfg['dataset']} training images, with the learning rate searched "
+        f"log-uniformly in {cfg['lr_range']}; arm `search` also searches the activation over every "
+        "registered family (the default space of `bioact search`), `relu` / `gelu` only their learning "
+        f"rate. Trials are ranked on a validation split of {cfg['val_limit']:,} images carved out of the "
+        "training split (seeded by the procedure seed); the best trial is retrained once and scored on "
+        "the untouched test split. This is a reduced scale chosen to fit a 2-core CPU, not the papers' "
+        "training budgets. Mean ± sample std over procedure seeds [95 % t-interval].",
+    ]
+    evo = next((r["config"]["evolution"] for r in variants.get("evolve", [])), None)
+    if evo:
+        start = report.stats.describe(report.values(variants["evolve"], "start_test_accuracy"))
+        lines[-1] += (
+            f" Arm `evolve`: heterogeneous gamma ({evo['init']} init) trained {cfg['epochs']} epochs with "
+            f"Adam (lr {evo['pretrain_learning_rate']}, gamma held), then {evo['algorithm'].upper()} evolves "
+            f"every neuron's (n, s) for {evo['generations']} generations of {evo['popsize']} candidates, "
+            f"each learning {evo['train_epochs']} epoch (SGD lr {evo['sgd_learning_rate']}) before it is "
+            "scored on validation (Baldwinian: the learning is discarded); its val accuracy is that of "
+            "the best candidate after its learning, its test accuracy that of the best genome on the "
+            "start weights without that learning (what `bioact search` reports as `best_test_accuracy`). "
+            "The start model itself (pretrained, gamma at its initial values, before evolution) scores "
+            + report.fmt_stat(start, 2, 100)
+            + " % on the test split."
+        )
+    lines.append("")
+    rows = []
+    for arm, recs in sorted(variants.items()):
+        test = report.stats.describe(report.values(recs, "test_accuracy"))
+        val = report.stats.describe(report.values(recs, "val_accuracy"))
+        chosen = "; ".join(
+            f"{r['seed']}: {r['chosen']['family']}"
+            + (f" (lr {report.fmt(r['chosen']['learning_rate'], 4)})" if r["chosen"]["learning_rate"] else "")
+            for r in recs
+        )
+        wall = report.stats.describe([r.get("wall_time_s") for r in recs])
+        rows.append(
+            [
+                arm,
+                test["n"],
+                report.fmt_stat(test, 2, 100),
+                report.fmt_stat(val, 2, 100),
+                chosen,
+                report.fmt(wall["mean"] / 60, 1),
+            ]
+        )
+    hdr = ["arm", "n", "test accuracy % (held out)", "val accuracy % (selection)",
+           "chosen per seed", "min / study (wall, shared machine)"]  # fmt: skip
+    lines.append(report.table(hdr, rows))
+    return "\n".join(lines)
