@@ -12,10 +12,12 @@ time step, and the ratios to LSTM and to SimpleRNN measured in the same process.
 T = 784 need more than 18 GiB, see anru_memory.py), plain below.
 
     PYTHONPATH=$PWD python benchmarks/recurrent_cost.py [--backends jax tensorflow torch]
-        [--lengths 98 784] [--units 400] [--controller 50] [--batch 32] [--steps 3]
-        [--cells anru gamma simple_rnn lstm gru]
+        [--lengths 98 784] [--torch-lengths 98 784] [--units 400] [--controller 50]
+        [--batch 32] [--steps 3] [--cells anru gamma simple_rnn lstm gru]
 
-Each backend runs in its own subprocess (Keras picks its backend at import).
+Each backend runs in its own subprocess (Keras picks its backend at import); `--torch-lengths`
+(default: `--lengths`) gives torch, which runs eagerly and is the slowest at T = 784, its own
+lengths. The wall time of each backend and of the whole run is printed at the end.
 """
 
 import argparse
@@ -99,6 +101,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backends", nargs="+", default=["jax", "tensorflow", "torch"])
     p.add_argument("--lengths", type=int, nargs="+", default=[98, 784])
+    p.add_argument("--torch-lengths", type=int, nargs="+", default=None)
     p.add_argument("--units", type=int, default=400)
     p.add_argument("--controller", type=int, default=50)
     p.add_argument("--batch", type=int, default=32)
@@ -116,16 +119,21 @@ def main():
     cols = "| backend | T | cell | params | 1st step s | ms / step | ms / time step | x LSTM | x SimpleRNN |"
     print(cols)
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    start = time.perf_counter()
+    walls = []
     for backend in args.backends:
+        lengths = args.torch_lengths if backend == "torch" and args.torch_lengths else args.lengths
+        t0 = time.perf_counter()
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--units", str(args.units)]
         cmd += ["--controller", str(args.controller), "--batch", str(args.batch), "--steps", str(args.steps)]
-        cmd += ["--lengths", *map(str, args.lengths), "--cells", *args.cells]
+        cmd += ["--lengths", *map(str, lengths), "--cells", *args.cells]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         rows = [json.loads(line[4:]) for line in out.stdout.splitlines() if line.startswith("ROW ")]
         if out.returncode != 0:
             print(f"{backend}: failed after {len(rows)} rows\n{out.stderr[-2000:]}", file=sys.stderr)
-        for length in args.lengths:
+        walls.append(f"{backend} {time.perf_counter() - t0:.0f} s")
+        for length in lengths:
             here = {r["cell"]: r for r in rows if r["T"] == length}
             for name in args.cells:
                 if name not in here:
@@ -139,6 +147,7 @@ def main():
                     f"{_ratio(r, simple)} |",
                     flush=True,
                 )
+    print(f"wall time: {', '.join(walls)}; total {time.perf_counter() - start:.0f} s")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

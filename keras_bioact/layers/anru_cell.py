@@ -34,17 +34,61 @@ def _tanh(z):
     return e / (e + 2.0)
 
 
-def _controller(a, g, u, w, b, wn, bn, ws, bs):
-    """One controller step for every neuron at once (shared weights, private states).
+def _controller(a, g, u, w, b, wns, bns):
+    """One controller step for every neuron at once (shared weights, private states), as 2-D
+    matmuls on the `batch * N` rows (one `(M, M)` and one `(M, 2)` product).
 
-    a: (batch, N) pre-activations; g: (batch, N, M) controller states;
-    u: (1, M), w: (M, M), b: (M,), wn/ws: (M, 1), bn/bs: (1,).
+    a: (batch, N) pre-activations; g: (batch * N, M) controller states, one row per neuron;
+    u: (1, M), w: (M, M), b: (M,); wns: (M, 2) = [n_kernel, s_kernel]; bns: (2,) = [n_bias, s_bias].
+    Returns the new states `(batch * N, M)` and the read-outs `[n, s]`, `(batch * N, 2)`.
     """
-    z = ops.expand_dims(a, -1) * u[0] + ops.einsum("bnm,mk->bnk", g, w) + b
+    z = ops.reshape(a, (-1, 1)) * u + ops.matmul(g, w) + b
     g = _tanh(z)
-    n = ops.einsum("bnm,mo->bno", g, wn)[..., 0] + bn
-    s = ops.einsum("bnm,mo->bno", g, ws)[..., 0] + bs
-    return g, n, s
+    return g, ops.matmul(g, wns) + bns
+
+
+def _controller_backward(a, g, g_new, u, w, wns, dg_new, dns):
+    """Gradients of `_controller` w.r.t. `(a, g, u, w, b, wns, bns)` from its inputs and its new
+    state: `dz = (dg_new + dns wns^T) (1 - g_new^2)`, then one matmul or column sum per input."""
+    dz = (dg_new + ops.matmul(dns, ops.transpose(wns))) * (1.0 - g_new * g_new)
+    return (
+        ops.reshape(ops.matmul(dz, ops.transpose(u)), (-1, a.shape[-1])),
+        ops.matmul(dz, ops.transpose(w)),
+        ops.sum(ops.reshape(a, (-1, 1)) * dz, axis=0, keepdims=True),
+        ops.matmul(ops.transpose(g), dz),
+        ops.sum(dz, axis=0),
+        # (M, 2) read-out gradient as two column sums: measured ~5x faster than the
+        # (M, batch * N) @ (batch * N, 2) matmul on XLA CPU.
+        ops.stack([ops.sum(g_new * dns[:, :1], axis=0), ops.sum(g_new * dns[:, 1:], axis=0)], axis=1),
+        ops.sum(dns, axis=0),
+    )
+
+
+def _controller_with_backward(a, g, u, w, b, wns, bns):
+    """`_controller` with the hand-written backward pass `_controller_backward`, for
+    `ops.custom_gradient` (TensorFlow and JAX): the same values; the only residuals are the
+    step's inputs and its new state."""
+    g_new, ns = _controller(a, g, u, w, b, wns, bns)
+
+    def grad(*args, upstream=None):
+        # JAX passes the output cotangents as one tuple, TensorFlow as one argument each.
+        cotangents = upstream if upstream is not None else (args[0] if len(args) == 1 else args)
+        dg_new, dns = cotangents
+        if dg_new is None:
+            dg_new = ops.zeros_like(g_new)
+        if dns is None:
+            dns = ops.zeros_like(ns)
+        return _controller_backward(a, g, g_new, u, w, wns, dg_new, dns)
+
+    return (g_new, ns), grad
+
+
+def _controller_function(remat):
+    """The controller step the cell traces: the hand-written backward pass on TensorFlow and
+    JAX (where it measured faster), autodiff on torch; wrapped in `keras.remat` if asked."""
+    custom = keras.backend.backend() in ("tensorflow", "jax")
+    step = ops.custom_gradient(_controller_with_backward) if custom else _controller
+    return keras.remat(step) if remat else step
 
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
@@ -63,10 +107,12 @@ class ANRUCell(keras.layers.Layer):
     s_t^i = g_t^i @ s_kernel + s_bias
     h_t^i = gamma(a_t^i; n_t^i, s_t^i)
     ```
-    The controller is evaluated for all neurons at once with `einsum` on the last axis (no
-    loop over neurons). The two biases of each linear map in the authors' code (`U_xh`/`W_hh`,
-    `U_ag`/`W_gg`) are merged into one (`bias`, `controller_bias`): the same function, 450
-    fewer redundant parameters at N = 400, M = 50.
+    The controller is evaluated for all neurons at once as 2-D matmuls on `(batch * N, M)` rows
+    (no loop over neurons), with `n` and `s` read out by one `(M, 2)` matmul; on TensorFlow and
+    JAX its step has a hand-written backward pass (same values as autodiff, tested). The two
+    biases of each linear map in the authors' code (`U_xh`/`W_hh`, `U_ag`/`W_gg`) are merged
+    into one (`bias`, `controller_bias`): the same function, 450 fewer redundant parameters at
+    N = 400, M = 50.
 
     Use it inside `keras.layers.RNN`. States: `[h (batch, N), g (batch, N * M)]` — the
     controller state is stored flattened because `keras.layers.RNN` only supports 1-D states
@@ -214,17 +260,20 @@ class ANRUCell(keras.layers.Layer):
         h_prev, g_prev = states[0], states[1]
         x, drive = _rnn.split_drive(inputs, self.units, self.drive_input)
         a = _rnn.preactivation(x, h_prev, self.kernel, self.recurrent_kernel, self.bias, drive)
-        g_prev = ops.reshape(g_prev, (-1, self.units, self.controller_units))
-        controller = keras.remat(_controller) if self.remat else _controller
+        dtype = self.compute_dtype
+        # Controller states as (batch * N, M) rows: one 2-D matmul per step, no 3-D contraction.
+        g_prev = ops.reshape(ops.cast(g_prev, a.dtype), (-1, self.controller_units))
+        # One (M, 2) read-out for n and s; the stored weights keep their names and shapes.
+        wns = ops.concatenate([ops.cast(self.n_kernel, dtype), ops.cast(self.s_kernel, dtype)], axis=1)
+        bns = ops.concatenate([ops.cast(self.n_bias, dtype), ops.cast(self.s_bias, dtype)], axis=0)
         weights = [
-            ops.cast(v, self.compute_dtype)
-            for v in (
-                self.controller_input_kernel, self.controller_recurrent_kernel, self.controller_bias,
-                self.n_kernel, self.n_bias, self.s_kernel, self.s_bias,
-            )
+            ops.cast(v, dtype)
+            for v in (self.controller_input_kernel, self.controller_recurrent_kernel, self.controller_bias)
         ]
-        g, n, s = controller(a, ops.cast(g_prev, a.dtype), *weights)
-        n = ops.maximum(n, ops.cast(self.n_min, n.dtype))
+        g, ns = _controller_function(self.remat)(a, g_prev, *weights, wns, bns)
+        ns = ops.reshape(ns, (-1, self.units, 2))
+        n = ops.maximum(ns[..., 0], ops.cast(self.n_min, ns.dtype))
+        s = ns[..., 1]
         h = bioact_ops._trained_gamma(a, n, s)
         g_flat = ops.reshape(g, (-1, self.units * self.controller_units))
         output = ops.concatenate([h, n, s], axis=-1) if self.return_trajectories else h
