@@ -6,18 +6,24 @@ from keras import ops
 class CheckpointedRNN(keras.layers.RNN):
     """`keras.layers.RNN` with segment-wise gradient checkpointing through time.
 
-    The sequence is cut into segments of `segment_length` steps. An outer `keras.ops.scan`
-    walks the segments; each segment is an inner `keras.ops.scan` over its steps under
-    `keras.remat` (`jax.checkpoint` / `tf.recompute_grad` / `torch.utils.checkpoint`), so
-    backpropagation keeps only the states at segment boundaries plus the internals of one
-    segment while it is recomputed, instead of the internals of every step. With `T` steps
-    and `L = segment_length` the kept activations drop from O(T) to O(T / L + L) steps' worth
-    (L near sqrt(T) is a good choice, e.g. 28 for 784), at the price of a second forward pass
-    in the backward pass. Outputs and gradients are the same as `keras.layers.RNN`'s. The outer
-    scan matters: a Python loop over segments lets the compiler keep every segment's
-    internals alive at once. (TensorFlow walks the segments in a Python loop, since Keras'
-    TF `scan` needs its outputs to match its carry and `tf.recompute_grad` does not work
-    inside a `while_loop`.)
+    The sequence is cut into segments of `segment_length` steps; backpropagation keeps only
+    the states at segment boundaries plus the internals of one segment while it is recomputed,
+    instead of the internals of every step. With `T` steps and `L = segment_length` the kept
+    activations drop from O(T) to O(T / L + L) steps' worth (L near sqrt(T) is a good choice,
+    e.g. 28 for 784), at the price of a second forward pass in the backward pass. Outputs and
+    gradients are the same as `keras.layers.RNN`'s. Per backend:
+
+    - JAX: an outer `keras.ops.scan` over segments, each an inner scan under `keras.remat`
+      (`jax.checkpoint`). The outer scan matters: with a Python loop of segments XLA kept every
+      segment's internals alive at once.
+    - TensorFlow: one `tf.custom_gradient` around a `tf.while_loop` over segments that keeps
+      their boundary states; its gradient is a reverse `while_loop` that re-runs one segment
+      under a `GradientTape` (`tf.recompute_grad` per segment, in a Python loop, saved nothing
+      under XLA, and it does not work inside a `while_loop`). A segment's steps are unrolled.
+    - PyTorch: a Python loop of segments, each under a reentrant `torch.utils.checkpoint`
+      (the non-reentrant one of `keras.remat` kept every nested `keras.remat`'s inputs for
+      every step). The weights' gradients reach their `.grad` (as `loss.backward()` and
+      Keras' torch trainer use them); `torch.autograd.grad` cannot go through it.
 
     Built for `ANRUCell`, whose per-step controller state `(batch, units, controller_units)`
     makes plain BPTT at psMNIST scale need more than 18 GiB. Use it with
