@@ -47,7 +47,7 @@ def child(args):
     model.compile(
         keras.optimizers.Adam(1e-4),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=True,
+        jit_compile={"true": True, "false": False, "auto": "auto"}[args.jit_compile],
     )
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, args.steps, 1), dtype="float32")
@@ -76,7 +76,7 @@ def child(args):
 
 def run_one(args, path):
     cmd = [sys.executable, __file__, "--child", "--path", path]
-    for name in ("units", "controller", "steps", "batch", "segment_length"):
+    for name in ("units", "controller", "steps", "batch", "segment_length", "jit_compile"):
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     limit_kib = args.max_gib * 1024 * 1024
@@ -120,6 +120,12 @@ def main():
         "segments (CheckpointedRNN + ANRUCell(remat=True))",
     )
     parser.add_argument("--segment-length", type=int, default=28, help="CheckpointedRNN segment length")
+    parser.add_argument(
+        "--jit-compile",
+        choices=("true", "false", "auto"),
+        default="true",
+        help="Model.compile(jit_compile=...): XLA on TF/JAX, torch.compile on torch (default true)",
+    )
     parser.add_argument("--max-gib", type=float, default=12.0, help="kill a child whose RSS exceeds this")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -133,7 +139,7 @@ def main():
     states_mib = args.batch * args.units * args.controller * args.steps * 4 / 2**20
     print(
         f"backend={keras.backend.backend()} units={args.units} controller={args.controller} "
-        f"steps={args.steps} batch={args.batch}; "
+        f"steps={args.steps} batch={args.batch} jit_compile={args.jit_compile}; "
         f"g_t over all steps (plain BPTT keeps them): {states_mib:.0f} MiB"
     )
     rows = []

@@ -6,18 +6,24 @@ from keras import ops
 class CheckpointedRNN(keras.layers.RNN):
     """`keras.layers.RNN` with segment-wise gradient checkpointing through time.
 
-    The sequence is cut into segments of `segment_length` steps. An outer `keras.ops.scan`
-    walks the segments; each segment is an inner `keras.ops.scan` over its steps under
-    `keras.remat` (`jax.checkpoint` / `tf.recompute_grad` / `torch.utils.checkpoint`), so
-    backpropagation keeps only the states at segment boundaries plus the internals of one
-    segment while it is recomputed, instead of the internals of every step. With `T` steps
-    and `L = segment_length` the kept activations drop from O(T) to O(T / L + L) steps' worth
-    (L near sqrt(T) is a good choice, e.g. 28 for 784), at the price of a second forward pass
-    in the backward pass. Outputs and gradients are the same as `keras.layers.RNN`'s. The outer
-    scan matters: a Python loop over segments lets the compiler keep every segment's
-    internals alive at once. (TensorFlow walks the segments in a Python loop, since Keras'
-    TF `scan` needs its outputs to match its carry and `tf.recompute_grad` does not work
-    inside a `while_loop`.)
+    The sequence is cut into segments of `segment_length` steps; backpropagation keeps only
+    the states at segment boundaries plus the internals of one segment while it is recomputed,
+    instead of the internals of every step. With `T` steps and `L = segment_length` the kept
+    activations drop from O(T) to O(T / L + L) steps' worth (L near sqrt(T) is a good choice,
+    e.g. 28 for 784), at the price of a second forward pass in the backward pass. Outputs and
+    gradients are the same as `keras.layers.RNN`'s. Per backend:
+
+    - JAX: an outer `keras.ops.scan` over segments, each an inner scan under `keras.remat`
+      (`jax.checkpoint`). The outer scan matters: with a Python loop of segments XLA kept every
+      segment's internals alive at once.
+    - TensorFlow: one `tf.custom_gradient` around a `tf.while_loop` over segments that keeps
+      their boundary states; its gradient is a reverse `while_loop` that re-runs one segment
+      under a `GradientTape` (`tf.recompute_grad` per segment, in a Python loop, saved nothing
+      under XLA, and it does not work inside a `while_loop`). A segment's steps are unrolled.
+    - PyTorch: a Python loop of segments, each under a reentrant `torch.utils.checkpoint`
+      (the non-reentrant one of `keras.remat` kept every nested `keras.remat`'s inputs for
+      every step). The weights' gradients reach their `.grad` (as `loss.backward()` and
+      Keras' torch trainer use them); `torch.autograd.grad` cannot go through it.
 
     Built for `ANRUCell`, whose per-step controller state `(batch, units, controller_units)`
     makes plain BPTT at psMNIST scale need more than 18 GiB. Use it with
@@ -90,6 +96,8 @@ class CheckpointedRNN(keras.layers.RNN):
         full = steps // length
         if keras.backend.backend() == "tensorflow":
             return self._tf_loop(step, time_major, initial_state, full, return_all)
+        if keras.backend.backend() == "torch":
+            return self._torch_loop(step, time_major, initial_state, return_all)
         head = ops.reshape(time_major[: full * length], (full, length) + tuple(time_major.shape[1:]))
         # The outer scan makes the backward pass walk the segments one at a time, so only one
         # segment's internals are alive at once (a Python loop lets the compiler keep them all).
@@ -110,45 +118,79 @@ class CheckpointedRNN(keras.layers.RNN):
         return last, outputs, list(states)
 
     def _tf_loop(self, step, time_major, states, full, return_all):
-        """TensorFlow: Keras' TF `scan` needs its outputs to match its carry, and
-        `tf.recompute_grad` does not work inside a `while_loop`, so the segments are walked in a
-        Python loop; inside a segment a `fori_loop` carries the states, and the outputs come
-        from unrolled steps (the last segment, or every segment with `return_sequences`)."""
+        """TensorFlow: the whole walk over segments is one `tf.custom_gradient` around a
+        `tf.while_loop` (see `_tf_segments`); a segment's steps are unrolled."""
+        from keras_bioact.layers import _tf_segments
+
         length = self.segment_length
-        num_states = len(states)
 
-        def states_only(seg, *states):
-            def body(t, *st):
-                return (t + 1, *step(seg[t], list(st))[1])
-
-            # maximum_iterations: XLA needs a bound to keep the loop's values for the gradient
-            result = ops.while_loop(lambda t, *st: t < length, body, (0, *states), maximum_iterations=length)
-            return tuple(result[1:])
-
-        def with_outputs(seg, *states):
-            states, outputs = list(states), []
+        def segment(seg, states):
+            outputs = []
             for t in range(seg.shape[0]):
                 output, states = step(seg[t], states)
                 outputs.append(output)
-            return (*states, ops.stack(outputs))
+            return states, (ops.stack(outputs) if return_all else outputs[-1])
 
-        remat_states, remat_outputs = keras.remat(states_only), keras.remat(with_outputs)
-        starts = list(range(0, time_major.shape[0], length))
-        pieces = []
-        for k, begin in enumerate(starts):
-            seg = time_major[begin : begin + length]
-            if return_all or k == len(starts) - 1:
-                result = list(remat_outputs(seg, *states))
-                states = result[:num_states]
-                pieces.append(result[num_states])
-            else:
-                states = list(remat_states(seg, *states))
-        outputs = ops.concatenate(pieces, axis=0)
-        outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
-        last = outputs[:, -1]
-        return last, (outputs if return_all else ops.expand_dims(last, 1)), list(states)
+        variables = self.cell.trainable_variables
+        head = ops.reshape(time_major[: full * length], (full, length) + tuple(time_major.shape[1:]))
+        states, outputs = _tf_segments.segment_scan(segment, head, states, variables)
+        if return_all:
+            outputs = ops.reshape(outputs, (full * length,) + tuple(outputs.shape[2:]))
+        else:
+            outputs = outputs[-1]
+        if time_major.shape[0] % length:
+            tail = ops.expand_dims(time_major[full * length :], 0)
+            states, last = _tf_segments.segment_scan(segment, tail, states, variables)
+            outputs = ops.concatenate([outputs, last[0]], axis=0) if return_all else last[0]
+        if return_all:
+            outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
+            last = outputs[:, -1]
+        else:
+            last = outputs
+            outputs = ops.expand_dims(last, 1)
+        return last, outputs, list(states)
+
+    def _torch_loop(self, step, time_major, states, return_all):
+        """PyTorch: a Python loop of segments, each under a reentrant `torch.utils.checkpoint`:
+        its forward pass runs without building a graph, so nothing of a segment is kept but its
+        inputs (with the non-reentrant checkpoint of `keras.remat`, every nested
+        `keras.remat` inside the cell kept its own inputs for every step). The backward pass
+        re-runs the segment and accumulates the weights' gradients into their `.grad`, which is
+        how Keras' torch trainer reads them (`torch.autograd.grad` cannot be used through it)."""
+        return _torch_segments(self, step, time_major, states, return_all)
 
     def get_config(self):
         config = super().get_config()
         config["segment_length"] = self.segment_length
         return config
+
+
+def _torch_segments(layer, step, time_major, states, return_all):
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    num_states, length = len(states), layer.segment_length
+    # Passed in (unused) so that a segment's outputs require grad even when its inputs do not.
+    params = [v.value for v in layer.cell.trainable_variables]
+
+    def segment(seg, *flat):
+        seg_states, outputs = list(flat[:num_states]), []
+        for t in range(seg.shape[0]):
+            output, seg_states = step(seg[t], seg_states)
+            outputs.append(output)
+        return (*seg_states, torch.stack(outputs) if return_all else outputs[-1])
+
+    pieces = []
+    for begin in range(0, time_major.shape[0], length):
+        seg = time_major[begin : begin + length]
+        if torch.is_grad_enabled():
+            result = checkpoint(segment, seg, *states, *params, use_reentrant=True)
+        else:
+            result = segment(seg, *states)
+        states = list(result[:num_states])
+        if return_all or begin + length >= time_major.shape[0]:
+            pieces.append(result[num_states])
+    if return_all:
+        outputs = torch.cat(pieces, dim=0).transpose(0, 1)
+        return outputs[:, -1], outputs, states
+    return pieces[-1], pieces[-1].unsqueeze(1), states
