@@ -27,9 +27,9 @@ import warnings
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _pure_module(name):
-    """Load a dependency-free keras_bioact module by file, so the report needs no Keras import."""
-    spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / "keras_bioact" / f"{name}.py")
+def _pure_module(name, folder="keras_bioact"):
+    """Load a dependency-free module by file, so the report needs no Keras import."""
+    spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,117 +38,12 @@ def _pure_module(name):
 stats = _pure_module("stats")
 _run_results = _pure_module("run_results")
 load_run, safe_name = _run_results.load_run, _run_results.safe_name
+# What each claim compares (recipes/report_claims.py): paper, claim, recipe, setting, metric, ...
+_claims = _pure_module("report_claims", "recipes")
+CLAIMS, NOT_RUN_SEARCH, NOT_RUN_GPU = _claims.CLAIMS, _claims.NOT_RUN_SEARCH, _claims.NOT_RUN_GPU
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 ALPHA = 0.05
-BRU = ("eru:", "oru:")
-BASE = ("relu", "elu")
-CNN_WHY = (
-    "one 50-epoch CNN run takes 15-22 min on the 2-core CPU (measured, JAX), so the 25 runs need ~8 h; "
-    "the grid runs seed-major (every variant's seed 0 first) across sessions, skipping finished runs "
-    "(`python recipes/bru_vs_relu.py --results recipes/results ...`)"
-)
-# Parts of issue 15 that are not a paper's claim and have no result files yet (shown as not run).
-NOT_RUN_SEARCH = (
-    "Does the search pay? The best trial of an Optuna search over the families against ReLU and GELU "
-    "baselines given the same trial budget to tune their learning rate (Fashion-MNIST MLP and CNN, held-out "
-    "test accuracy, 3 seeds of the whole procedure), and the same for Baldwinian evolution of per-neuron "
-    "gamma: no recipe writes these comparisons yet (issue 15 item 3, a later session)"
-)
-NOT_RUN_GPU = (
-    "The paper-scale ANRU (psMNIST, 784 steps, 400 units) on a GPU: no device was lent to the sessions so "
-    "far; `bash scripts/paper_scale.sh anru` records it under recipes/results/paper_scale/ when one is"
-)
-
-# What each claim compares. `candidates` / `baselines`: variant names or prefixes ending in ":".
-# `better`: which direction of `metric` the claim predicts for the candidates. `why`: shown while
-# no result exists.
-CLAIMS = [
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) nets train faster than ReLU/ELU nets (MLP 6x128, SGD)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-mlp6",
-        "metric": "mean_train_loss",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": "the MLP grid is running (recipes/bru_vs_relu.py --results recipes/results)",
-    },
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) gives the best-generalised model (MLP 6x128, SGD)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-mlp6",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": "the MLP grid is running (recipes/bru_vs_relu.py --results recipes/results)",
-    },
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) nets train faster than ReLU/ELU nets (small CNN)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-cnn",
-        "metric": "mean_train_loss",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": CNN_WHY,
-    },
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) gives the best-generalised model (small CNN)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-cnn",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": CNN_WHY,
-    },
-    {
-        "paper": "Geadah et al. 2020",
-        "claim": "learning (n, s) per neuron (heterogeneous gamma) beats the best fixed gamma and ReLU",
-        "recipe": "gamma_mlp",
-        "setting": "fashion_mnist-mlp3",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": ("heterogeneous", "homogeneous"),
-        "baselines": ("relu", "static:"),
-        "planned_seeds": 5,
-        "why": "recipes/gamma_mlp.py does not write per-run result files yet (issue 15, a later session)",
-    },
-    {
-        "paper": "Yoon et al. 2021",
-        "claim": "a 2-arg MLP 784-[120]x3 beats the parameter-matched ReLU [112]x3",
-        "recipe": "two_arg_xor",
-        "setting": "fashion_mnist-mlp3",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": ("2arg",),
-        "baselines": ("relu",),
-        "planned_seeds": 3,
-        "why": "recipes/two_arg_xor.py does not write per-run result files yet (issue 15, a later session)",
-    },
-    {
-        "paper": "Geadah et al. 2022",
-        "claim": "the ANRU is more robust than RNN+ReLU / gamma RNNs / LSTM to a step drive",
-        "recipe": "adaptive_rnn",
-        "setting": "fashion_mnist-rows28",
-        "metric": "drive_accuracy_drop",
-        "better": "lower",
-        "candidates": ("anru",),
-        "baselines": ("relu", "gamma_hom", "gamma_het", "lstm"),
-        "planned_seeds": 3,
-        "why": "recipes/adaptive_rnn.py does not write per-run result files yet (issue 15, a later session)",
-    },
-]
 
 
 def _matches(variant, names):

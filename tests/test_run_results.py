@@ -159,3 +159,44 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
     write_json_atomic(tmp_path / "nan.json", {"value": float("nan")})  # non-finite: stored as null
     assert json.loads((tmp_path / "nan.json").read_text()) == {"value": None}
+
+
+def test_gamma_mlp_writes_run_files_skips_them_and_feeds_the_claims(tmp_path):
+    recipe = _load(ROOT / "recipes" / "gamma_mlp.py", "recipe_gamma_mlp")
+    argv = ["--train-limit", "100", "--test-limit", "40", "--epochs", "1", "--batch-size", "50"]
+    argv += ["--noise", "0", "0.5", "--fgsm-eps", "0", "--pgd-eps", "0", "--pgd-steps", "1"]
+    argv += ["--robustness-samples", "20", "--depth", "2", "--width", "8", "--grid-n", "2", "--grid-s", "0"]
+    argv += ["--seeds", "0", "--no-tensorboard"]
+    results = tmp_path / "results"
+    assert recipe.main([*argv, "--out", str(tmp_path / "a"), "--results", str(results)]) == 0
+    setting = results / "gamma_mlp" / "digits-mlp2x8"
+    files = sorted(p.relative_to(setting).as_posix() for p in setting.rglob("*.json"))
+    assert files == [f"{v}/seed0.json" for v in ("heterogeneous", "homogeneous", "relu", "static_2,0")]
+    het = load_run(setting / "heterogeneous" / "seed0.json")
+    assert het["config"]["width"] == 8 and het["architecture"] == "MLP 2x8"
+    assert [len(layer["n"]) for layer in het["gamma_params"]] == [8, 8] and len(het["trace"]) == 2
+    noise = het["robustness"]["gaussian_noise"]
+    assert het["metrics"]["noise_max_sigma_accuracy"] == noise["accuracies"][-1]
+    assert 0.0 <= het["metrics"]["test_error"] <= 1.0 and len(het["curves"]["loss"]) == 1
+    assert "gamma_params" not in load_run(setting / "relu" / "seed0.json")
+    stamps = {p: p.stat().st_mtime_ns for p in setting.rglob("*.json")}
+    assert recipe.main([*argv, "--out", str(tmp_path / "b"), "--results", str(results)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in setting.rglob("*.json")} == stamps  # read, not re-run
+    first = json.loads((tmp_path / "a" / "results.json").read_text())
+    second = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert second["summary"]["heterogeneous"]["test_error"] == first["summary"]["heterogeneous"]["test_error"]
+    assert second["learned"] == first["learned"]
+    with pytest.raises(ValueError, match="different protocol"):  # other epochs: not silently reused
+        recipe.main([*argv, "--epochs", "2", "--out", str(tmp_path / "c"), "--results", str(results)])
+
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    runs, _ = report.collect(results)
+    gamma = [c for c in report.CLAIMS if c["recipe"] == "gamma_mlp"]
+    assert {c["metric"] for c in gamma} == {"test_error", "mean_train_loss", "noise_max_sigma_accuracy"}
+    picked = {}
+    for claim in gamma:
+        r = report.evaluate_claim(dict(claim, setting="digits-mlp2x8"), runs)
+        assert r["verdict"] == "no verdict (n < 2)"  # one seed: statistics, but no verdict
+        picked[(claim["metric"], claim["baselines"])] = (r["candidate"][0], r["baseline"][0])
+    assert picked[("test_error", ("static:",))] == ("heterogeneous", "static:2,0")
+    assert picked[("test_error", ("relu",))] == ("heterogeneous", "relu")
