@@ -148,7 +148,12 @@ def plot_setting(key, variants, figures):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for variant, recs in variants.items():
         for ax, curve in zip(axes, ("loss", "val_accuracy"), strict=True):
-            arr = np.array([[np.nan if v is None else v for v in r["curves"][curve]] for r in recs], float)
+            rows = [[np.nan if v is None else v for v in r["curves"].get(curve, [])] for r in recs]
+            if not max(map(len, rows)):
+                continue
+            arr = np.full((len(rows), max(map(len, rows))), np.nan)  # early-stopped runs are shorter
+            for i, row in enumerate(rows):
+                arr[i, : len(row)] = row
             with warnings.catch_warnings():  # an all-diverged epoch is NaN, drawn as a gap
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
@@ -156,7 +161,8 @@ def plot_setting(key, variants, figures):
             (line,) = ax.plot(epochs, mean, label=f"{variant} (n={len(recs)})")
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     axes[0].set(yscale="log", xlabel="epoch", ylabel="training loss", title="training loss (mean ± std)")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (mean ± std)")
+    title = "val_accuracy (test set; validation split if early-stopped)"
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title=title)
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small")
