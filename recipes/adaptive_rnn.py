@@ -217,7 +217,7 @@ def _store(args):
     return RunStore(args.results, "adaptive_rnn", {k: getattr(args, k) for k in PROTOCOL_KEYS})
 
 
-def _save(store, setting, kind, r, history, args):
+def _save(store, setting, kind, r, history, args, seconds):
     """One run file; the robustness claims' metrics are the accuracy drops at the largest strengths."""
     import numpy as np
 
@@ -232,13 +232,10 @@ def _save(store, setting, kind, r, history, args):
     }
     if r["step_drive"]:
         metrics["drive_accuracy_drop"] = r["clean"] - r["step_drive"][str(max(args.drive))]
-    cell = "LSTM" if kind == "lstm" else LABELS[kind]
-    arch = f"{cell}, {args.units} units" + (f", controller {args.controller}" if kind == "anru" else "")
+    arch = f"RNN+ReLU, gamma RNNs, ANRU (controller {args.controller}) and LSTM, {args.units} units each"
     extra = {"dataset": args.dataset, "architecture": arch, "params": r["params"], "record": r}
     curves = {k: [float(v) for v in vals] for k, vals in history.items()}
-    store.save(
-        setting, kind, r["seed"], metrics=metrics, curves=curves, wall_time_s=r["train_seconds"], extra=extra
-    )
+    store.save(setting, kind, r["seed"], metrics=metrics, curves=curves, wall_time_s=seconds, extra=extra)
 
 
 def _mean_over_seeds(rs):
@@ -311,6 +308,7 @@ def main(argv=None):
         if stored is not None:
             runs[kind].append(stored["record"])
             continue
+        began = time.perf_counter()
         model, history, seconds = train(kind, args, data, seed)
         r = evaluate(kind, model, args, data)
         r.update(
@@ -323,7 +321,7 @@ def main(argv=None):
         )
         runs[kind].append(r)
         if store:
-            _save(store, setting, kind, r, history, args)
+            _save(store, setting, kind, r, history, args, time.perf_counter() - began)
         tqdm.write(
             f"{LABELS[kind]} seed {seed}: clean test accuracy {r['clean']:.3f} ({seconds:.0f} s training)"
         )

@@ -18,7 +18,7 @@ Run (CPU, a few minutes):
 
 `--out DIR` writes `results.json` (per-seed numbers and the summary) and PNG surface plots of g.
 `--patience P` stops every training session early (Keras `EarlyStopping` on the loss of the last
-`--validation-split` of the training set, best weights restored; the test set is never looked at).
+`--validation-split` of the training set, best weights restored; the test set plays no part in it).
 `--results DIR` also writes one run file per (model, seed) (`keras_bioact.run_results`, read by
 `recipes/report.py`) and skips the runs already there.
 """
