@@ -165,7 +165,7 @@ def plot_setting(key, variants, figures):
     axes[1].set(xlabel="epoch", ylabel="accuracy", title=title)
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize="small")
+    (axes[1] if axes[1].lines else axes[0]).legend(fontsize="small")  # no val curves: legend on the loss
     fig.suptitle(" / ".join(key))
     fig.tight_layout()
     paths["curves"] = figures / f"{stem}-curves.png"
@@ -182,7 +182,8 @@ def plot_setting(key, variants, figures):
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set(ylabel="final test error (%)", title=f"{' / '.join(key)}: test error, mean and 95 % CI")
-    ax.set_ylim(min(means) * 0.9 if means else 0, None)
+    finite = [m for m in means if math.isfinite(m)]  # a variant without test_error draws no bar
+    ax.set_ylim(min(finite) * 0.9 if finite else 0, None)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     paths["test_error"] = figures / f"{stem}-test_error.png"

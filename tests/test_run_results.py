@@ -200,3 +200,28 @@ def test_gamma_mlp_writes_run_files_skips_them_and_feeds_the_claims(tmp_path):
         picked[(claim["metric"], claim["baselines"])] = (r["candidate"][0], r["baseline"][0])
     assert picked[("test_error", ("static:",))] == ("heterogeneous", "static:2,0")
     assert picked[("test_error", ("relu",))] == ("heterogeneous", "relu")
+
+
+def test_report_draws_early_stopped_runs_and_runs_without_validation_curves(tmp_path):
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    store = RunStore(tmp_path / "results", "two_arg_xor", {"epochs": 40, "patience": 5})
+    for seed, n_epochs in ((0, 3), (1, 5)):  # early stopping: runs of different lengths
+        curves = {"loss": [1.0 / (e + 1) for e in range(n_epochs)], "val_accuracy": [0.5] * n_epochs}
+        for variant, err in (("2-arg", 0.10), ("relu", 0.12)):
+            store.save("fashion_mnist-mlp120-120-120", variant, seed, curves=curves,
+                       metrics={"test_accuracy": 1 - err - seed / 100, "test_error": err + seed / 100,
+                                "mean_train_loss": 0.5, "final_train_loss": 0.2})  # fmt: skip
+    store = RunStore(tmp_path / "results", "adaptive_rnn", {"epochs": 1})
+    store.save("fashion_mnist-rows28", "lstm", 0, metrics={"test_accuracy": 0.8}, curves={"loss": [0.7]})
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
+    argv = ["--results", str(tmp_path / "results"), "--readme", str(readme), "--figures", str(tmp_path / "f")]
+    assert report.main(argv) == 0
+    stems = {p.name for p in (tmp_path / "f").glob("*.png")}
+    assert "two_arg_xor-fashion_mnist-mlp120-120-120-curves.png" in stems
+    assert "adaptive_rnn-fashion_mnist-rows28-curves.png" in stems
+    text = readme.read_text()
+    assert "| 2-arg | 2 | 0, 1 |" in text
+    row = next(line for line in text.splitlines() if "beats the parameter-matched ReLU" in line)
+    # Welch t = -2 on 2 degrees of freedom: one-sided p ~ 0.09, not held; 2 of the 3 planned seeds.
+    assert "2-arg: 0.1050" in row and "relu: 0.1250" in row and "**no (so far: 2 of 3 seeds)**" in row
