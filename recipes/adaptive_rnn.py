@@ -15,8 +15,12 @@ Prints a table, saves `accuracy_vs_strength.png` and `results.json` under `--out
 
 CPU default (a few minutes; sequential 8x8 digits, 64 steps, 32 units):
     PYTHONPATH=. KERAS_BACKEND=jax python recipes/adaptive_rnn.py --out runs/adaptive_rnn
-Permuted: add `--permute`. Paper scale (psMNIST-like on Fashion-MNIST, 784 steps, 400 units,
-controller 50, Adam 1e-4, batch 100; hours to days on CPU):
+Permuted: add `--permute`; row by row (one image row per step, T = 28 on Fashion-MNIST): `--rows`.
+`--seeds S1 S2 ...` trains every model once per seed (seed-major); `--results DIR` also writes one
+run file per (model, seed) (`keras_bioact.run_results`, read by `recipes/report.py`: clean test
+accuracy, training curves, the robustness sweeps, and the accuracy drops at the largest step drive
+and sinusoidal amplitude) and skips the runs already there. Paper scale (psMNIST-like on
+Fashion-MNIST, 784 steps, 400 units, controller 50, Adam 1e-4, batch 100; hours to days on CPU):
     python recipes/adaptive_rnn.py --full --out runs/adaptive_rnn_full
 """
 
@@ -51,10 +55,15 @@ def parse_args(argv=None):
     p.add_argument("--drive", default="0,0.5,1,2.5,5,10", help="step-drive strengths xi")
     p.add_argument("--sin", default="0,0.25,0.5,0.75,1", help="sinusoidal rescaling amplitudes A")
     p.add_argument("--segments", type=int, default=None, help="CheckpointedRNN segment length for the ANRU")
-    p.add_argument("--full", action="store_true",
-                   help="paper scale: fashion_mnist, 400 units, controller 50, 100 epochs, batch 100, "
-                   "lr 1e-4")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="paper scale: fashion_mnist, 400 units, controller 50, 100 epochs, batch 100, lr 1e-4",
+    )
+    p.add_argument("--rows", action="store_true", help="row by row: one image row per step (T = height)")
+    p.add_argument("--seed", type=int, default=0, help="data seed (digits split) and the model seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="model seeds (default: --seed)")
+    p.add_argument("--results", default=None, help="write one run file per (model, seed) under RESULTS")
     p.add_argument("--out", default="runs/adaptive_rnn")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -68,6 +77,9 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"--models: unknown {unknown}; choose from {MODELS}")
     args.models = models
+    if args.rows and args.permute:
+        p.error("--rows and --permute: permute the pixel sequence or read rows, not both")
+    args.seeds = args.seeds or [args.seed]
     args.drive = [float(v) for v in args.drive.split(",")]
     args.sin = [float(v) for v in args.sin.split(",")]
     return args
@@ -80,8 +92,11 @@ def load_data(args):
         (xtr, ytr), (xte, yte) = datasets.load_digits(seed=args.seed)
     else:
         (xtr, ytr), (xte, yte) = datasets.load(args.dataset)
-    xtr = datasets.sequential(xtr, permute=args.permute)
-    xte = datasets.sequential(xte, permute=args.permute)
+    if args.rows:  # (N, H, W) images: H steps of W pixels
+        xtr, xte = (x.reshape(len(x), -1, x.shape[-1]).astype("float32") for x in (xtr, xte))
+    else:
+        xtr = datasets.sequential(xtr, permute=args.permute)
+        xte = datasets.sequential(xte, permute=args.permute)
     if args.max_train:
         xtr, ytr = xtr[: args.max_train], ytr[: args.max_train]
     if args.max_test:
@@ -109,13 +124,13 @@ def make_rnn(kind, args, drive_input=False):
     return keras.layers.RNN(cell, name="rnn")
 
 
-def build(kind, args, steps, perturbed=False):
+def build(kind, args, steps, perturbed=False, features=1):
     """Classifier; with `perturbed`, sinusoidal rescaling and a step drive are inserted."""
     import keras
 
     from keras_bioact.layers import PreactivationDrive, SinusoidalRescaling
 
-    inputs = keras.Input((steps, 1))
+    inputs = keras.Input((steps, features))
     x = inputs
     if perturbed:
         x = SinusoidalRescaling(0.0, name="sin")(x)
@@ -126,12 +141,12 @@ def build(kind, args, steps, perturbed=False):
     return keras.Model(inputs, keras.layers.Dense(10, name="readout")(h), name=kind)
 
 
-def train(kind, args, data):
+def train(kind, args, data, seed):
     import keras
 
     (xtr, ytr), _ = data
-    keras.utils.set_random_seed(args.seed)
-    model = build(kind, args, xtr.shape[1])
+    keras.utils.set_random_seed(seed)
+    model = build(kind, args, xtr.shape[1], features=xtr.shape[2])
     model.compile(
         keras.optimizers.Adam(args.lr),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -152,7 +167,7 @@ def accuracy(model, x, y, batch):
 
 def evaluate(kind, model, args, data):
     _, (xte, yte) = data
-    evaluator = build(kind, args, xte.shape[1], perturbed=True)
+    evaluator = build(kind, args, xte.shape[1], perturbed=True, features=xte.shape[2])
     for name in ("rnn", "readout"):
         evaluator.get_layer(name).set_weights(model.get_layer(name).get_weights())
     sin = evaluator.get_layer("sin")
@@ -180,6 +195,57 @@ def summary(model, kind):
         s = np.asarray(ops.convert_to_numpy(cell.s))
         return {"n_mean": float(n.mean()), "s_mean": float(s.mean())}
     return {}
+
+
+# Flags that define the protocol of one run; a stored run made with other values is not reused.
+PROTOCOL_KEYS = (
+    "dataset", "permute", "rows", "units", "controller", "epochs", "batch", "lr", "max_train", "max_test",
+    "drive", "sin", "segments", "seed",
+)  # fmt: skip
+
+
+def _setting(args, data):
+    steps = data[0][0].shape[1]
+    return f"{args.dataset}-{'rows' if args.rows else 'pixels'}{steps}{'-permuted' if args.permute else ''}"
+
+
+def _store(args):
+    if not args.results:
+        return None
+    from keras_bioact.run_results import RunStore
+
+    return RunStore(args.results, "adaptive_rnn", {k: getattr(args, k) for k in PROTOCOL_KEYS})
+
+
+def _save(store, setting, kind, r, history, args, seconds):
+    """One run file; the robustness claims' metrics are the accuracy drops at the largest strengths."""
+    import numpy as np
+
+    metrics = {
+        "test_accuracy": r["clean"],
+        "test_error": 1.0 - r["clean"],
+        "final_train_loss": r["final_train_loss"],
+        "mean_train_loss": float(np.mean(history["loss"])),
+        "final_train_accuracy": r["final_train_accuracy"],
+        "train_time_s": r["train_seconds"],
+        "sin_accuracy_drop": r["clean"] - r["sinusoidal"][str(max(args.sin))],
+    }
+    if r["step_drive"]:
+        metrics["drive_accuracy_drop"] = r["clean"] - r["step_drive"][str(max(args.drive))]
+    arch = f"RNN+ReLU, gamma RNNs, ANRU (controller {args.controller}) and LSTM, {args.units} units each"
+    extra = {"dataset": args.dataset, "architecture": arch, "params": r["params"], "record": r}
+    curves = {k: [float(v) for v in vals] for k, vals in history.items()}
+    store.save(setting, kind, r["seed"], metrics=metrics, curves=curves, wall_time_s=seconds, extra=extra)
+
+
+def _mean_over_seeds(rs):
+    """The per-seed result dicts averaged (clean accuracy and every sweep point) for the table."""
+    import numpy as np
+
+    out = {"clean": float(np.mean([r["clean"] for r in rs]))}
+    for sweep in ("step_drive", "sinusoidal"):
+        out[sweep] = {k: float(np.mean([r[sweep][k] for r in rs])) for k in rs[0][sweep]}
+    return out
 
 
 def table(args, results):
@@ -234,27 +300,40 @@ def main(argv=None):
         f"train={len(data[0][0])} test={len(data[1][0])} steps={data[0][0].shape[1]} units={args.units} "
         f"controller={args.controller} epochs={args.epochs} batch={args.batch} lr={args.lr}"
     )
-    results = {}
-    for kind in tqdm(args.models, desc="models", disable=args.quiet):
-        model, history, seconds = train(kind, args, data)
+    store, setting = _store(args), _setting(args, data)
+    jobs = [(seed, kind) for seed in args.seeds for kind in args.models]  # seed-major
+    runs = {kind: [] for kind in args.models}
+    for seed, kind in tqdm(jobs, desc="models", disable=args.quiet):
+        stored = store.existing(setting, kind, seed) if store else None
+        if stored is not None:
+            runs[kind].append(stored["record"])
+            continue
+        began = time.perf_counter()
+        model, history, seconds = train(kind, args, data, seed)
         r = evaluate(kind, model, args, data)
         r.update(
+            seed=seed,
             train_seconds=seconds,
             final_train_loss=float(history["loss"][-1]),
             final_train_accuracy=float(history["accuracy"][-1]),
             params=int(model.count_params()),
             **summary(model, kind),
         )
-        results[kind] = r
-        tqdm.write(f"{LABELS[kind]}: clean test accuracy {r['clean']:.3f} ({seconds:.0f} s training)")
+        runs[kind].append(r)
+        if store:
+            _save(store, setting, kind, r, history, args, time.perf_counter() - began)
+        tqdm.write(
+            f"{LABELS[kind]} seed {seed}: clean test accuracy {r['clean']:.3f} ({seconds:.0f} s training)"
+        )
         keras.backend.clear_session()
+    results = {kind: _mean_over_seeds(rs) for kind, rs in runs.items()}
     text = table(args, results)
     print(text)
     plot(args, results, os.path.join(args.out, "accuracy_vs_strength.png"))
     config = {k: v for k, v in vars(args).items()}
     config["backend"] = keras.backend.backend()
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"config": config, "results": results, "table": text}, f, indent=2)
+        json.dump({"config": config, "results": results, "runs": runs, "table": text}, f, indent=2)
     print(f"wrote {args.out}/results.json and {args.out}/accuracy_vs_strength.png")
     return 0
 

@@ -28,12 +28,14 @@ Paper scale (GPU): Fashion-MNIST (or `--dataset idx:/data/mnist`), the paper's f
 
 import pathlib
 import sys
+import time
 
 import keras
 import numpy as np
 
 from keras_bioact import recipes_util as ru
 from keras_bioact.layers import GammaActivation
+from keras_bioact.run_results import RunStore
 
 PAPER_GRID_N = [1.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
 PAPER_GRID_S = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -51,8 +53,10 @@ PAPER_SCALE = {
 
 
 def variant_names(args):
-    names = ["relu"] + [f"static:{n:g},{s:g}" for n in args.grid_n for s in args.grid_s]
-    return names + ["homogeneous", "heterogeneous"]
+    """ReLU and the learned variants first, then the static grid (a grid cut short has the claims' sides)."""
+    return ["relu", "homogeneous", "heterogeneous"] + [
+        f"static:{n:g},{s:g}" for n in args.grid_n for s in args.grid_s
+    ]
 
 
 def activation(name, seed):
@@ -119,14 +123,57 @@ def make_parser():
         __doc__.split("\n\n")[0], epochs=20, batch_size=32, optimizer="adam", lr=1e-3, out="runs/gamma_mlp"
     )
     p.add_argument("--grid-n", type=float, nargs="*", default=[1.0, 10.0], help="static grid: gains n")
-    p.add_argument(
-        "--grid-s", type=float, nargs="*", default=[0.0, 1.0], help="static grid: saturations s"
-    )
+    p.add_argument("--grid-s", type=float, nargs="*", default=[0.0, 1.0], help="static grid: saturations s")
     p.add_argument("--depth", type=int, default=3, help="hidden layers")
     p.add_argument("--width", type=int, default=128, help="units per hidden layer")
     p.add_argument("--no-learned", action="store_true", help="skip the homogeneous/heterogeneous variants")
     p.add_argument("--no-relu", action="store_true", help="skip the ReLU baseline")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="also write each finished (variant, seed) as RESULTS/gamma_mlp/<dataset>-mlp<depth>x<width>/"
+        "<variant>/seed<k>.json, and skip the runs already there (continue an interrupted grid)",
+    )
     return p
+
+
+# Flags that define the protocol of one run; a stored run made with other values is not reused.
+PROTOCOL_KEYS = (
+    "dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "depth", "width", "train_limit",
+    "test_limit", "noise", "fgsm_eps", "pgd_eps", "pgd_steps", "robustness_samples",
+)  # fmt: skip
+LEARNED = ("homogeneous", "heterogeneous")
+NOT_METRICS = ("history", "seed", "robustness", "gamma_params", "trace")  # record fields kept outside metrics
+
+
+def _stored_record(data):
+    """The in-memory run record of a stored run file (inverse of what `main` saves)."""
+    record = {k: v for k, v in data["metrics"].items() if k != "noise_max_sigma_accuracy"}
+    record.update(history=data["curves"], seed=data["seed"], robustness=data["robustness"])
+    if data["variant"] in LEARNED:
+        record.update(gamma_params=data["gamma_params"], trace=data["trace"])
+    return record
+
+
+def _save(store, setting, name, record, model, args, started):
+    """Write one finished run as a run file (`keras_bioact.run_results`)."""
+    metrics = {k: v for k, v in record.items() if k not in NOT_METRICS}
+    noise = record["robustness"].get("gaussian_noise")
+    if noise:  # accuracy at the largest noise sigma: the robustness claim's metric
+        metrics["noise_max_sigma_accuracy"] = noise["accuracies"][-1]
+    extra = {
+        "dataset": args.dataset,
+        "architecture": f"MLP {args.depth}x{args.width}",
+        "epochs": args.epochs,
+        "params": int(model.count_params()),
+        "robustness": record["robustness"],
+    }
+    if name in LEARNED:
+        extra.update(gamma_params=record["gamma_params"], trace=record["trace"])
+    store.save(
+        setting, name, record["seed"], metrics=metrics, curves=record["history"],
+        wall_time_s=time.perf_counter() - started, extra=extra,
+    )  # fmt: skip
 
 
 def _learned_stats(recs):
@@ -300,20 +347,32 @@ def main(argv=None):
     ]
     if not names:
         parser.error("no variant left to run")
-    jobs = [(name, seed) for name in names for seed in args.seeds]
-    runs = {}
+    # Seed-major: every variant gets its first seed before any gets its second.
+    jobs = [(name, seed) for seed in args.seeds for name in names]
+    store = None
+    if args.results:
+        store = RunStore(args.results, "gamma_mlp", {k: getattr(args, k) for k in PROTOCOL_KEYS})
+    setting = f"{args.dataset}-mlp{args.depth}x{args.width}"
+    runs = {name: [] for name in names}
     for name, seed in ru.progress(jobs, desc="gamma_mlp"):
+        stored = store.existing(setting, name, seed) if store else None
+        if stored is not None:
+            runs[name].append(_stored_record(stored))
+            continue
+        started = time.perf_counter()
         ru.set_seed(seed)
         model = build_mlp(name, train[0].shape[1], args.depth, args.width, info["n_classes"], seed)
         trace = GammaTrace()
         tb = ru.tensorboard_callback(args, name.replace(":", "_").replace(",", "_"), f"seed{seed}")
         record = ru.train_classifier(model, train, test, args, callbacks=[trace, tb])
         record["seed"] = seed
-        if name in ("homogeneous", "heterogeneous"):
+        if name in LEARNED:
             record["gamma_params"] = gamma_params(model)
             record["trace"] = trace.trace
         record["robustness"] = ru.robustness_tables(model, test, args)
-        runs.setdefault(name, []).append(record)
+        runs[name].append(record)
+        if store:
+            _save(store, setting, name, record, model, args, started)
         # Finished runs survive an interruption.
         ru.write_json(out / "runs.partial.json", {"config": vars(args), "runs": runs})
         keras.backend.clear_session()

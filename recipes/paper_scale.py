@@ -104,6 +104,7 @@ def main(argv=None):
     recipe_args = argparse.Namespace(
         dataset=args.dataset,
         permute=not args.no_permute,
+        rows=False,  # pixel by pixel, as the papers
         seed=args.seed,
         units=args.units,
         controller=args.controller,

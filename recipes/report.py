@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _pure_module(name, folder="keras_bioact"):
-    """Load a dependency-free module by file (keras_bioact/, recipes/), so the report needs no Keras."""
+    """Load a dependency-free module by file, so the report needs no Keras import."""
     spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -38,116 +38,14 @@ def _pure_module(name, folder="keras_bioact"):
 stats = _pure_module("stats")
 _run_results = _pure_module("run_results")
 load_run, safe_name = _run_results.load_run, _run_results.safe_name
+# What each claim compares (recipes/report_claims.py): paper, claim, recipe, setting, metric, ...
+_claims = _pure_module("report_claims", "recipes")
 _search_pays = _pure_module("search_pays_report", "recipes")  # issue 15 item 3: claims + table
+CLAIMS = _claims.CLAIMS + _search_pays.CLAIMS
+NOT_RUN_SEARCH, NOT_RUN_GPU = _search_pays.NOT_RUN, _claims.NOT_RUN_GPU
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 ALPHA = 0.05
-BRU = ("eru:", "oru:")
-BASE = ("relu", "elu")
-CNN_WHY = (
-    "one 50-epoch CNN run takes 15-22 min on the 2-core CPU (measured, JAX), so the 25 runs need ~8 h; "
-    "the grid runs seed-major (every variant's seed 0 first) across sessions, skipping finished runs "
-    "(`python recipes/bru_vs_relu.py --results recipes/results ...`)"
-)
-# Parts of issue 15 that are not a paper's claim and have no result files yet (shown as not run).
-NOT_RUN_SEARCH = _search_pays.NOT_RUN
-NOT_RUN_GPU = (
-    "The paper-scale ANRU (psMNIST, 784 steps, 400 units) on a GPU: no device was lent to the sessions so "
-    "far; `bash scripts/paper_scale.sh anru` records it under recipes/results/paper_scale/ when one is"
-)
-
-# What each claim compares. `candidates` / `baselines`: variant names or prefixes ending in ":".
-# `better`: which direction of `metric` the claim predicts for the candidates. `why`: shown while
-# no result exists.
-CLAIMS = [
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) nets train faster than ReLU/ELU nets (MLP 6x128, SGD)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-mlp6",
-        "metric": "mean_train_loss",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": "the MLP grid is running (recipes/bru_vs_relu.py --results recipes/results)",
-    },
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) gives the best-generalised model (MLP 6x128, SGD)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-mlp6",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": "the MLP grid is running (recipes/bru_vs_relu.py --results recipes/results)",
-    },
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) nets train faster than ReLU/ELU nets (small CNN)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-cnn",
-        "metric": "mean_train_loss",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": CNN_WHY,
-    },
-    {
-        "paper": "Bhumbra 2018",
-        "claim": "BRU (ERU/ORU) gives the best-generalised model (small CNN)",
-        "recipe": "bru_vs_relu",
-        "setting": "fashion_mnist-cnn",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": BRU,
-        "baselines": BASE,
-        "planned_seeds": 5,
-        "why": CNN_WHY,
-    },
-    {
-        "paper": "Geadah et al. 2020",
-        "claim": "learning (n, s) per neuron (heterogeneous gamma) beats the best fixed gamma and ReLU",
-        "recipe": "gamma_mlp",
-        "setting": "fashion_mnist-mlp3",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": ("heterogeneous", "homogeneous"),
-        "baselines": ("relu", "static:"),
-        "planned_seeds": 5,
-        "why": "recipes/gamma_mlp.py does not write per-run result files yet (issue 15, a later session)",
-    },
-    {
-        "paper": "Yoon et al. 2021",
-        "claim": "a 2-arg MLP 784-[120]x3 beats the parameter-matched ReLU [112]x3",
-        "recipe": "two_arg_xor",
-        "setting": "fashion_mnist-mlp3",
-        "metric": "test_error",
-        "better": "lower",
-        "candidates": ("2arg",),
-        "baselines": ("relu",),
-        "planned_seeds": 3,
-        "why": "recipes/two_arg_xor.py does not write per-run result files yet (issue 15, a later session)",
-    },
-    {
-        "paper": "Geadah et al. 2022",
-        "claim": "the ANRU is more robust than RNN+ReLU / gamma RNNs / LSTM to a step drive",
-        "recipe": "adaptive_rnn",
-        "setting": "fashion_mnist-rows28",
-        "metric": "drive_accuracy_drop",
-        "better": "lower",
-        "candidates": ("anru",),
-        "baselines": ("relu", "gamma_hom", "gamma_het", "lstm"),
-        "planned_seeds": 3,
-        "why": "recipes/adaptive_rnn.py does not write per-run result files yet (issue 15, a later session)",
-    },
-]
-
-
-CLAIMS += _search_pays.CLAIMS
 
 
 def _matches(variant, names):
@@ -252,7 +150,12 @@ def plot_setting(key, variants, figures):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for variant, recs in variants.items():
         for ax, curve in zip(axes, ("loss", "val_accuracy"), strict=True):
-            arr = np.array([[np.nan if v is None else v for v in r["curves"][curve]] for r in recs], float)
+            rows = [[np.nan if v is None else v for v in r["curves"].get(curve, [])] for r in recs]
+            if not max(map(len, rows)):
+                continue
+            arr = np.full((len(rows), max(map(len, rows))), np.nan)  # early-stopped runs are shorter
+            for i, row in enumerate(rows):
+                arr[i, : len(row)] = row
             with warnings.catch_warnings():  # an all-diverged epoch is NaN, drawn as a gap
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
@@ -260,10 +163,11 @@ def plot_setting(key, variants, figures):
             (line,) = ax.plot(epochs, mean, label=f"{variant} (n={len(recs)})")
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     axes[0].set(yscale="log", xlabel="epoch", ylabel="training loss", title="training loss (mean ± std)")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (mean ± std)")
+    title = "val_accuracy (test set; validation split if early-stopped)"
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title=title)
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize="small")
+    (axes[1] if axes[1].lines else axes[0]).legend(fontsize="small")  # no val curves: legend on the loss
     fig.suptitle(" / ".join(key))
     fig.tight_layout()
     paths["curves"] = figures / f"{stem}-curves.png"
@@ -280,7 +184,8 @@ def plot_setting(key, variants, figures):
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set(ylabel="final test error (%)", title=f"{' / '.join(key)}: test error, mean and 95 % CI")
-    ax.set_ylim(min(means) * 0.9 if means else 0, None)
+    finite = [m for m in means if math.isfinite(m)]  # a variant without test_error draws no bar
+    ax.set_ylim(min(finite) * 0.9 if finite else 0, None)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     paths["test_error"] = figures / f"{stem}-test_error.png"

@@ -17,6 +17,10 @@ Run (CPU, a few minutes):
     PYTHONPATH=. KERAS_BACKEND=jax python recipes/two_arg_xor.py --dataset fashion_mnist --train-limit 10000
 
 `--out DIR` writes `results.json` (per-seed numbers and the summary) and PNG surface plots of g.
+`--patience P` stops every training session early (Keras `EarlyStopping` on the loss of the last
+`--validation-split` of the training set, best weights restored; the test set plays no part in it).
+`--results DIR` also writes one run file per (model, seed) (`keras_bioact.run_results`, read by
+`recipes/report.py`) and skips the runs already there.
 """
 
 import argparse
@@ -50,6 +54,17 @@ def parse_args(argv=None):
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--no-session3", action="store_true", help="skip session III (frozen g, fresh outer net)")
     p.add_argument("--jit", action="store_true", help="compile with jit_compile=True (XLA)")
+    p.add_argument("--patience", type=int, default=0, help="early-stopping patience in epochs (0: off)")
+    p.add_argument(
+        "--validation-split", type=float, default=0.1, help="with --patience: last fraction of training data"
+    )
+    p.add_argument(
+        "--results",
+        type=pathlib.Path,
+        default=None,
+        help="also write each finished (model, seed) as RESULTS/two_arg_xor/<dataset>-mlp<widths>/<model>/"
+        "seed<k>.json and skip the runs already there (continue an interrupted grid)",
+    )
     p.add_argument("--out", type=pathlib.Path, default=None, help="directory for results.json and PNG plots")
     p.add_argument(
         "--merge",
@@ -58,7 +73,12 @@ def parse_args(argv=None):
         default=None,
         help="only combine the results.json of earlier runs (e.g. one per seed) into one table",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.patience < 0:
+        p.error("--patience must be >= 0")
+    if not 0.0 < args.validation_split < 1.0:
+        p.error("--validation-split must be in (0, 1)")
+    return args
 
 
 def load_data(args):
@@ -86,10 +106,22 @@ def _compile(model, args):
     )
 
 
-def _fit_eval(model, data, args):
+def _fit_eval(model, data, args, curves=None):
+    """Train (early-stopped with `--patience`); returns the test accuracy, per-epoch numbers in `curves`."""
+    import keras
+
     (x_train, y_train), (x_test, y_test) = data
     _compile(model, args)
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
+    fit = {"epochs": args.epochs, "batch_size": args.batch_size, "verbose": 0}
+    if args.patience:
+        n_val = max(1, int(round(len(x_train) * args.validation_split)))
+        fit["validation_data"] = (x_train[-n_val:], y_train[-n_val:])
+        x_train, y_train = x_train[:-n_val], y_train[:-n_val]
+        stop = keras.callbacks.EarlyStopping(patience=args.patience, restore_best_weights=True)
+        fit["callbacks"] = [stop]
+    hist = model.fit(x_train, y_train, **fit)
+    if curves is not None:
+        curves.update({k: [float(v) for v in vals] for k, vals in hist.history.items()})
     return float(model.evaluate(x_test, y_test, batch_size=500, verbose=0)[1])
 
 
@@ -114,7 +146,8 @@ def run_two_arg(arity, seed, data, args, out):
             analysis.plot_surface(
                 g, path=out / f"g_pretrained_seed{seed}.png", title=f"pre-trained g, seed {seed}"
             )
-    result["acc_joint"] = _fit_eval(model, data, args)
+    result["curves"] = {}
+    result["acc_joint"] = _fit_eval(model, data, args, result["curves"])
     if arity == 2:
         result["xor_learned"] = analysis.xor_score(g).as_dict()
         if out is not None:
@@ -124,7 +157,8 @@ def run_two_arg(arity, seed, data, args, out):
     if not args.no_session3:
         nin.freeze_inner(model)
         nin.reinitialize_outer(model, seed=seed + 1000)
-        result["acc_frozen_g"] = _fit_eval(model, data, args)
+        result["curves_frozen_g"] = {}
+        result["acc_frozen_g"] = _fit_eval(model, data, args, result["curves_frozen_g"])
     return result
 
 
@@ -141,7 +175,52 @@ def run_relu(seed, data, args):
         input_dim, args.widths, n_classes, arity=2, inner_hidden=tuple(args.inner_hidden)
     )
     model = nin.relu_mlp(shape, widths, n_classes, dropout=args.dropout)
-    return {"params": int(model.count_params()), "widths": widths, "acc_joint": _fit_eval(model, data, args)}
+    result = {"params": int(model.count_params()), "widths": widths, "curves": {}}
+    result["acc_joint"] = _fit_eval(model, data, args, result["curves"])
+    return result
+
+
+# Flags that define the protocol of one run; a stored run made with other values is not reused.
+PROTOCOL_KEYS = (
+    "dataset", "epochs", "pretrain_epochs", "pretrain_grid", "widths", "inner_hidden", "dropout",
+    "batch_size", "learning_rate", "train_limit", "test_limit", "no_session3", "patience", "validation_split",
+)  # fmt: skip
+
+
+def _store(args):
+    if args.results is None:
+        return None
+    from keras_bioact.run_results import RunStore
+
+    return RunStore(args.results, "two_arg_xor", {k: getattr(args, k) for k in PROTOCOL_KEYS})
+
+
+def _save(store, setting, name, seed, record, args, seconds):
+    """One run file: test accuracy/error of session II (and III), training curves, xor_score of g."""
+    loss = record["curves"].get("loss") or [None]
+    metrics = {
+        "test_accuracy": record["acc_joint"],
+        "test_error": 1.0 - record["acc_joint"],
+        "final_train_loss": loss[-1],
+        "mean_train_loss": float(np.mean(loss)) if None not in loss else None,
+        "epochs_trained": len(record["curves"].get("loss", [])),
+    }
+    if "acc_frozen_g" in record:
+        metrics.update(
+            frozen_g_test_accuracy=record["acc_frozen_g"], frozen_g_test_error=1 - record["acc_frozen_g"]
+        )
+    if "xor_learned" in record:
+        metrics.update(
+            xor_score=record["xor_learned"]["score"], xor_score_pretrained=record["xor_pretrained"]["score"]
+        )
+    arch = (
+        f"MLP, pre-activation widths {args.widths} (2-arg, 1-arg; one shared inner g {args.inner_hidden}, "
+        "pre-trained), and the parameter-matched ReLU MLP"
+    )
+    extra = {"dataset": args.dataset, "architecture": arch, "params": record["params"], "record": record}
+    store.save(
+        setting, name, seed, metrics=metrics, curves=record["curves"], wall_time_s=seconds, extra=extra
+    )
 
 
 def _mean_std(values):
@@ -221,16 +300,25 @@ def main(argv=None):
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     start = time.time()
+    store, setting = _store(args), f"{args.dataset}-mlp{'-'.join(str(w) for w in args.widths)}"
     runs = []
     with tqdm(total=len(args.seeds) * len(MODELS), desc="two_arg_xor", file=sys.stderr) as bar:
         for seed in args.seeds:
             run = {"seed": seed}
             for name in MODELS:
                 bar.set_postfix(seed=seed, model=name)
+                stored = store.existing(setting, name, seed) if store else None
+                if stored is not None:
+                    run[name] = stored["record"]
+                    bar.update()
+                    continue
+                began = time.perf_counter()
                 if name == "relu":
                     run[name] = run_relu(seed, data, args)
                 else:
                     run[name] = run_two_arg(2 if name == "2-arg" else 1, seed, data, args, out)
+                if store:
+                    _save(store, setting, name, seed, run[name], args, time.perf_counter() - began)
                 bar.update()
             runs.append(run)
     summary = summarize(runs)

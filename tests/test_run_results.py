@@ -159,3 +159,69 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
     write_json_atomic(tmp_path / "nan.json", {"value": float("nan")})  # non-finite: stored as null
     assert json.loads((tmp_path / "nan.json").read_text()) == {"value": None}
+
+
+def test_gamma_mlp_writes_run_files_skips_them_and_feeds_the_claims(tmp_path):
+    recipe = _load(ROOT / "recipes" / "gamma_mlp.py", "recipe_gamma_mlp")
+    argv = ["--train-limit", "100", "--test-limit", "40", "--epochs", "1", "--batch-size", "50"]
+    argv += ["--noise", "0", "0.5", "--fgsm-eps", "0", "--pgd-eps", "0", "--pgd-steps", "1"]
+    argv += ["--robustness-samples", "20", "--depth", "2", "--width", "8", "--grid-n", "2", "--grid-s", "0"]
+    argv += ["--seeds", "0", "--no-tensorboard"]
+    results = tmp_path / "results"
+    assert recipe.main([*argv, "--out", str(tmp_path / "a"), "--results", str(results)]) == 0
+    setting = results / "gamma_mlp" / "digits-mlp2x8"
+    files = sorted(p.relative_to(setting).as_posix() for p in setting.rglob("*.json"))
+    assert files == [f"{v}/seed0.json" for v in ("heterogeneous", "homogeneous", "relu", "static_2,0")]
+    het = load_run(setting / "heterogeneous" / "seed0.json")
+    assert het["config"]["width"] == 8 and het["architecture"] == "MLP 2x8"
+    assert [len(layer["n"]) for layer in het["gamma_params"]] == [8, 8] and len(het["trace"]) == 2
+    noise = het["robustness"]["gaussian_noise"]
+    assert het["metrics"]["noise_max_sigma_accuracy"] == noise["accuracies"][-1]
+    assert 0.0 <= het["metrics"]["test_error"] <= 1.0 and len(het["curves"]["loss"]) == 1
+    assert "gamma_params" not in load_run(setting / "relu" / "seed0.json")
+    stamps = {p: p.stat().st_mtime_ns for p in setting.rglob("*.json")}
+    assert recipe.main([*argv, "--out", str(tmp_path / "b"), "--results", str(results)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in setting.rglob("*.json")} == stamps  # read, not re-run
+    first = json.loads((tmp_path / "a" / "results.json").read_text())
+    second = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert second["summary"]["heterogeneous"]["test_error"] == first["summary"]["heterogeneous"]["test_error"]
+    assert second["learned"] == first["learned"]
+    with pytest.raises(ValueError, match="different protocol"):  # other epochs: not silently reused
+        recipe.main([*argv, "--epochs", "2", "--out", str(tmp_path / "c"), "--results", str(results)])
+
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    runs, _ = report.collect(results)
+    gamma = [c for c in report.CLAIMS if c["recipe"] == "gamma_mlp"]
+    assert {c["metric"] for c in gamma} == {"test_error", "mean_train_loss", "noise_max_sigma_accuracy"}
+    picked = {}
+    for claim in gamma:
+        r = report.evaluate_claim(dict(claim, setting="digits-mlp2x8"), runs)
+        assert r["verdict"] == "no verdict (n < 2)"  # one seed: statistics, but no verdict
+        picked[(claim["metric"], claim["baselines"])] = (r["candidate"][0], r["baseline"][0])
+    assert picked[("test_error", ("static:",))] == ("heterogeneous", "static:2,0")
+    assert picked[("test_error", ("relu",))] == ("heterogeneous", "relu")
+
+
+def test_report_draws_early_stopped_runs_and_runs_without_validation_curves(tmp_path):
+    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
+    store = RunStore(tmp_path / "results", "two_arg_xor", {"epochs": 40, "patience": 5})
+    for seed, n_epochs in ((0, 3), (1, 5)):  # early stopping: runs of different lengths
+        curves = {"loss": [1.0 / (e + 1) for e in range(n_epochs)], "val_accuracy": [0.5] * n_epochs}
+        for variant, err in (("2-arg", 0.10), ("relu", 0.12)):
+            store.save("fashion_mnist-mlp120-120-120", variant, seed, curves=curves,
+                       metrics={"test_accuracy": 1 - err - seed / 100, "test_error": err + seed / 100,
+                                "mean_train_loss": 0.5, "final_train_loss": 0.2})  # fmt: skip
+    store = RunStore(tmp_path / "results", "adaptive_rnn", {"epochs": 1})
+    store.save("fashion_mnist-rows28", "lstm", 0, metrics={"test_accuracy": 0.8}, curves={"loss": [0.7]})
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
+    argv = ["--results", str(tmp_path / "results"), "--readme", str(readme), "--figures", str(tmp_path / "f")]
+    assert report.main(argv) == 0
+    stems = {p.name for p in (tmp_path / "f").glob("*.png")}
+    assert "two_arg_xor-fashion_mnist-mlp120-120-120-curves.png" in stems
+    assert "adaptive_rnn-fashion_mnist-rows28-curves.png" in stems
+    text = readme.read_text()
+    assert "| 2-arg | 2 | 0, 1 |" in text
+    row = next(line for line in text.splitlines() if "beats the parameter-matched ReLU" in line)
+    # Welch t = -2 on 2 degrees of freedom: one-sided p ~ 0.09, not held; 2 of the 3 planned seeds.
+    assert "2-arg: 0.1050" in row and "relu: 0.1250" in row and "**no (so far: 2 of 3 seeds)**" in row

@@ -45,3 +45,36 @@ def test_two_arg_xor_recipe_tiny_end_to_end(tmp_path):
     assert len(merged["runs"]) == 2
     assert merged["summary"]["relu"]["acc_joint"]["std"] == 0.0
     assert (tmp_path / "merged" / "table.md").exists()
+
+
+@pytest.mark.single_backend
+def test_two_arg_xor_run_files_early_stopping_and_skipping(tmp_path):
+    from keras_bioact.run_results import load_run
+
+    spec = importlib.util.spec_from_file_location("two_arg_xor_results", RECIPE)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    argv = ["--seeds", "0", "--epochs", "30", "--pretrain-epochs", "1", "--pretrain-grid", "21"]
+    argv += ["--widths", "20", "20", "--inner-hidden", "4", "--train-limit", "120", "--test-limit", "40"]
+    argv += ["--patience", "1", "--validation-split", "0.25", "--learning-rate", "0.3"]
+    results = tmp_path / "results"
+    first = recipe.main([*argv, "--results", str(results)])
+    setting = results / "two_arg_xor" / "digits-mlp20-20"
+    assert sorted(p.parent.name for p in setting.rglob("seed0.json")) == ["1-arg", "2-arg", "relu"]
+    two = load_run(setting / "2-arg" / "seed0.json")
+    m = two["metrics"]
+    assert m["test_accuracy"] == first["runs"][0]["2-arg"]["acc_joint"]
+    assert m["test_error"] == 1 - m["test_accuracy"]
+    assert m["xor_score"] == two["record"]["xor_learned"]["score"] and 0.0 <= m["xor_score"] <= 1.0
+    assert "xor_score_pretrained" in m and "frozen_g_test_accuracy" in m
+    # Early stopping on the validation split: an absurd learning rate stops long before 30 epochs.
+    assert 1 <= m["epochs_trained"] < 30 and len(two["curves"]["val_loss"]) == m["epochs_trained"]
+    assert "xor_score" not in load_run(setting / "relu" / "seed0.json")["metrics"]
+    stamps = {p: p.stat().st_mtime_ns for p in setting.rglob("*.json")}
+    again = recipe.main([*argv, "--results", str(results)])
+    assert {p: p.stat().st_mtime_ns for p in setting.rglob("*.json")} == stamps  # read, not re-run
+    assert again["summary"] == first["summary"]
+    with pytest.raises(ValueError, match="different protocol"):
+        recipe.main([*argv, "--patience", "2", "--results", str(results)])
+    with pytest.raises(SystemExit):
+        recipe.main([*argv, "--validation-split", "1.5"])
