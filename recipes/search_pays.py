@@ -106,6 +106,8 @@ def evolve_protocol(args):
             "train_epochs": 1,
             "sgd_learning_rate": 0.05,
             "pretrain_learning_rate": 1e-3,
+            # the best solution is scored after the same brief learning its fitness measured
+            "test_scored": "after learning",
         }
     }
 
@@ -258,6 +260,7 @@ def run_evolve(args, config, seed, log=print):
             "test_error": 1.0 - summary["best_test_accuracy"],
             "val_accuracy": summary["best_val_fitness"],
             "start_test_accuracy": summary["start_test_accuracy"],
+            "test_accuracy_before_learning": summary["best_test_accuracy_before_learning"],
             "n_test": None,
             "n_trials": evo["popsize"] * evo["generations"],
             "n_failed": None,

@@ -72,17 +72,20 @@ def section(key, variants, report):
     evo = next((r["config"]["evolution"] for r in variants.get("evolve", [])), None)
     if evo:
         start = report.stats.describe(report.values(variants["evolve"], "start_test_accuracy"))
+        before = report.stats.describe(report.values(variants["evolve"], "test_accuracy_before_learning"))
         lines[-1] += (
             f" Arm `evolve`: heterogeneous gamma ({evo['init']} init) trained {cfg['epochs']} epochs with "
             f"Adam (lr {evo['pretrain_learning_rate']}, gamma held), then {evo['algorithm'].upper()} evolves "
             f"every neuron's (n, s) for {evo['generations']} generations of {evo['popsize']} candidates, "
             f"each learning {evo['train_epochs']} epoch (SGD lr {evo['sgd_learning_rate']}) before it is "
-            "scored on validation (Baldwinian: the learning is discarded); its val accuracy is that of "
-            "the best candidate after its learning, its test accuracy that of the best genome on the "
-            "start weights without that learning (what `bioact search` reports as `best_test_accuracy`). "
-            "The start model itself (pretrained, gamma at its initial values, before evolution) scores "
+            "scored on validation (Baldwinian: the learning is discarded); its val and test accuracy "
+            "are those of the best genome after that same learning (what `bioact search` reports as "
+            "`best_test_accuracy`). Without the learning the best genome scores "
+            + report.fmt_stat(before, 2, 100)
+            + " % on the test split, and the start model itself (pretrained, gamma at its initial "
+            "values, before evolution) "
             + report.fmt_stat(start, 2, 100)
-            + " % on the test split."
+            + " %."
         )
     lines.append("")
     rows = []

@@ -111,3 +111,49 @@ metric = "crossentropy"
     # resuming a finished run does no more work and keeps the history
     assert main([*args, "--resume"]) == 0
     assert (out / "history.csv").read_text().splitlines() == rows
+
+
+@pytest.mark.parametrize("mode", ["baldwinian", "lamarckian"])
+def test_learning_modes_score_the_best_solution_after_its_learning(tmp_path, mode):
+    # The fitness of a learning mode is measured after each candidate's brief SGD; the reported
+    # test score and the saved model must be the best solution after that same learning, so
+    # its validation accuracy equals the best fitness (not the un-learned start model's).
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        f"""
+[data]
+name = "digits"
+max_train = 400
+[model]
+hidden = [16]
+[budget]
+epochs = 1
+[evolution.activation]
+family = "gamma"
+regime = "homogeneous"
+[evolution]
+target = "gamma"
+granularity = "parameter"
+algorithm = "snes"
+popsize = 4
+generations = 2
+mode = "{mode}"
+train_epochs = 2
+learning_rate = 0.1
+metric = "accuracy"
+"""
+    )
+    out = tmp_path / "run"
+    assert main(["search", str(spec), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    if mode == "baldwinian":
+        after = summary["best_val_accuracy_after_learning"]
+        assert after == pytest.approx(summary["best_val_fitness"], abs=1e-6)
+    # the saved best model is the learned one: its weights differ from the start model's
+    best = keras.saving.load_model(str(out / "best_model.keras"), compile=False)
+    start = keras.saving.load_model(str(out / "start_model.keras"), compile=False)
+    moved = [
+        float(np.max(np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b))))
+        for a, b in zip(best.trainable_variables, start.trainable_variables, strict=True)
+    ]
+    assert max(moved) > 1e-3
