@@ -91,6 +91,18 @@ def protocol(args):
     }
 
 
+def data_table(args, seed):
+    """The spec's `[data]` table of every arm: the training subset and the validation split carved
+    out of it by the procedure seed; the test split is untouched."""
+    return {
+        "name": args.dataset,
+        "validation_fraction": args.validation_fraction,
+        "seed": seed,
+        "max_train": args.train_limit,
+        "max_val": args.val_limit,
+    }
+
+
 def evolve_protocol(args):
     """The evolve arm's extra `config` keys (its run files carry them, the others' do not)."""
     return {
@@ -125,13 +137,7 @@ def spec_for(args, arm, seed, storage, study_name):
             "sampler": {"name": "tpe", "seed": seed, "n_startup_trials": args.startup_trials},
             "pruner": {"name": "none"},
         },
-        "data": {
-            "name": args.dataset,
-            "validation_fraction": args.validation_fraction,
-            "seed": seed,
-            "max_train": args.train_limit,
-            "max_val": args.val_limit,
-        },
+        "data": data_table(args, seed),
         "model": dict(ARCHS[args.arch]),
         "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": 1000 * seed},
         "space": {"learning_rate": list(args.lr_range)},
@@ -232,13 +238,7 @@ def run_evolve(args, config, seed, log=print):
             "learning_rate": evo["sgd_learning_rate"],
             "seed": seed,
         },
-        "data": {
-            "name": args.dataset,
-            "validation_fraction": args.validation_fraction,
-            "seed": seed,
-            "max_train": args.train_limit,
-            "max_val": args.val_limit,
-        },
+        "data": data_table(args, seed),
         "model": dict(ARCHS[args.arch]),
         "budget": {
             "epochs": args.epochs,

@@ -2,6 +2,15 @@ import keras
 from keras import ops
 
 
+def _batch_major(outputs, states, return_all):
+    """`inner_loop`'s `(last_output, outputs, states)` from time-major outputs (every step's with
+    `return_all`, else the last step's)."""
+    if return_all:
+        outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
+        return outputs[:, -1], outputs, list(states)
+    return outputs, ops.expand_dims(outputs, 1), list(states)
+
+
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class CheckpointedRNN(keras.layers.RNN):
     """`keras.layers.RNN` with segment-wise gradient checkpointing through time.
@@ -109,13 +118,7 @@ class CheckpointedRNN(keras.layers.RNN):
         if steps % length:
             states, tail = run(states, time_major[full * length :])
             outputs = ops.concatenate([outputs, tail], axis=0) if return_all else tail
-        if return_all:
-            outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
-            last = outputs[:, -1]
-        else:
-            last = outputs
-            outputs = ops.expand_dims(last, 1)
-        return last, outputs, list(states)
+        return _batch_major(outputs, states, return_all)
 
     def _tf_loop(self, step, time_major, states, full, return_all):
         """TensorFlow: the whole walk over segments is one `tf.custom_gradient` around a
@@ -142,13 +145,7 @@ class CheckpointedRNN(keras.layers.RNN):
             tail = ops.expand_dims(time_major[full * length :], 0)
             states, last = _tf_segments.segment_scan(segment, tail, states, variables)
             outputs = ops.concatenate([outputs, last[0]], axis=0) if return_all else last[0]
-        if return_all:
-            outputs = ops.transpose(outputs, (1, 0) + tuple(range(2, len(outputs.shape))))
-            last = outputs[:, -1]
-        else:
-            last = outputs
-            outputs = ops.expand_dims(last, 1)
-        return last, outputs, list(states)
+        return _batch_major(outputs, states, return_all)
 
     def _torch_loop(self, step, time_major, states, return_all):
         """PyTorch: a Python loop of segments, each under a reentrant `torch.utils.checkpoint`:
