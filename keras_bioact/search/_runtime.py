@@ -43,6 +43,25 @@ def _weights_fingerprint(model):
     return h.hexdigest()
 
 
+def learning_trainer(model, params, train, config, from_logits, **options):
+    """The `PopulationTrainer` of the learning modes: the brief SGD (`train_epochs`,
+    `train_batch_size`, `learning_rate`) every candidate gets before it is scored."""
+    from keras_bioact.search.population import PopulationTrainer
+
+    return PopulationTrainer(
+        model,
+        params,
+        *train,
+        loss="mse" if config["metric"] == "mse" else "crossentropy",
+        from_logits=from_logits,
+        learning_rate=config.get("learning_rate", 0.05),
+        epochs=int(config.get("train_epochs", 1)),
+        batch_size=int(config.get("train_batch_size", 32)),
+        vectorized=config.get("vectorized", "auto"),
+        **options,
+    )
+
+
 class _Runtime:
     """Model, data, evaluator and (for the learning modes) a trainable private copy."""
 
@@ -73,21 +92,15 @@ class _Runtime:
             # Every selected activation parameter learns together with the weights.
             for p in params:
                 p.variable.trainable = True
-            from keras_bioact.search.population import PopulationTrainer
-
-            self.trainer = PopulationTrainer(
+            self.trainer = learning_trainer(
                 model,
                 params,
-                *self.train,
-                loss="mse" if config["metric"] == "mse" else "crossentropy",
+                self.train,
+                config,
                 from_logits=self.evaluator.from_logits,
-                learning_rate=config.get("learning_rate", 0.05),
-                epochs=int(config.get("train_epochs", 1)),
-                batch_size=int(config.get("train_batch_size", 32)),
                 val_data=data["val"],
                 metric=self.evaluator.metric_fn,
                 eval_batch_size=config.get("eval_batch_size"),
-                vectorized=config.get("vectorized", "auto"),
                 population_chunk=config.get("population_chunk"),
                 memory_budget=config.get("memory_budget"),
                 jit_compile=config.get("jit_compile", "auto"),

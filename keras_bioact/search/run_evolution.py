@@ -142,26 +142,16 @@ def learn_like_fitness(model, train, ev):
     import numpy as np
 
     from keras_bioact.params import ParameterView
-    from keras_bioact.search._runtime import _model_from_bytes, _model_to_bytes
+    from keras_bioact.search._runtime import _model_from_bytes, _model_to_bytes, learning_trainer
     from keras_bioact.search.evaluator import _ends_with_softmax, select_parameters
-    from keras_bioact.search.population import PopulationTrainer
 
     model = _model_from_bytes(_model_to_bytes(model))
     params = select_parameters(model, ev["target"], ev.get("layers"))
     for p in params:
         p.variable.trainable = True
     from_logits = ev.get("from_logits")
-    trainer = PopulationTrainer(
-        model,
-        params,
-        *train,
-        loss="mse" if ev["metric"] == "mse" else "crossentropy",
-        from_logits=(not _ends_with_softmax(model)) if from_logits is None else bool(from_logits),
-        learning_rate=ev["learning_rate"],
-        epochs=int(ev["train_epochs"]),
-        batch_size=int(ev["train_batch_size"]),
-        vectorized=ev.get("vectorized", "auto"),
-    )
+    from_logits = (not _ends_with_softmax(model)) if from_logits is None else bool(from_logits)
+    trainer = learning_trainer(model, params, train, ev, from_logits)
     start = ParameterView(model, parameters=params).get_vector("natural")
     trainable, non_trainable = trainer.train(np.asarray(start)[None], return_weights=True).weights
     for v, value in zip(model.trainable_variables, trainable, strict=True):
