@@ -6,6 +6,7 @@
 * `load_idx_dir`: any directory of MNIST-format IDX files (so real MNIST works where you have it).
 * `sequential`: turns images into pixel-by-pixel sequences, optionally with a fixed random
   permutation (sequential / permuted-sequential tasks of SPEC sections 1.3 and 3.2).
+* `pool_images`: average-pools images in square blocks (shorter pixel sequences).
 
 Every loader returns `(x_train, y_train), (x_test, y_test)` with float32 images in [0, 1]
 of shape `(N, H, W)` and int32 labels.
@@ -18,7 +19,10 @@ import struct
 
 import numpy as np
 
-__all__ = ["load", "load_digits", "load_fashion_mnist", "load_idx_dir", "sequential", "DatasetNotFoundError"]
+__all__ = [
+    "load", "load_digits", "load_fashion_mnist", "load_idx_dir", "pool_images", "sequential",
+    "DatasetNotFoundError",
+]  # fmt: skip
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "KERAS_BIOACT_FASHION_MNIST"
@@ -154,6 +158,23 @@ def load_fashion_mnist(path=None):
     if not pathlib.Path(path).is_dir():
         raise DatasetNotFoundError(f"Fashion-MNIST: directory {path} not found. {hint}")
     return load_idx_dir(path, name="Fashion-MNIST", install_hint=hint)
+
+
+def pool_images(images, factor):
+    """Average-pool `(N, H, W)` images in non-overlapping `factor x factor` blocks.
+
+    `pool_images(x, 2)` turns 28x28 Fashion-MNIST into 14x14 images, i.e. 196-step pixel
+    sequences. H and W must be multiples of `factor`.
+    """
+    images = np.asarray(images)
+    factor = int(factor)
+    if factor < 1:
+        raise ValueError(f"pool_images: `factor` must be an integer >= 1, got {factor}.")
+    n, h, w = images.shape
+    if h % factor or w % factor:
+        raise ValueError(f"pool_images: image size {h}x{w} is not a multiple of `factor`={factor}.")
+    blocks = images.reshape(n, h // factor, factor, w // factor, factor)
+    return blocks.mean(axis=(2, 4), dtype="float64").astype("float32")
 
 
 def sequential(images, permute=False, seed=400):

@@ -15,7 +15,8 @@ Prints a table, saves `accuracy_vs_strength.png` and `results.json` under `--out
 
 CPU default (a few minutes; sequential 8x8 digits, 64 steps, 32 units):
     PYTHONPATH=. KERAS_BACKEND=jax python recipes/adaptive_rnn.py --out runs/adaptive_rnn
-Permuted: add `--permute`; row by row (one image row per step, T = 28 on Fashion-MNIST): `--rows`.
+Permuted: add `--permute`; row by row (one image row per step, T = 28 on Fashion-MNIST): `--rows`;
+shorter pixel sequences: `--pool 2` (2x2 average pooling first, T = 196 on Fashion-MNIST).
 `--seeds S1 S2 ...` trains every model once per seed (seed-major); `--results DIR` also writes one
 run file per (model, seed) (`keras_bioact.run_results`, read by `recipes/report.py`: clean test
 accuracy, training curves, the robustness sweeps, and the accuracy drops at the largest step drive
@@ -61,6 +62,12 @@ def parse_args(argv=None):
         help="paper scale: fashion_mnist, 400 units, controller 50, 100 epochs, batch 100, lr 1e-4",
     )
     p.add_argument("--rows", action="store_true", help="row by row: one image row per step (T = height)")
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=None,
+        help="average-pool the images in K x K blocks first (K = 2 on Fashion-MNIST: 196 pixel steps)",
+    )
     p.add_argument("--seed", type=int, default=0, help="data seed (digits split) and the model seed")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="model seeds (default: --seed)")
     p.add_argument("--results", default=None, help="write one run file per (model, seed) under RESULTS")
@@ -79,6 +86,8 @@ def parse_args(argv=None):
     args.models = models
     if args.rows and args.permute:
         p.error("--rows and --permute: permute the pixel sequence or read rows, not both")
+    if args.pool is not None and args.pool < 1:
+        p.error(f"--pool must be an integer >= 1, got {args.pool}")
     args.seeds = args.seeds or [args.seed]
     args.drive = [float(v) for v in args.drive.split(",")]
     args.sin = [float(v) for v in args.sin.split(",")]
@@ -92,6 +101,8 @@ def load_data(args):
         (xtr, ytr), (xte, yte) = datasets.load_digits(seed=args.seed)
     else:
         (xtr, ytr), (xte, yte) = datasets.load(args.dataset)
+    if args.pool:
+        xtr, xte = (datasets.pool_images(x, args.pool) for x in (xtr, xte))
     if args.rows:  # (N, H, W) images: H steps of W pixels
         xtr, xte = (x.reshape(len(x), -1, x.shape[-1]).astype("float32") for x in (xtr, xte))
     else:
@@ -200,7 +211,7 @@ def summary(model, kind):
 # Flags that define the protocol of one run; a stored run made with other values is not reused.
 PROTOCOL_KEYS = (
     "dataset", "permute", "rows", "units", "controller", "epochs", "batch", "lr", "max_train", "max_test",
-    "drive", "sin", "segments", "seed",
+    "drive", "sin", "segments", "seed", "pool",
 )  # fmt: skip
 
 
@@ -233,6 +244,8 @@ def _save(store, setting, kind, r, history, args, seconds):
     if r["step_drive"]:
         metrics["drive_accuracy_drop"] = r["clean"] - r["step_drive"][str(max(args.drive))]
     arch = f"RNN+ReLU, gamma RNNs, ANRU (controller {args.controller}) and LSTM, {args.units} units each"
+    if args.pool:
+        arch += f"; images average-pooled in {args.pool}x{args.pool} blocks first"
     extra = {"dataset": args.dataset, "architecture": arch, "params": r["params"], "record": r}
     curves = {k: [float(v) for v in vals] for k, vals in history.items()}
     store.save(setting, kind, r["seed"], metrics=metrics, curves=curves, wall_time_s=seconds, extra=extra)

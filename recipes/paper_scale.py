@@ -105,6 +105,7 @@ def main(argv=None):
         dataset=args.dataset,
         permute=not args.no_permute,
         rows=False,  # pixel by pixel, as the papers
+        pool=None,  # every one of the 784 pixels
         seed=args.seed,
         units=args.units,
         controller=args.controller,

@@ -42,6 +42,7 @@ load_run, safe_name = _run_results.load_run, _run_results.safe_name
 _claims = _pure_module("report_claims", "recipes")
 _search_pays = _pure_module("search_pays_report", "recipes")  # issue 15 item 3: claims + table
 CLAIMS = _claims.CLAIMS + _search_pays.CLAIMS
+COLUMNS, SEED_LISTS, SWEEPS = _claims.COLUMNS, _claims.SEED_LISTS, _claims.SWEEPS
 NOT_RUN_SEARCH, NOT_RUN_GPU = _search_pays.NOT_RUN, _claims.NOT_RUN_GPU
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
@@ -191,7 +192,37 @@ def plot_setting(key, variants, figures):
     paths["test_error"] = figures / f"{stem}-test_error.png"
     fig.savefig(paths["test_error"], dpi=100, metadata={"Software": None})
     plt.close(fig)
+    if key[0] in SWEEPS:
+        paths["robustness"] = figures / f"{stem}-robustness.png"
+        plot_sweeps(key, variants, SWEEPS[key[0]], paths["robustness"])
     return paths
+
+
+def plot_sweeps(key, variants, sweeps, path):
+    """Test accuracy against perturbation strength, mean and 95 % interval over seeds, per variant."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(5.5 * len(sweeps), 4), squeeze=False)
+    for ax, (sweep, label) in zip(axes[0], sweeps, strict=True):
+        for variant, recs in variants.items():
+            points = recs[0].get("record", {}).get(sweep) or {}
+            if not points:  # e.g. the LSTM has no pre-activation to drive
+                continue
+            xs = sorted(points, key=float)
+            ds = [stats.describe([r["record"][sweep].get(x) for r in recs]) for x in xs]
+            mean = np.array([d["mean"] for d in ds])
+            lo = np.array([d["ci95"][0] if d["n"] > 1 else d["mean"] for d in ds])
+            hi = np.array([d["ci95"][1] if d["n"] > 1 else d["mean"] for d in ds])
+            (line,) = ax.plot([float(x) for x in xs], mean, marker="o", label=f"{variant} (n={len(recs)})")
+            ax.fill_between([float(x) for x in xs], lo, hi, color=line.get_color(), alpha=0.15)
+        ax.set(xlabel=label, ylabel="test accuracy", title=f"accuracy vs {label} (mean, 95 % CI)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(" / ".join(key))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
 
 
 def setting_section(key, variants, figure_paths, readme_dir):
@@ -208,8 +239,13 @@ def setting_section(key, variants, figure_paths, readme_dir):
         "Mean ± sample std over seeds [95 % t-interval]; n = finished seeds.",
         "",
     ]
+    extra = COLUMNS.get(recipe, ())
     rows = []
     for variant, recs in variants.items():
+        cells = []
+        for metric, _, digits, scale in extra:
+            d = stats.describe(values(recs, metric))
+            cells.append(fmt_stat(d, digits, scale) if d["n"] else "-")
         acc = stats.describe(values(recs, "test_accuracy"))
         auc = stats.describe(values(recs, "mean_train_loss"))
         fin = stats.describe(values(recs, "final_train_loss"))
@@ -223,12 +259,21 @@ def setting_section(key, variants, figure_paths, readme_dir):
                 fmt_stat(acc, 2, 100),
                 fmt_stat(auc, 4),
                 fmt(fin["mean"], 4),
+                *cells,
                 div,
                 fmt(wall["mean"], 0),
             ]
         )
     hdr = ["variant", "n", "seeds", "test accuracy %", "mean train loss (AUC)", "final train loss"]
-    lines.append(table(hdr + ["diverged", "s / run"], rows))
+    lines.append(table(hdr + [h for _, h, _, _ in extra] + ["diverged", "s / run"], rows))
+    for metric, label in SEED_LISTS.get(recipe, ()):
+        per_variant = [
+            f"{v}: " + ", ".join(f"{fmt(r['metrics'][metric], 2)} (seed {r['seed']})" for r in recs)
+            for v, recs in variants.items()
+            if all(r["metrics"].get(metric) is not None for r in recs)
+        ]
+        if per_variant:
+            lines += ["", f"{label}: " + "; ".join(per_variant) + "."]
     if figure_paths:
         lines.append("")
         for name, path in figure_paths.items():
@@ -342,7 +387,8 @@ def generate(results_dir, readme_dir, figures, plot=True):
             paths = plot_setting(key, runs[key], figures)
         else:
             stem = safe_name("-".join(key))
-            paths = {n: figures / f"{stem}-{n}.png" for n in ("curves", "test_error")}
+            names = ("curves", "test_error") + (("robustness",) if key[0] in SWEEPS else ())
+            paths = {n: figures / f"{stem}-{n}.png" for n in names}
         parts += ["", setting_section(key, runs[key], paths, readme_dir)]
     parts += [
         "",

@@ -65,3 +65,10 @@ def test_adaptive_rnn_rows_seeds_and_run_files(tmp_path):
     assert first["results"] == second["results"] and len(first["runs"]["anru"]) == 2
     with pytest.raises(SystemExit):
         recipe.main([*argv, "--permute", "--out", str(tmp_path / "c")])
+    # --pool 2: 2x2 average pooling first, so 8x8 digits become 16 pixel steps (a setting of its own).
+    pooled = ["--pool", "2", "--models", "relu", "--seeds", "0", "--out", str(tmp_path / "d")]
+    assert recipe.main([*[a for a in argv if a != "--rows"], *pooled]) == 0
+    run = load_run(tmp_path / "results" / "adaptive_rnn" / "digits-pixels16" / "relu" / "seed0.json")
+    assert run["config"]["pool"] == 2 and "2x2 blocks" in run["architecture"]
+    with pytest.raises(SystemExit):
+        recipe.main([*argv, "--pool", "0", "--out", str(tmp_path / "e")])

@@ -184,3 +184,18 @@ def test_sequential_and_permuted():
     other = datasets.sequential(images, permute=True, seed=401)
     assert not np.array_equal(other, perm)
     np.testing.assert_array_equal(datasets.sequential(images.reshape(2, 12)), seq)
+
+
+def test_pool_images_block_means():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 4, 6)).astype(np.float32)
+    pooled = datasets.pool_images(images, 2)
+    assert pooled.shape == (3, 2, 3) and pooled.dtype == np.float32
+    for i, r, c in [(0, 0, 0), (1, 1, 2), (2, 0, 1)]:
+        np.testing.assert_allclose(pooled[i, r, c], images[i, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean(), rtol=1e-6)
+    np.testing.assert_array_equal(datasets.pool_images(images, 1), images)
+    assert datasets.sequential(pooled).shape == (3, 6, 1)
+    with pytest.raises(ValueError, match="not a multiple of `factor`=4"):
+        datasets.pool_images(images, 4)
+    with pytest.raises(ValueError, match="`factor` must be an integer >= 1"):
+        datasets.pool_images(images, 0)

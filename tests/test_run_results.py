@@ -208,11 +208,19 @@ def test_report_draws_early_stopped_runs_and_runs_without_validation_curves(tmp_
     for seed, n_epochs in ((0, 3), (1, 5)):  # early stopping: runs of different lengths
         curves = {"loss": [1.0 / (e + 1) for e in range(n_epochs)], "val_accuracy": [0.5] * n_epochs}
         for variant, err in (("2-arg", 0.10), ("relu", 0.12)):
+            extra = {"xor_score": 0.3 + seed / 10, "xor_score_pretrained": 0.05}
+            extra["frozen_g_test_accuracy"] = 0.875
             store.save("fashion_mnist-mlp120-120-120", variant, seed, curves=curves,
                        metrics={"test_accuracy": 1 - err - seed / 100, "test_error": err + seed / 100,
-                                "mean_train_loss": 0.5, "final_train_loss": 0.2})  # fmt: skip
+                                "mean_train_loss": 0.5, "final_train_loss": 0.2,
+                                **(extra if variant == "2-arg" else {})})  # fmt: skip
     store = RunStore(tmp_path / "results", "adaptive_rnn", {"epochs": 1})
     store.save("fashion_mnist-rows28", "lstm", 0, metrics={"test_accuracy": 0.8}, curves={"loss": [0.7]})
+    for seed in (0, 1):  # robustness sweeps in the run's record: drawn as accuracy against strength
+        record = {"step_drive": {"0.0": 0.8, "5.0": 0.4 + seed / 10}, "sinusoidal": {"0.0": 0.8, "1.0": 0.6}}
+        metrics = {"test_accuracy": 0.8, "drive_accuracy_drop": 0.4 - seed / 10}
+        store.save("fashion_mnist-rows28", "anru", seed, metrics=metrics, curves={"loss": [0.7]},
+                   extra={"record": record})  # fmt: skip
     readme = tmp_path / "README.md"
     readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
     argv = ["--results", str(tmp_path / "results"), "--readme", str(readme), "--figures", str(tmp_path / "f")]
@@ -220,7 +228,14 @@ def test_report_draws_early_stopped_runs_and_runs_without_validation_curves(tmp_
     stems = {p.name for p in (tmp_path / "f").glob("*.png")}
     assert "two_arg_xor-fashion_mnist-mlp120-120-120-curves.png" in stems
     assert "adaptive_rnn-fashion_mnist-rows28-curves.png" in stems
+    robustness = tmp_path / "f" / "adaptive_rnn-fashion_mnist-rows28-robustness.png"
+    assert robustness.read_bytes()[:4] == b"\x89PNG"
     text = readme.read_text()
+    # Recipe-specific columns and every learned g's xor_score, seed by seed.
+    assert "| frozen g, fresh outer net: test accuracy % | xor_score of the learned g |" in text
+    assert "87.50 ± 0.00" in text and "| relu | 2 | 0, 1 |" in text
+    assert "xor_score of g after joint training: 2-arg: 0.30 (seed 0), 0.40 (seed 1)." in text
+    assert "| accuracy drop at the largest step drive |" in text and "0.350 ± 0.071" in text
     assert "| 2-arg | 2 | 0, 1 |" in text
     row = next(line for line in text.splitlines() if "beats the parameter-matched ReLU" in line)
     # Welch t = -2 on 2 degrees of freedom: one-sided p ~ 0.09, not held; 2 of the 3 planned seeds.
