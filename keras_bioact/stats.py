@@ -3,6 +3,7 @@
 * `mean_std`: mean and sample standard deviation (ddof = 1) of the finite values.
 * `ci95` / `t_interval`: confidence interval of the mean from Student's t distribution.
 * `welch`: Welch's unequal-variance t-test (t, Welch-Satterthwaite df, two- or one-sided p).
+* `one_sample`: one-sample t-test of the mean against a constant (e.g. a score threshold).
 * `t_cdf`, `t_ppf`: Student-t distribution function and its inverse, from the regularised
   incomplete beta function (continued fraction, Lentz's method), accurate to ~1e-12.
 
@@ -12,7 +13,10 @@ reported by `describe`, so a diverged seed is visible rather than silently avera
 
 import math
 
-__all__ = ["betainc", "ci95", "describe", "finite", "mean_std", "t_cdf", "t_interval", "t_ppf", "welch"]
+__all__ = [
+    "betainc", "ci95", "describe", "finite", "mean_std", "one_sample", "t_cdf", "t_interval", "t_ppf",
+    "welch",
+]  # fmt: skip
 
 
 def finite(values):
@@ -169,6 +173,36 @@ def welch(a, b, alternative="two-sided"):
     else:
         p = 1.0 - t_cdf(t, df)
     out.update(t=t, df=df, p=min(1.0, p))
+    return out
+
+
+def one_sample(a, mu, alternative="two-sided"):
+    """One-sample t-test of mean(a) against the constant `mu`, on the finite values.
+
+    Args:
+        alternative: `"two-sided"`, `"less"` (H1: mean(a) < mu) or `"greater"`.
+
+    Returns `{"t", "df", "p", "n_a", "diff"}` (`diff` = mean(a) - mu); t, df, p are nan for fewer
+    than 2 values. A sample with zero variance gives p = 0 if its mean differs from `mu`, else 1.
+    """
+    if alternative not in ("two-sided", "less", "greater"):
+        raise ValueError(
+            f"one_sample: `alternative` must be 'two-sided', 'less' or 'greater', got {alternative!r}."
+        )
+    a = finite(a)
+    out = {"n_a": len(a), "t": math.nan, "df": math.nan, "p": math.nan, "diff": math.nan}
+    if a:
+        out["diff"] = mean_std(a)[0] - mu
+    if len(a) < 2:
+        return out
+    m, sd = mean_std(a)
+    if sd == 0.0:
+        t = 0.0 if m == mu else math.copysign(math.inf, m - mu)
+    else:
+        t = (m - mu) / (sd / math.sqrt(len(a)))
+    df = len(a) - 1
+    p = {"two-sided": 2.0 * t_cdf(-abs(t), df), "less": t_cdf(t, df), "greater": 1.0 - t_cdf(t, df)}
+    out.update(t=t, df=df, p=min(1.0, p[alternative]))
     return out
 
 

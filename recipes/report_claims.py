@@ -3,8 +3,9 @@
 Each entry of `CLAIMS` names the run files it reads (`recipe`, `setting`), the per-run `metric`
 (a key of a run file's `metrics`), the direction the paper predicts (`better`: "lower" or
 "higher" for the candidates), the `candidates` and `baselines` (variant names, or prefixes ending
-in ":"), the seeds planned, and `why`: shown while a claim has no result on both sides, or too few
-seeds. Pure data: no Keras import.
+in ":"; or, instead of `baselines`, a fixed `threshold` the candidates' mean is tested against),
+the seeds planned, and `why`: shown while a claim has no result on both sides, or too few seeds.
+Pure data: no Keras import.
 """
 
 BRU = ("eru:", "oru:")
@@ -210,6 +211,19 @@ CLAIMS = [
         "better": "lower",
         "candidates": ("2-arg",),
         "baselines": ("1-arg",),
+        "planned_seeds": 3,
+        "why": TWO_ARG_WHY,
+    },
+    {
+        "paper": "Yoon et al. 2021",
+        "claim": "joint training turns the shared g of the 2-arg MLP into a soft XOR (xor_score of the "
+        "learned g above the is_xor threshold 0.25 of `keras_bioact.analysis.xor_score`)",
+        "recipe": "two_arg_xor",
+        "setting": TWO_ARG_SETTING,
+        "metric": "xor_score",
+        "better": "higher",
+        "candidates": ("2-arg",),
+        "threshold": 0.25,
         "planned_seeds": 3,
         "why": TWO_ARG_WHY,
     },

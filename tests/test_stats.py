@@ -29,6 +29,23 @@ def test_mean_std_ci_and_dropped_values():
     assert math.isnan(stats.mean_std([4.0])[1]) and all(map(math.isnan, stats.ci95([4.0])))
 
 
+def test_one_sample_hand_computed():
+    # a = [1, 2, 3] against 0: t = 2 / (1 / sqrt(3)), df = 2, where the t CDF is closed-form:
+    # F(t) = 1/2 + t / (2 sqrt(2 + t^2)).
+    o = stats.one_sample([1, 2, 3], 0.0)
+    t = 2 * math.sqrt(3)
+    assert o["t"] == pytest.approx(t) and o["df"] == 2 and o["diff"] == pytest.approx(2.0)
+    upper = 0.5 - t / (2 * math.sqrt(2 + t * t))
+    assert o["p"] == pytest.approx(2 * upper, rel=1e-9)
+    assert stats.one_sample([1, 2, 3], 0.0, "greater")["p"] == pytest.approx(upper, rel=1e-9)
+    assert stats.one_sample([1, 2, 3], 0.0, "less")["p"] == pytest.approx(1 - upper, rel=1e-9)
+    assert math.isnan(stats.one_sample([1.0, None], 0.0)["p"])  # one finite value: no test
+    assert stats.one_sample([0.5, 0.5], 0.25, "greater")["p"] == 0.0
+    assert stats.one_sample([0.5, 0.5], 0.5)["p"] == 1.0
+    with pytest.raises(ValueError, match="alternative"):
+        stats.one_sample([1, 2], 0.0, "bigger")
+
+
 def test_welch_hand_computed():
     # a = [1, 2, 3] (var 1), b = [4, 6, 8] (var 4): t = (2 - 6) / sqrt(1/3 + 4/3),
     # df = (5/3)^2 / ((1/9 + 16/9) / 2)
