@@ -313,7 +313,7 @@ def claims_section(runs, paper=()):
                 f"**{r['verdict']}**",
             ]
         )
-    not_run = [NOT_RUN_SEARCH]
+    not_run = list(NOT_RUN_SEARCH)
     if not any(p["device"]["platform"] == "gpu" for p in paper):
         not_run.append(NOT_RUN_GPU)
     hdr = ["claim", "metric", "best candidate", "best baseline", "difference", "Welch p (one-sided)", "held"]
