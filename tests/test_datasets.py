@@ -192,7 +192,8 @@ def test_pool_images_block_means():
     pooled = datasets.pool_images(images, 2)
     assert pooled.shape == (3, 2, 3) and pooled.dtype == np.float32
     for i, r, c in [(0, 0, 0), (1, 1, 2), (2, 0, 1)]:
-        np.testing.assert_allclose(pooled[i, r, c], images[i, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean(), rtol=1e-6)
+        block = images[i, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2]
+        np.testing.assert_allclose(pooled[i, r, c], block.mean(), rtol=1e-6)
     np.testing.assert_array_equal(datasets.pool_images(images, 1), images)
     assert datasets.sequential(pooled).shape == (3, 6, 1)
     with pytest.raises(ValueError, match="not a multiple of `factor`=4"):
