@@ -142,7 +142,14 @@ def evaluate_claim(claim, runs):
     verdict = ("yes" if held else "no") if enough else "no verdict (n < 2)"
     if enough and n_min < claim["planned_seeds"]:
         verdict += f" (so far: {n_min} of {claim['planned_seeds']} seeds)"
-    return {"candidate": (cv, cd), "baseline": (bv, bd), "welch": w, "verdict": verdict}
+    return {"candidate": (cv, cd), "baseline": (bv, bd), "welch": w, "verdict": verdict, "n_min": n_min}
+
+
+def figure_paths(key, figures):
+    """`{name: path}` of one setting's PNGs: curves, test error, and the robustness sweeps if any."""
+    stem = safe_name("-".join(key))
+    names = ("curves", "test_error") + (("robustness",) if key[0] in SWEEPS else ())
+    return {n: pathlib.Path(figures) / f"{stem}-{n}.png" for n in names}
 
 
 def plot_setting(key, variants, figures):
@@ -153,8 +160,7 @@ def plot_setting(key, variants, figures):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    stem = safe_name("-".join(key))
-    paths = {}
+    paths = figure_paths(key, figures)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for variant, recs in variants.items():
         for ax, curve in zip(axes, ("loss", "val_accuracy"), strict=True):
@@ -178,7 +184,6 @@ def plot_setting(key, variants, figures):
     (axes[1] if axes[1].lines else axes[0]).legend(fontsize="small")  # no val curves: legend on the loss
     fig.suptitle(" / ".join(key))
     fig.tight_layout()
-    paths["curves"] = figures / f"{stem}-curves.png"
     fig.savefig(paths["curves"], dpi=100, metadata={"Software": None})
     plt.close(fig)
 
@@ -196,11 +201,9 @@ def plot_setting(key, variants, figures):
     ax.set_ylim(min(finite) * 0.9 if finite else 0, None)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    paths["test_error"] = figures / f"{stem}-test_error.png"
     fig.savefig(paths["test_error"], dpi=100, metadata={"Software": None})
     plt.close(fig)
-    if key[0] in SWEEPS:
-        paths["robustness"] = figures / f"{stem}-robustness.png"
+    if "robustness" in paths:
         plot_sweeps(key, variants, SWEEPS[key[0]], paths["robustness"])
     return paths
 
@@ -221,8 +224,9 @@ def plot_sweeps(key, variants, sweeps, path):
             mean = np.array([d["mean"] for d in ds])
             lo = np.array([d["ci95"][0] if d["n"] > 1 else d["mean"] for d in ds])
             hi = np.array([d["ci95"][1] if d["n"] > 1 else d["mean"] for d in ds])
-            (line,) = ax.plot([float(x) for x in xs], mean, marker="o", label=f"{variant} (n={len(recs)})")
-            ax.fill_between([float(x) for x in xs], lo, hi, color=line.get_color(), alpha=0.15)
+            strengths = [float(x) for x in xs]
+            (line,) = ax.plot(strengths, mean, marker="o", label=f"{variant} (n={len(recs)})")
+            ax.fill_between(strengths, lo, hi, color=line.get_color(), alpha=0.15)
         ax.set(xlabel=label, ylabel="test accuracy", title=f"accuracy vs {label} (mean, 95 % CI)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
@@ -297,8 +301,7 @@ def claims_section(runs, paper=()):
         if r is None:
             missing.append(f"* {what}: {c['why']}.")
             continue
-        (cv, cd), (bv, bd), w = r["candidate"], r["baseline"], r["welch"]
-        n_min = min(cd["n"], bd["n"]) if bd else cd["n"]
+        (cv, cd), (bv, bd), w, n_min = r["candidate"], r["baseline"], r["welch"], r["n_min"]
         if n_min < c["planned_seeds"]:
             missing.append(f"* {what}: partly run ({n_min} of {c['planned_seeds']} seeds); {c['why']}.")
         digits = 4
@@ -394,9 +397,7 @@ def generate(results_dir, readme_dir, figures, plot=True):
             figures.mkdir(parents=True, exist_ok=True)
             paths = plot_setting(key, runs[key], figures)
         else:
-            stem = safe_name("-".join(key))
-            names = ("curves", "test_error") + (("robustness",) if key[0] in SWEEPS else ())
-            paths = {n: figures / f"{stem}-{n}.png" for n in names}
+            paths = figure_paths(key, figures)
         parts += ["", setting_section(key, runs[key], paths, readme_dir)]
     parts += [
         "",
