@@ -13,15 +13,17 @@ of shape `(N, H, W)` and int32 labels.
 """
 
 import gzip
+import math
 import os
 import pathlib
+import stat
 import struct
 
 import numpy as np
 
 __all__ = [
     "load", "load_digits", "load_fashion_mnist", "load_idx_dir", "pool_images", "sequential",
-    "DatasetNotFoundError",
+    "DatasetNotFoundError", "MAX_FILE_BYTES", "regular_file",
 ]  # fmt: skip
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -34,8 +36,26 @@ _IDX_NAMES = {
 }
 
 
+# The largest file read for a data set (an IDX file, or the data an IDX header announces) or
+# named by a search spec (`model.path`): far above Fashion-MNIST's 47 MB, far below a machine's memory.
+MAX_FILE_BYTES = 2 << 30
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A data set is not installed; the message says how to install it."""
+
+
+def regular_file(path, limit=None):
+    """The size of `path` in bytes; `ValueError` unless it is a regular file of at most `limit`
+    bytes (default `MAX_FILE_BYTES`; `OSError` if it cannot be stat'ed). Checked before opening:
+    a device (/dev/zero), a named pipe or a directory is never opened."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file (devices, named pipes and folders are never read)")
+    if st.st_size > limit:
+        raise ValueError(f"{path} is {st.st_size:,} bytes, over the limit of {limit:,} bytes")
+    return st.st_size
 
 
 def load_digits(test_fraction=0.25, seed=0):
@@ -70,8 +90,17 @@ def _open(path):
 
 
 def read_idx(path, expected_ndim=None):
-    """Read one IDX file (optionally gzipped), validating the magic number and the size."""
+    """Read one IDX file (optionally gzipped), validating the magic number and the size.
+
+    The file must be a regular file (`regular_file`), and at most `MAX_FILE_BYTES` are read
+    from it, gzipped or not, whatever its header announces."""
     path = pathlib.Path(path)
+    try:
+        regular_file(path)
+    except OSError as e:
+        raise ValueError(f"read_idx: cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"read_idx: {e}") from None
     try:
         return _read_idx(path, expected_ndim)
     except (EOFError, gzip.BadGzipFile) as e:  # a .gz cut short, e.g. by an interrupted copy
@@ -96,12 +125,18 @@ def _read_idx(path, expected_ndim):
                 f"but holds only {len(raw_dims)} of their {4 * ndim} bytes."
             )
         dims = struct.unpack(">" + "I" * ndim, raw_dims)
-        data = f.read()
-    expected = int(np.prod(dims))
+        expected = math.prod(dims)
+        if expected > MAX_FILE_BYTES:
+            raise ValueError(
+                f"read_idx: {path}'s header announces {dims} = {expected:,} bytes, over the limit "
+                f"of {MAX_FILE_BYTES:,} bytes."
+            )
+        data = f.read(expected + 1)
     if len(data) != expected:
+        found = "more" if len(data) > expected else f"{len(data)}"
         raise ValueError(
             f"read_idx: {path} is truncated or corrupt: header says {dims} = {expected} bytes, "
-            f"found {len(data)}."
+            f"found {found}."
         )
     return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
