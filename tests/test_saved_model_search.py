@@ -2,6 +2,8 @@
 with `safe_mode=True`, converts its activations to the trial's family with the family's
 convert rule, fine-tunes it, and the best trial is scored once on the test split."""
 
+import re
+
 import keras
 import numpy as np
 import optuna
@@ -112,14 +114,18 @@ def test_saved_model_with_code_is_refused(tmp_path, capsys):
     model.save(model_path)
     spec_path = tmp_path / "saved.toml"
     spec_path.write_text(SPEC.format(tmp=tmp_path, model=model_path).replace("n_trials = 3", "n_trials = 1"))
-    with pytest.raises(ValueError, match="safe_mode"):
-        main(["search", str(spec_path)])
+    assert main(["search", str(spec_path)]) == 2
+    err = capsys.readouterr().err
+    assert "saved.toml: model.path: Keras cannot load" in err and "safe_mode" in err, err
+    assert not (tmp_path / "saved.db").exists()  # refused before the study was created
 
 
-def test_saved_model_that_does_not_fit_the_data_is_refused_before_any_trial(tmp_path):
+def test_saved_model_that_does_not_fit_the_data_is_refused_before_any_trial(tmp_path, capsys):
     model_path = tmp_path / "flat.keras"
     _relu_mlp(model_path, shape=(64,))
     spec_path = tmp_path / "saved.toml"
     spec_path.write_text(SPEC.format(tmp=tmp_path, model=model_path))
-    with pytest.raises(ValueError, match=r"model.path: .* takes inputs of shape \(64,\), .* shape \(8, 8\)"):
-        main(["search", str(spec_path)])
+    assert main(["search", str(spec_path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"saved\.toml: model\.path: .* inputs of shape \(64,\), .* shape \(8, 8\)", err), err
+    assert not (tmp_path / "saved.db").exists()

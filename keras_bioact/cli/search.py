@@ -166,6 +166,7 @@ def cmd_search(args):
         spec = _resolve(args)
         if args.worker_index is None:
             print(backend_line())
+            spec.preflight(export=args.export)  # reads the data and model, tries the output folder
         if spec.engine == "evolution":
             from keras_bioact.search.run_evolution import run_evolution
 

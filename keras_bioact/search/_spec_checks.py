@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
 from keras_bioact import families
 from keras_bioact.search import schema
@@ -45,9 +46,24 @@ def _idx_dir(directory, source, key):
     path = pathlib.Path(directory)
     if not path.is_dir():
         raise SpecError(source, key, f"{directory!r} is not a directory of IDX files")
-    missing = [names[0] for k, names in _IDX_NAMES.items() if _find(path, k) is None]
+    files = {names[0]: _find(path, k) for k, names in _IDX_NAMES.items()}
+    missing = [name for name, file in files.items() if file is None]
     if missing:
         raise SpecError(source, key, f"{directory!r} lacks {', '.join(missing)} (optionally .gz)")
+    for file in files.values():
+        _regular_file(file, source, key)
+
+
+def _regular_file(path, source, key):
+    """A regular file of at most `datasets.MAX_FILE_BYTES`, checked before it is opened."""
+    from keras_bioact.datasets import regular_file
+
+    try:
+        regular_file(path)
+    except OSError as e:
+        raise SpecError(source, key, f"cannot read {str(path)!r}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise SpecError(source, key, str(e)) from None
 
 
 def model(spec, table, source):
@@ -90,13 +106,22 @@ def model(spec, table, source):
 
 
 def _keras_file(path, source):
+    """A zip archive with config.json, of at most `MAX_FILE_BYTES` packed and unpacked (the
+    sizes zipfile reads at most). Whether Keras loads it is `SearchSpec.preflight`'s check."""
     import zipfile
 
+    from keras_bioact.datasets import MAX_FILE_BYTES
+
+    _regular_file(path, source, "model.path")
     try:
         with zipfile.ZipFile(path) as z:
             ok = "config.json" in z.namelist()
+            unpacked = sum(info.file_size for info in z.infolist())
     except (OSError, zipfile.BadZipFile):
         ok = False
+    if ok and unpacked > MAX_FILE_BYTES:
+        limit = f"over the limit of {MAX_FILE_BYTES:,}"
+        raise SpecError(source, "model.path", f"{path!r} unpacks to {unpacked:,} bytes, {limit}")
     if not ok:
         raise SpecError(
             source,
@@ -267,6 +292,23 @@ def _algorithm_options(ev, source):
         raise SpecError(
             source, "evolution.algorithm_options", f"not accepted by {ev['algorithm']!r}: {error}"
         ) from None
+
+
+def writable_dir(directory, key, source):
+    """`directory` is a folder, or can be created as one: its nearest existing ancestor is a
+    folder in which a probe folder can be made (and is removed at once). Nothing is left
+    behind; `SpecError` naming `key` otherwise."""
+    path = os.path.abspath(directory)
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        reason = "exists" if existing == path else f"cannot be created: {existing!r} exists"
+        raise SpecError(source, key, f"{path!r} {reason} and is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bioact-probe-", dir=existing))
+    except OSError as e:
+        raise SpecError(source, key, f"cannot write to {existing!r}: {e.strerror or e}") from None
 
 
 def output_dir(spec):

@@ -34,6 +34,7 @@ the candidate's genome).
 EvoTorch, PyTorch and Ray are imported lazily, so `import keras_bioact` stays light.
 """
 
+import numbers
 import os
 
 import numpy as np
@@ -53,7 +54,7 @@ from keras_bioact.search.evaluator import (  # noqa: F401
     select_parameters,
 )
 from keras_bioact.search.evolution_result import EvolutionResult, load_best, result_from
-from keras_bioact.search.schema import ALGORITHMS
+from keras_bioact.search.schema import ALGORITHMS, SEED_MAX, bad_value
 
 __all__ = [
     "ALGORITHMS",
@@ -287,8 +288,18 @@ def _settings(args):
     ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"evolve: `{name}` must be an integer >= {low}, got {value!r}.")
-    if not (isinstance(stdev_init, (int, float)) and stdev_init > 0):
-        raise ValueError(f"evolve: `stdev_init` must be a number > 0, got {stdev_init!r}.")
+    for name in ("stdev_init", "learning_rate"):
+        value = args[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < np.inf:
+            raise ValueError(f"evolve: `{name}` must be a finite number > 0, got {value!r}.")
+    seed = args["seed"]
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX
+    ):
+        raise ValueError(f"evolve: `seed` must be None or an integer in [0, 2**32 - 1], got {seed!r}.")
+    bad = bad_value(args["algorithm_options"] or {}, "algorithm_options")
+    if bad:
+        raise ValueError(f"evolve: `{bad[0]}` {bad[1]}.")
     if mode == "lamarckian" and num_actors:
         raise ValueError(
             "evolve: mode 'lamarckian' cannot use `num_actors` (actors cannot return modified genomes)."

@@ -195,7 +195,7 @@ def make_objective(
         trial.set_user_attr("worker", worker_identity())
         if compiled is None:
             keras.backend.clear_session()
-        seed = int(budget.seed) + int(trial.number)
+        seed = (int(budget.seed) + int(trial.number)) % 2**32  # NumPy's (Keras') seeds are 32-bit
         keras.utils.set_random_seed(seed)
         learning_rate = space_lib.suggest_learning_rate(space, trial, budget.learning_rate)
         activation = Activation(space_lib.sample(space, trial), trial=trial, space=space)

@@ -13,12 +13,25 @@ import warnings
 
 from keras_bioact import families
 
-__all__ = ["check_model", "convertible", "converted_builder"]
+__all__ = ["check_model", "convertible", "converted_builder", "load"]
 
 
 def convertible():
     """Names of the families a saved model can be converted to for a search."""
     return tuple(f.name for f in families.families_with("convert") if f.convert.trial is not None)
+
+
+def load(path):
+    """The saved model at `path`, loaded with `safe_mode=True` (the file runs no code);
+    `ValueError` naming `model.path` if Keras refuses or cannot read it."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a refused or damaged file
+        raise ValueError(
+            f"model.path: Keras cannot load {path} with safe_mode=True: {type(e).__name__}: {e}"
+        ) from None
 
 
 def check_model(model, input_shape, num_classes, path="model.path"):
@@ -49,11 +62,7 @@ def converted_builder(path, input_shape=None, num_classes=None):
     With `input_shape` (and `num_classes`), the file is loaded once here and checked against
     the data (`ValueError` naming `model.path` on a mismatch), before any trial runs."""
     if input_shape is not None:
-        import keras
-
-        check_model(
-            keras.saving.load_model(path, compile=False, safe_mode=True), input_shape, num_classes, path
-        )
+        check_model(load(path), input_shape, num_classes, path)
 
     def build(activation):
         import keras
@@ -65,7 +74,7 @@ def converted_builder(path, input_shape=None, num_classes=None):
             raise ValueError(
                 f"model.path: a saved model converts to {', '.join(legal)}, not {activation.family!r}"
             )
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = load(path)
         with warnings.catch_warnings():  # a trial sets its own start: deviations are expected
             warnings.filterwarnings("ignore", message="convert: ", category=UserWarning)
             model = families.get_family(activation.family).convert.trial(model, activation)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["ENGINES", "LEGACY", "TABLES", "Key", "check_value", "markdown"]
+__all__ = ["ENGINES", "LEGACY", "TABLES", "Key", "bad_value", "check_value", "markdown"]
 
 ENGINES = ("optuna", "evolution")
 
@@ -40,7 +40,7 @@ class Key:
         if self.lo is None and self.hi is None:
             return ""
         left = "(" if self.open_lo else "["
-        right = ")" if self.open_hi else "]"
+        right = ")" if self.open_hi or self.hi is None else "]"
         lo = "-inf" if self.lo is None else _show(self.lo)
         hi = "inf" if self.hi is None else _show(self.hi)
         return f"{left}{lo}, {hi}{right}"
@@ -59,6 +59,9 @@ def _show(v):
 
 
 BIG = 1 << 20
+SEED_MAX = 2**32 - 1  # every seed: NumPy's legacy generator (Keras, Optuna) takes no more
+MAX_DEPTH = 16  # tables and lists nested deeper than this are refused (no key needs more than 4)
+MAX_SPEC_BYTES = 1 << 20  # the largest spec file read
 ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
 SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
 PRUNERS = ("median", "hyperband", "none")
@@ -82,7 +85,9 @@ TABLES = {
             True,
             True,
         ),
-        "seed": Key("int", 0, "seed of the train/validation split (and of digits' test split)", 0),
+        "seed": Key(
+            "int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX
+        ),
         "test_fraction": Key(
             "number", 0.25, "digits only: part of the data set kept as the test split", 0, 1, True, True
         ),
@@ -120,7 +125,9 @@ TABLES = {
         ),
         "batch_size": Key("int", 64, "batch size of that training", 1, BIG),
         "learning_rate": Key("number", 1e-3, "Adam learning rate of that training", 0, 10, True),
-        "seed": Key("int", 0, "model seed; optuna trial `k` trains with `seed + k`", 0),
+        "seed": Key(
+            "int", 0, "model seed; optuna trial `k` trains with `seed + k` (modulo 2**32)", 0, SEED_MAX
+        ),
         "jit_compile": Key("choice", "auto", "passed to `model.compile`", choices=("auto", True, False)),
     },
     "output": {
@@ -166,7 +173,7 @@ TABLES = {
     },
     "optuna.sampler": {
         "name": Key("choice", "tpe", "Optuna sampler (default nsga2 with `extra`)", choices=SAMPLERS),
-        "seed": Key("int", None, "sampler seed (worker `i` uses `seed + i`)", 0),
+        "seed": Key("int", None, "sampler seed (worker `i` uses `seed + i`, modulo 2**32)", 0, SEED_MAX),
         "n_startup_trials": Key("int", None, "tpe, cmaes: random trials before modelling", 0),
         "population_size": Key("int", None, "nsga2, cmaes: population size", 2),
     },
@@ -222,7 +229,7 @@ TABLES = {
         "train_batch_size": Key("int", 32, "baldwinian/lamarckian: batch size", 1, BIG),
         "learning_rate": Key("number", 0.05, "baldwinian/lamarckian: SGD learning rate", 0, 10, True),
         "stdev_init": Key("number", 0.5, "initial search spread (unconstrained space)", 0, None, True),
-        "seed": Key("int", 0, "seed of the evolution", 0),
+        "seed": Key("int", 0, "seed of the evolution", 0, SEED_MAX),
         "num_actors": Key("int", 0, "Ray actors (0: evaluate in this process)", 0, 1024),
         "vectorized": Key(
             "choice", "auto", "evaluate the population in one compiled call", choices=("auto", True, False)
@@ -269,6 +276,28 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def bad_value(value, key, depth=0):
+    """`(dotted key, reason)` for the first value under `value` (nested tables and lists) that
+    no spec may hold, whatever its key: a NaN or infinite number, or nesting deeper than
+    `MAX_DEPTH`; `None` if there is none. Free-form tables (`evolution.algorithm_options`) are
+    checked too."""
+    if depth > MAX_DEPTH:
+        return key, f"is nested more than {MAX_DEPTH} levels deep"
+    if isinstance(value, float) and not math.isfinite(value):
+        return key, f"must be a finite number, got {value!r}"
+    if isinstance(value, dict):
+        items = ((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for k, v in items:
+        found = bad_value(v, k, depth + 1)
+        if found:
+            return found
+    return None
+
+
 def check_value(key, spec, value):
     """`None` if `value` is legal for `spec` (a `Key`), else the reason (a sentence fragment)."""
     kind = spec.kind
@@ -308,6 +337,7 @@ def check_value(key, spec, value):
 
 def markdown():
     """The reference page `docs/specs.md`, generated from this schema and the search space."""
+    from keras_bioact.datasets import MAX_FILE_BYTES
     from keras_bioact.search import space as space_lib
 
     out = [
@@ -321,6 +351,14 @@ def markdown():
         "`[budget]` and `[output]` mean the same for both. Every key is optional; unknown keys and",
         "values out of range are errors that name the file and the dotted key, raised before",
         "anything is imported or trained. Examples: `search/*.toml`.",
+        "",
+        "Everywhere, free-form tables such as `evolution.algorithm_options` included, numbers must",
+        f"be finite (`nan` and `inf` are refused) and tables and lists nest at most {MAX_DEPTH} levels",
+        f"deep. A spec file has at most {MAX_SPEC_BYTES:,} bytes; a file a spec names (`model.path`,",
+        "the IDX files of `data.path` or `idx:DIR`) must be a regular file (never a device, a named",
+        f"pipe or a directory) of at most {MAX_FILE_BYTES:,} bytes. `bioact search` then loads the",
+        "data and the saved model (`safe_mode=True`) and checks the output folder (`output.dir`,",
+        "`--export`) before it creates the study or writes anything.",
         "",
         "Protocol: validation is carved out of the training split (`data.validation_fraction`,",
         "seeded by `data.seed`); the search optimises the validation score only; the best trial",

@@ -22,7 +22,8 @@ families = ["relu", "gamma", "bru"]
 Every key is declared once in `keras_bioact.search.schema` (type, default, legal range);
 `docs/specs.md` lists them. Every unknown key, out-of-range value or unknown name raises
 `SpecError` naming the file and the dotted key, before anything is imported, loaded or
-trained. Strings are never evaluated and a spec never imports code.
+trained. Strings are never evaluated and a spec never imports code. `SearchSpec.preflight`
+then reads the data and the saved model and tries the output folder, before anything is written.
 
 Protocol: trials (and evolution's fitness) are scored on the validation split, carved out of
 the data set's training split with `data.seed`. The search never sees the test split; when it
@@ -32,6 +33,7 @@ ends (and in `bioact show`), the best trial is scored once on the test split.
 from __future__ import annotations
 
 import copy
+import math
 import pathlib
 import re
 import warnings
@@ -108,15 +110,28 @@ class SearchSpec:
         options = dict(self.sampler)
         name = options.pop("name")
         seed = options.pop("seed", None)
-        if seed is not None:
-            seed = int(seed) + int(worker_index)  # workers must not propose identical trials
-        return make_sampler(name, seed=seed, **options)
+        if seed is not None:  # workers must not propose identical trials
+            seed = (int(seed) + int(worker_index)) % 2**32
+        if name == "cmaes" and "population_size" in options:
+            options["popsize"] = options.pop("population_size")  # CmaEsSampler's name for it
+        return self._optuna("optuna.sampler", self.sampler, lambda: make_sampler(name, seed=seed, **options))
 
     def make_pruner(self):
         from keras_bioact.search.study import make_pruner
 
         options = dict(self.pruner)
-        return make_pruner(options.pop("name"), **options)
+        name = options.pop("name")
+        return self._optuna("optuna.pruner", self.pruner, lambda: make_pruner(name, **options))
+
+    def _optuna(self, table, given, build):
+        """`build()`; Optuna's refusal is a `SpecError` naming the key it mentions (else the
+        table), never a storage failure."""
+        try:
+            return build()
+        except (TypeError, ValueError) as e:
+            named = [k for k in given if k != "name" and k.lower() in str(e).lower()]
+            key = f"{table}.{named[0]}" if named else table
+            raise SpecError(self.source, key, f"refused by Optuna: {e}") from None
 
     def load_splits(self):
         """`{"train", "val", "test"}` -> `(x, y)`: validation carved out of the training split."""
@@ -130,9 +145,28 @@ class SearchSpec:
             for k, v in self.data.items()
             if k == "path" or (name == "digits" and k in ("test_fraction", "seed"))
         }
-        (x, y), test = datasets.load(name, **opts)
-        order = np.random.default_rng(self.data.get("seed", 0)).permutation(len(x))
-        n_val = max(1, int(round(len(x) * self.data.get("validation_fraction", 0.2))))
+        data_key = "data.path" if "path" in self.data else "data.name"
+        try:
+            (x, y), test = datasets.load(name, **opts)
+        except (OSError, ValueError) as e:  # not installed, unreadable, damaged
+            raise SpecError(self.source, data_key, f"cannot load the data set: {e}") from None
+        n = len(x)
+        if n < 2 or not len(test[0]):
+            raise SpecError(
+                self.source,
+                "data.test_fraction" if "test_fraction" in self.data else data_key,
+                f"gives {n} training and {len(test[0])} test samples; a search needs at least 2 "
+                "training samples (one is held out for validation) and 1 test sample",
+            )
+        order = np.random.default_rng(self.data.get("seed", 0)).permutation(n)
+        n_val = max(1, int(round(n * self.data.get("validation_fraction", 0.2))))
+        if n_val >= n:
+            raise SpecError(
+                self.source,
+                "data.validation_fraction",
+                f"leaves no training sample of the {n} in {name}'s training split; legal for this "
+                f"data: (0, {math.floor((n - 1) / n * 1e6) / 1e6}]",
+            )
         val, train = order[:n_val], order[n_val:]
         splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}
         for split in splits:
@@ -140,6 +174,26 @@ class SearchSpec:
             if limit:
                 splits[split] = tuple(a[:limit] for a in splits[split])
         return splits
+
+    def preflight(self, export=None):
+        """Read what the run will read and try where it will write, before anything is written
+        (`bioact search` calls this before it opens the storage): the output folder (`export`,
+        i.e. `--export`, else `output.dir`) exists or can be created, the data loads into
+        non-empty splits, and a saved model (`model.path`) loads with `safe_mode=True` and fits
+        the data. Raises `SpecError` naming the key."""
+        from keras_bioact.search._spec_checks import writable_dir
+
+        directory = export or self.output.get("dir")
+        if directory:
+            writable_dir(directory, "--export" if export else "output.dir", self.source)
+        splits = self.load_splits()
+        if self.model_path:
+            from keras_bioact.search.saved_model import check_model, load
+
+            try:
+                check_model(load(self.model_path), *shape_and_classes(splits), self.model_path)
+            except ValueError as e:
+                raise SpecError(self.source, "model.path", str(e).removeprefix("model.path: ")) from None
 
     def load_data(self):
         """`((x_train, y_train), (x_val, y_val))` and `(input_shape, num_classes)`; the test
@@ -203,15 +257,23 @@ def load_spec(path):
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
+    from keras_bioact.datasets import regular_file
+
     path = pathlib.Path(path)
     try:
+        regular_file(path, schema.MAX_SPEC_BYTES)
         text = path.read_bytes()
     except OSError as e:
         raise SpecError(str(path), "<file>", f"cannot read the specification ({e.strerror})") from None
+    except ValueError as e:
+        raise SpecError(str(path), "<file>", f"not read: {e}") from None
     try:
         raw = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SpecError(str(path), "<toml>", f"not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        limit = schema.MAX_DEPTH
+        raise SpecError(str(path), "<toml>", f"nested too deeply (at most {limit} levels)") from None
     return parse_spec(raw, source=str(path))
 
 
@@ -221,6 +283,9 @@ def parse_spec(raw, source="<spec>"):
 
     if not isinstance(raw, dict):
         raise SpecError(source, "<top>", "a specification must be a TOML table")
+    bad = schema.bad_value(raw, "")
+    if bad:
+        raise SpecError(source, *bad)
     raw = _migrate(copy.deepcopy(raw), source)
     stored = copy.deepcopy(raw)
     for k in raw:
