@@ -1,6 +1,7 @@
 """Distributed search against a real PostgreSQL server started by this test (loopback only)."""
 
 import glob
+import json
 import os
 import pathlib
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import optuna
 import pytest
@@ -18,6 +20,9 @@ from keras_bioact.search import count_finished, load_study
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), KERAS_BACKEND="jax")
 pytestmark = [pytest.mark.postgres, pytest.mark.single_backend]
+# in every URL; the server trusts loopback connections and never asks for it, so it must appear
+# nowhere: not in output, not on a worker's command line, not in the study
+PASSWORD = "pg-Hunter2-s3cret"
 
 
 def _pg_bin():
@@ -95,13 +100,31 @@ def postgres_url():
         with conn.cursor() as cur:
             cur.execute("CREATE DATABASE bioact")
         conn.close()
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/bioact"
+        yield f"postgresql+psycopg2://postgres:{PASSWORD}@127.0.0.1:{port}/bioact"
     finally:
         if started:
             subprocess.run(
                 [*pg_ctl, "-m", "immediate", "-w", "-t", "30", "stop"], capture_output=True, timeout=60
             )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _worker_command_lines_while_running(proc, spec, timeout=600):
+    """The command lines (as `ps` shows everyone) of the worker processes searching `spec`."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        lines = []
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                line = pathlib.Path(cmdline).read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "--worker-index" in line and spec in line:
+                lines.append(line)
+        if len(lines) >= 2:
+            return lines
+        time.sleep(0.2)
+    return []
 
 
 @pytest.mark.timeout(900)
@@ -111,6 +134,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         textwrap.dedent("""
         [optuna]
         study = "pg"
+        storage = "{postgres_url}"
         n_trials = 4
         workers = 2
         [data]
@@ -130,7 +154,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         name = "none"
         [space]
         families = ["relu", "gamma", "bru"]
-        """)
+        """).replace("{postgres_url}", postgres_url)
     )
     cmd = [
         sys.executable,
@@ -140,20 +164,28 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         "--allow-code",
         "_search_helpers",
         str(spec),
-        "--storage",
-        postgres_url,
         "--quiet",
     ]
-    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=840)
-    assert r.returncode == 0, r.stdout + r.stderr
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        proc = subprocess.Popen(cmd, env=ENV, stdout=out, stderr=err)
+        command_lines = _worker_command_lines_while_running(proc, str(spec))
+        proc.wait(timeout=840)
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert proc.returncode == 0, out + err
+    assert command_lines and not any(PASSWORD in line for line in command_lines), command_lines
+    assert PASSWORD not in out + err
     study = load_study("pg", postgres_url)
+    assert PASSWORD not in json.dumps(study.user_attrs)  # the stored spec shows `postgres:***@`
+    assert study.user_attrs["spec"]["raw"]["optuna"]["storage"].startswith(
+        "postgresql+psycopg2://postgres:***@"
+    )
     trials = study.get_trials()
     assert [t.number for t in trials] == list(range(len(trials)))  # recorded once each
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # none lost or stuck
     assert 4 <= count_finished(study) <= 5  # target, plus at most one per extra worker
     workers = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(workers) == 2, workers  # both worker processes contributed
-    assert "study 'pg'" in r.stdout and "number" in r.stdout  # summary table
+    assert "study 'pg'" in out and "number" in out  # summary table
 
 
 @pytest.mark.timeout(900)

@@ -1,8 +1,14 @@
 """Damaged storages are refused or repaired, never silently replaced; the retry chain of
 killed workers' trials survives repeated kills."""
 
+import json
+import os
+import pathlib
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import warnings
 
 import optuna
@@ -118,3 +124,150 @@ def test_a_trial_whose_worker_never_recorded_itself_is_failed_after_the_grace(tm
     assert "within 0 s" in failed.user_attrs["failure_reason"]
     retry = study.ask()
     assert retry.user_attrs["retry_of"] == orphan.number
+
+
+SPEC = """
+[optuna]
+study = "s"
+{storage}
+n_trials = 1
+[data]
+name = "digits"
+[model]
+template = "mlp"
+hidden = [4]
+[budget]
+epochs = 1
+[space]
+families = ["relu"]
+"""
+
+
+def _other_programs_sqlite(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+        db.execute("INSERT INTO invoices (amount) VALUES (12.5)")
+    db.close()
+
+
+def _snapshot(directory):
+    return {p.relative_to(directory): p.read_bytes() if p.is_file() else None for p in directory.rglob("*")}
+
+
+# storage argument, what is in the working directory first, expected message fragment
+HOSTILE = [
+    (
+        "app.log",
+        {"app.log": b"2026-12-07 INFO started\n2026-12-07 INFO cut off mid-li"},
+        "not an Optuna journal",
+    ),
+    ("journal:///app.log", {"app.log": b"GET / 200\nGET /x 404\n"}, "not an Optuna journal"),
+    ("events.journal", {"events.journal": b'{"level": "info", "msg": "hi"}\n'}, "not an Optuna journal"),
+    ("sqlite:///crm.db", {"crm.db": _other_programs_sqlite}, "SQLite database of another program"),
+    ("crm.sqlite", {"crm.sqlite": _other_programs_sqlite}, "refusing to add Optuna's tables"),
+    ("sqlite:///notes.db", {"notes.db": b"shopping list\n- milk\n"}, "not an SQLite database"),
+    ("sqlite:///:memory:", {}, "lost when the process exits"),
+    ("sqlite://", {}, "lost when the process exits"),
+    ("sqlite:///empty.db", {"empty.db": b""}, "empty (0 bytes)"),
+    ("journal:///empty.log", {"empty.log": b""}, "empty (0 bytes)"),
+    ("sqlite:///nodir/s.db", {}, "directory nodir does not exist"),
+    ("sqlite:///folder.db", {"folder.db/keep": b"x"}, "is not a file"),
+    ("notes.txt", {"notes.txt": b"hello\n"}, "not a URL"),
+]
+
+
+@pytest.mark.parametrize("how", ["--storage", "optuna.storage", "show"])
+@pytest.mark.parametrize("storage, files, fragment", HOSTILE, ids=[row[0] for row in HOSTILE])
+def test_hostile_storages_are_refused_with_exit_2_and_nothing_written(
+    tmp_path, monkeypatch, capsys, how, storage, files, fragment
+):
+    from keras_bioact.search.spec import SearchSpec
+
+    def no_training(self, data=None):
+        raise AssertionError("training started with a refused storage")
+
+    monkeypatch.setattr(SearchSpec, "build_objective", no_training)
+    monkeypatch.chdir(tmp_path)
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        if callable(content):
+            content(tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(content)
+    in_spec = f"storage = {json.dumps(storage)}" if how == "optuna.storage" else ""
+    (tmp_path / "spec.toml").write_text(SPEC.format(storage=in_spec))
+    before = _snapshot(tmp_path)
+    if how == "show":
+        argv = ["show", "s", "--storage", storage]
+    else:
+        argv = ["search", "spec.toml", "--create-only"] + (
+            ["--storage", storage] if how == "--storage" else []
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no repair warning: nothing is moved
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and ("--storage" if how != "optuna.storage" else "optuna.storage") in err, err
+    assert "Traceback" not in err
+    assert _snapshot(tmp_path) == before  # byte for byte; no lock, .partial- or database file added
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
+# run the rest of the command line with DIR ($0) mounted read-only, in a mount namespace of its own
+READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
+
+
+def _unwritable_runner(why, directory):
+    """A command prefix under which `directory` cannot be written, for the reason `why`."""
+    if why == "read-only":
+        prefix = ["unshare", "-m", "sh", "-c", READ_ONLY, str(directory)]
+    else:
+        directory.chmod(0o555)
+        # root may write anywhere: run as `nobody` (setpriv, util-linux) instead
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    try:
+        probe = subprocess.run([*prefix, sys.executable, "-c", "pass"], capture_output=True, timeout=60)
+    except FileNotFoundError:
+        probe = None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"cannot run a process that sees {directory} {why} here ({' '.join(prefix[:2])})")
+    return prefix
+
+
+@pytest.mark.parametrize("why", ["permission denied", "read-only"])
+@pytest.mark.parametrize(
+    "storage, existing",
+    [
+        ("sqlite:///{d}/s.db", False),
+        ("sqlite:///{d}/s.db", True),
+        ("journal:///{d}/s.log", False),
+        ("journal:///{d}/s.log", True),
+    ],
+)
+def test_an_unwritable_storage_folder_is_reported_as_such_not_as_damage(storage, existing, why):
+    base = pathlib.Path(tempfile.mkdtemp(prefix="bioact-ro-"))  # not pytest's tmp: 0700, root's
+    directory = base / "study"
+    try:
+        base.chmod(0o755)
+        directory.mkdir()
+        url = storage.format(d=directory)
+        if existing:
+            create_study("s", url).optimize(_quadratic, n_trials=2)
+        (base / "spec.toml").write_text(SPEC.format(storage=""))
+        (base / "spec.toml").chmod(0o644)
+        before = _snapshot(directory)
+        prefix = _unwritable_runner(why, directory)
+        cli = [sys.executable, "-m", "keras_bioact.cli", "search", str(base / "spec.toml"), "--create-only"]
+        r = subprocess.run(
+            [*prefix, *cli, "--storage", url], env=ENV, capture_output=True, text=True, timeout=300, cwd=base
+        )
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert why in r.stderr and str(directory) in r.stderr and "--storage" in r.stderr, r.stderr
+        assert "damaged" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert _snapshot(directory) == before
+    finally:
+        directory.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ as PostgreSQL). A spec with an [evolution] table is an EvoTorch evolution strate
 model's activation parameters: every generation writes a checkpoint, history.csv and TensorBoard
 logs to [output] dir; --resume continues an interrupted run. `bioact evolve` is the same command."""
 
+WORKER_STORAGE = "KERAS_BIOACT_WORKER_STORAGE"  # the storage URL, coordinator -> workers
 OPTUNA_FLAGS = ("storage", "study_name", "n_trials", "workers", "timeout", "export", "create_only")
 EVOLUTION_FLAGS = {
     "algorithm": "evolution.algorithm",
@@ -50,7 +53,13 @@ def register(subparsers):
         ),
     )
     o = p.add_argument_group("Optuna engine ([optuna] specs)")
-    o.add_argument("--storage", help="Optuna storage URL (default: the spec's, else sqlite:///<study>.db)")
+    o.add_argument(
+        "--storage",
+        help=(
+            "Optuna storage URL (default: the spec's, else sqlite:///<study>.db); keep passwords out "
+            "of it (PostgreSQL: PGPASSWORD or ~/.pgpass)"
+        ),
+    )
     o.add_argument("--study-name", help="override optuna.study")
     o.add_argument("--n-trials", type=int, help="total finished trials wanted (over all workers and runs)")
     o.add_argument("--workers", type=int, help="worker processes on this machine (default: optuna.workers)")
@@ -67,6 +76,7 @@ def register(subparsers):
         help="create the study in the storage and exit (do this once before starting other machines)",
     )
     o.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    o.add_argument("--code-path", action="append", default=[], help=argparse.SUPPRESS)
     e = p.add_argument_group("EvoTorch engine ([evolution] specs)")
     e.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output dir")
     e.add_argument(
@@ -96,6 +106,9 @@ def _resolve(args):
     from keras_bioact.search.spec import SpecError, load_spec
     from keras_bioact.search.templates import allow_code
 
+    for directory in args.code_path:  # a worker: where the coordinator found the --allow-code modules
+        if directory not in sys.path:
+            sys.path.append(directory)  # after the installed packages, which stay first
     for module in args.allow_code:
         try:
             allow_code(module)
@@ -119,6 +132,8 @@ def _resolve(args):
         spec.study_name = args.study_name
     if args.storage:
         spec.storage = args.storage
+    if args.worker_index is not None:  # the coordinator passes the URL in the environment, not argv
+        spec.storage = os.environ.pop(WORKER_STORAGE, None) or spec.storage
     for flag, attr in (("n_trials", "n_trials"), ("workers", "workers")):
         value = getattr(args, flag)
         if value is not None:
@@ -132,11 +147,11 @@ def _resolve(args):
     return spec
 
 
-def _open_study(spec, worker_index=0):
+def _open_study(spec, worker_index=0, key="optuna.storage"):
     from keras_bioact.search.spec import SpecError
+    from keras_bioact.search.storage import StorageError, display_url, redact
     from keras_bioact.search.study import create_study, load_study
 
-    key = "optuna.storage"
     try:
         if worker_index:
             return load_study(
@@ -147,20 +162,34 @@ def _open_study(spec, worker_index=0):
         )
         study.set_user_attr("objective_names", spec.objective_names)
         # the validated spec, as data, so that `bioact show` can score the best trial on test
-        study.set_user_attr("spec", {"source": spec.source, "raw": spec.raw})
+        study.set_user_attr("spec", stored_spec(spec))
         return study
     except SpecError:
         raise
-    except Exception as e:  # any storage failure: bad URL, unreachable server, unwritable file
+    except StorageError as e:  # a refused file or URL; the message names it, password hidden
+        raise SpecError(spec.source, key, str(e)) from None
+    except Exception as e:  # any other storage failure (a server that went away, say)
+        shown, reason = display_url(spec.storage), redact(e, spec.storage)
         raise SpecError(
-            spec.source, key, f"cannot open storage {spec.storage!r}: {type(e).__name__}: {e}"
+            spec.source, key, f"cannot open storage {shown!r}: {type(e).__name__}: {reason}"
         ) from None
+
+
+def stored_spec(spec):
+    """The `spec` user attribute of a study: the spec as data, its storage URL without password."""
+    from keras_bioact.search.storage import display_url
+
+    raw = copy.deepcopy(spec.raw)
+    if isinstance(raw.get("optuna", {}).get("storage"), str):
+        raw["optuna"]["storage"] = display_url(raw["optuna"]["storage"])
+    return {"source": spec.source, "raw": raw}
 
 
 def cmd_search(args):
     from keras_bioact.cli import backend_line
     from keras_bioact.search.checkpoint import CheckpointError
     from keras_bioact.search.spec import SpecError
+    from keras_bioact.search.storage import display_url
 
     try:
         spec = _resolve(args)
@@ -172,13 +201,14 @@ def cmd_search(args):
 
             run_evolution(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
             return 0
-        study = _open_study(spec, args.worker_index or 0)
+        key = "--storage" if args.storage else "optuna.storage"
+        study = _open_study(spec, args.worker_index or 0, key)
     except (SpecError, CheckpointError) as e:
         return _error(str(e))
     if args.worker_index is not None:
         return _worker(spec, study)
     if args.create_only:
-        print(f"study {spec.study_name!r} is ready in {spec.storage}")
+        print(f"study {spec.study_name!r} is ready in {display_url(spec.storage)}")
         return 0
     return _coordinate(spec, study, args)
 
@@ -194,6 +224,7 @@ def _worker(spec, study):
 def _coordinate(spec, study, args):
     from tqdm.auto import tqdm
 
+    from keras_bioact.search.storage import display_url
     from keras_bioact.search.study import count_finished, recover_dead_trials, run
 
     recovered = recover_dead_trials(study)
@@ -201,7 +232,7 @@ def _coordinate(spec, study, args):
         print(f"marked {len(recovered)} trial(s) of dead workers as FAIL and re-queued them: {recovered}")
     done = count_finished(study)
     print(
-        f"study {spec.study_name!r} in {spec.storage}: {done}/{spec.n_trials} trials finished; "
+        f"study {spec.study_name!r} in {display_url(spec.storage)}: {done}/{spec.n_trials} trials finished; "
         f"{spec.workers} worker(s)"
     )
     if done < spec.n_trials:
@@ -256,17 +287,22 @@ def _postfix(study, trial):
     return f"last={trial.state.name.lower()}" + (f" best={best:.4f}" if best is not None else "")
 
 
-def _run_workers(spec, args, study, bar):
-    from keras_bioact.search.study import count_finished
+def worker_command(spec, args):
+    """`(argv, env)` of the worker processes (each adds `--worker-index I`).
 
+    Workers import only installed code: Python's `-P` keeps the working directory (where a
+    stray `optuna.py` may lie) off `sys.path`; the directories of `--allow-code` modules are
+    appended after the installed packages (`--code-path`); empty `PYTHONPATH` entries (the
+    working directory) are dropped. The storage URL, which may hold a
+    password, goes in the environment (`WORKER_STORAGE`), readable by this user only, not on
+    the command line that `ps` shows everyone."""
     cmd = [
         sys.executable,
+        "-P",
         "-m",
         "keras_bioact.cli",
         "search",
         args.spec,
-        "--storage",
-        spec.storage,
         "--study-name",
         spec.study_name,
         "--n-trials",
@@ -277,8 +313,31 @@ def _run_workers(spec, args, study, bar):
         cmd += ["--timeout", str(spec.timeout)]
     for module in args.allow_code:
         cmd += ["--allow-code", module]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([p for p in [os.getcwd(), env.get("PYTHONPATH")] if p])
+    for directory in _code_roots(args.allow_code):
+        cmd += ["--code-path", directory]
+    env = dict(os.environ, **{WORKER_STORAGE: spec.storage})
+    # an empty PYTHONPATH entry (PYTHONPATH=":/x", a common slip) means the working directory
+    path = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(path)
+    return cmd, env
+
+
+def _code_roots(modules):
+    """The directories from which the (imported) `modules` were imported."""
+    roots = []
+    for name in modules:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            file = pathlib.Path(os.path.abspath(file))
+            roots.append(str(file.parents[name.count(".") + (file.stem == "__init__")]))
+    return list(dict.fromkeys(roots))
+
+
+def _run_workers(spec, args, study, bar):
+    from keras_bioact.search.study import count_finished
+
+    cmd, env = worker_command(spec, args)
     procs = [subprocess.Popen(cmd + ["--worker-index", str(i + 1)], env=env) for i in range(spec.workers)]
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout + 600
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from keras_bioact.cli._report import export, score_on_test, summary
@@ -16,7 +15,11 @@ def register(subparsers):
         description="Print the best trials of STUDY in STORAGE as a table.",
     )
     s.add_argument("study", help="study name")
-    s.add_argument("--storage", required=True, help="Optuna storage URL, e.g. sqlite:///quickstart.db")
+    s.add_argument(
+        "--storage",
+        required=True,
+        help="Optuna storage URL, e.g. sqlite:///quickstart.db (passwords: PGPASSWORD or ~/.pgpass)",
+    )
     s.add_argument("--top", type=int, default=10, help="rows (default 10)")
     s.add_argument(
         "--export", metavar="DIR", help="also write trials.csv, trials.json, plots and HParams logs to DIR"
@@ -50,17 +53,21 @@ def _stored_spec(study, args):
 def cmd_show(args):
     import optuna
 
+    from keras_bioact.search.storage import StorageError, display_url, open_storage, redact
     from keras_bioact.search.study import load_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.storage.startswith("sqlite:///") and not os.path.exists(args.storage[len("sqlite:///") :]):
-        return _error(f"no SQLite file {args.storage[len('sqlite:///') :]!r} (storage {args.storage!r})")
+    shown = display_url(args.storage)
     try:
-        study = load_study(args.study, args.storage)
+        study = load_study(args.study, open_storage(args.storage, create=False))
+    except StorageError as e:
+        return _error(f"--storage: {e}")
     except KeyError:
-        return _error(f"no study {args.study!r} in {args.storage}")
+        return _error(f"no study {args.study!r} in {shown}")
     except Exception as e:
-        return _error(f"cannot open storage {args.storage!r}: {type(e).__name__}: {e}")
+        return _error(
+            f"--storage: cannot open storage {shown!r}: {type(e).__name__}: {redact(e, args.storage)}"
+        )
     spec = _stored_spec(study, args)
     if spec is not None and not args.no_test:
         score_on_test(spec, study)
