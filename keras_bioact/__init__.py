@@ -20,6 +20,7 @@ _SUBMODULES = (
     "analysis",
     "callbacks",
     "constraints",
+    "conversion",
     "datasets",
     "initializers",
     "layers",
@@ -27,14 +28,15 @@ _SUBMODULES = (
     "ops",
     "optimizers",
     "params",
+    "reference",
     "robustness",
     "search",
 )
 _ATTRIBUTES = {
     "BRU": "keras_bioact.layers",
     "GammaActivation": "keras_bioact.layers",
-    "ConversionReport": "keras_bioact.convert",
-    "convert": "keras_bioact.convert",
+    "ConversionReport": "keras_bioact.conversion",
+    "convert": "keras_bioact.conversion",
 }
 # Modules whose classes are `@keras.saving.register_keras_serializable`.
 _SERIALIZABLE = ("activations", "constraints", "initializers", "layers", "optimizers")
@@ -57,8 +59,10 @@ def __dir__():
 
 
 class _Package(types.ModuleType):
-    # `keras_bioact.convert` is the function `convert`; importing the submodule of the same name
-    # (`from keras_bioact.convert import ...`) must not replace it with the module.
+    # `keras_bioact.convert` is the function `keras_bioact.conversion.convert`. The deprecated
+    # module of the same name (`keras_bioact/convert.py`, `from keras_bioact.convert import ...`)
+    # must not replace it when imported: the import system sets the parent's attribute to the
+    # submodule. Remove this class together with that module.
     def __setattr__(self, name, value):
         if name == "convert" and isinstance(value, types.ModuleType):
             return

@@ -9,7 +9,7 @@ import pytest
 from keras import layers as L
 
 import keras_bioact
-from keras_bioact.convert import ConversionReport
+from keras_bioact.conversion import SUPPORTED_ACTIVATIONS, ConversionReport
 from keras_bioact.layers import BRU, GammaActivation
 from keras_bioact.params import ParameterView
 
@@ -202,6 +202,40 @@ def test_unsupported_models_and_arguments_get_clear_errors():
         keras_bioact.convert(model, sharing="neuron")
 
 
+@pytest.mark.single_backend
+def test_deprecated_convert_module_reexports_with_a_warning():
+    import keras_bioact.conversion as conversion
+
+    new_home = r"keras_bioact\.convert\.ConversionReport.*keras_bioact\.conversion"
+    with pytest.warns(DeprecationWarning, match=new_home):
+        from keras_bioact.convert import ConversionReport as old_report
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        from keras_bioact.convert import convert as old_convert
+    assert old_report is ConversionReport and old_convert is conversion.convert
+    # Importing the old module does not replace the function `keras_bioact.convert`.
+    assert keras_bioact.convert is conversion.convert and callable(keras_bioact.convert)
+    assert keras_bioact.ConversionReport is ConversionReport
+    with pytest.raises(ImportError, match="Converter"):
+        from keras_bioact.convert import Converter  # noqa: F401
+
+
+@pytest.mark.single_backend
+def test_convert_rules_are_registered_per_family():
+    from keras_bioact.conversion import ConvertRule, get_rule, register_rule
+
+    rule = get_rule("gamma")
+    assert rule.calibrates and rule.trial is not None and get_rule("bru").default_sharing == "all"
+    with pytest.raises(ValueError, match="unknown activation family 'nope'"):
+        register_rule("nope", rule)
+    with pytest.raises(ValueError, match="already has a convert rule"):
+        register_rule("gamma", rule)
+    with pytest.raises(TypeError, match="must be a ConvertRule"):
+        register_rule("two_arg", {"make": None})
+    with pytest.raises(ValueError, match=r"`family` must be one of \('gamma', 'bru', 'learnable_swish'\)"):
+        get_rule("two_arg")
+    assert isinstance(rule, ConvertRule)
+
+
 def test_unsupported_activations_are_skipped_with_reason():
     model = keras.Sequential(
         [
@@ -265,8 +299,6 @@ def test_training_improves_after_conversion_and_parameters_move():
 
 
 def test_every_supported_activation_starts_exactly():
-    from keras_bioact.convert import SUPPORTED_ACTIVATIONS
-
     model = keras.Sequential(
         [keras.Input((6,))]
         + [L.Dense(6, activation=a, name=f"d_{a}") for a in SUPPORTED_ACTIVATIONS]

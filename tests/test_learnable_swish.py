@@ -10,8 +10,10 @@ from bioact_testing import grad, to_numpy
 from keras import ops
 
 import keras_bioact
-from keras_bioact.families import get_family, learnable_swish
+from keras_bioact import reference
+from keras_bioact.families import get_family
 from keras_bioact.layers import LearnableSwish
+from keras_bioact.layers.learnable_swish import learnable_swish
 from keras_bioact.search import Activation, SearchSpace, SpaceError, sample
 from keras_bioact.search.evaluator import select_parameters
 
@@ -34,16 +36,16 @@ X = np.array([-30.0, -4.0, -1.0, -0.25, 0.0, 0.3, 1.0, 4.0, 30.0], "float32")
 
 @pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 3.0, 100.0])
 def test_op_matches_numpy_reference(beta):
-    y = to_numpy(learnable_swish.learnable_swish(ops.convert_to_tensor(X), beta))
+    y = to_numpy(learnable_swish(ops.convert_to_tensor(X), beta))
     np.testing.assert_allclose(y, ref(X, beta), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(learnable_swish.reference(X, beta), ref(X, beta), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference.swish(X, beta), ref(X, beta), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.7, 1.0, 100.0])
 def test_gradients_match_analytic_and_are_finite(beta):
     x = X.copy()
     b = np.full_like(x, beta)
-    gx, gb = grad(lambda t, u: learnable_swish.learnable_swish(t, u), x, b)
+    gx, gb = grad(lambda t, u: learnable_swish(t, u), x, b)
     ex, eb = ref_grads(x, b)
     np.testing.assert_allclose(gx, ex, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gb, eb, rtol=1e-5, atol=1e-5)
@@ -53,10 +55,10 @@ def test_extreme_inputs_are_finite():
     x = np.array([-3e38, -1e4, -88.0, 88.0, 1e4, 3e38], "float32")
     for beta in (0.0, 1.0, 100.0):
         b = np.full_like(x, beta)
-        y = to_numpy(learnable_swish.learnable_swish(ops.convert_to_tensor(x), beta))
+        y = to_numpy(learnable_swish(ops.convert_to_tensor(x), beta))
         assert np.all(np.isfinite(y)), (beta, y)
         small = x[1:-1]
-        gx, gb = grad(lambda t, u: learnable_swish.learnable_swish(t, u), small, b[1:-1])
+        gx, gb = grad(lambda t, u: learnable_swish(t, u), small, b[1:-1])
         assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gb)), (beta, gx, gb)
 
 
@@ -103,6 +105,16 @@ def test_save_load_safe_mode(tmp_path):
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
     assert type(loaded.layers[-1]).__name__ == "LearnableSwish"
     assert loaded.layers[-1].get_config()["shared_axes"] == model.layers[-1].get_config()["shared_axes"]
+
+
+def test_registered_name_is_kept_for_files_saved_before_the_move():
+    """.keras files saved while the class lived in keras_bioact.families.learnable_swish load."""
+    assert keras.saving.get_registered_name(LearnableSwish) == "keras_bioact>LearnableSwish"
+    saved = keras.layers.serialize(LearnableSwish(beta_initializer=0.5, shared_axes="all", name="sw"))
+    saved["module"] = "keras_bioact.families.learnable_swish"
+    assert saved["registered_name"] == "keras_bioact>LearnableSwish"
+    layer = keras.saving.deserialize_keras_object(saved, safe_mode=True)
+    assert type(layer) is LearnableSwish and layer.shared_axes == "all" and layer.name == "sw"
 
 
 def test_mixed_precision():

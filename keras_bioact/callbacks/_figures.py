@@ -5,14 +5,10 @@ import io
 
 import numpy as np
 
+from keras_bioact import reference
+
 # Reference functions drawn next to the learned curves (the papers' comparators).
-REFERENCES = {
-    "relu": lambda x: np.maximum(x, 0.0),
-    "softplus": lambda x: np.logaddexp(0.0, x),
-    "sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),
-    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-    "tanh": np.tanh,
-}
+REFERENCES = {name: reference.activation(name) for name in ("relu", "softplus", "sigmoid", "elu", "tanh")}
 _REF_STYLE = {
     "relu": ("0.15", "--"),
     "softplus": ("tab:green", "--"),
@@ -20,22 +16,6 @@ _REF_STYLE = {
     "elu": ("tab:purple", "-."),
     "tanh": ("tab:brown", ":"),
 }
-
-
-def gamma_np(x, n, s):
-    """gamma(x; n, s) = (1 - s) softplus(n x) / n + s sigmoid(n x), stable in float64."""
-    z = n * x
-    return (1.0 - s) * np.logaddexp(0.0, z) / n + s * 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def eru_np(x, r):
-    root = (r * r * np.maximum(x, 0.0) + 1.0) ** (1.0 / r) - 1.0 / r
-    expo = np.exp(r * np.minimum(x, 0.0)) - 1.0 / r
-    return np.where(x >= 0, root, expo)
-
-
-def oru_np(x, r):
-    return np.sign(x) * ((r * r * np.abs(x) + 1.0) ** (1.0 / r) - 1.0)
 
 
 def new_figure(figsize=(4.0, 3.0), dpi=80, nrows=1, ncols=1, layout="constrained"):

@@ -1,5 +1,6 @@
 """The activation-family registry: every family keras-bioact can search, evolve, convert to
-and draw is declared here once, as a `Family`.
+and draw is declared here once, as a `Family`. How `keras_bioact.convert` builds a family's
+unit is the family's convert rule, registered under its name in `keras_bioact.conversion`.
 
 A family declaration holds:
 
@@ -11,7 +12,6 @@ A family declaration holds:
   like BRU's radix) through `site_key` and `suggest_site`;
 * its evolution target (`target`) and how its parameters are recognised
   (`parameter_names`, or `catch_all` for "every activation parameter no other target claims");
-* an optional `convert` rule (`ConvertRule`) for `keras_bioact.convert(model, family=...)`;
 * an optional inspector hook (`inspect(layer, names) -> kind`) and curve label;
 * its NumPy reference `reference(x, **params)` (float64) and `reference_params(unit)`, the
   parameters of a built unit in the form `reference` takes.
@@ -21,7 +21,8 @@ they need when called, so spec validation (`family_names()`, `get_family(name).s
 stays fast.
 
 Adding a family is one new module that calls `register_family(Family(...))`, imported at the
-bottom of this file (or by the user's own code before the family is used).
+bottom of this file (or by the user's own code before the family is used). This package may
+import `keras_bioact.layers` (inside the factories) but never `keras_bioact.conversion`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import re
 from collections.abc import Callable, Mapping
 
 __all__ = [
-    "ConvertRule",
     "Family",
     "family_names",
     "get_family",
@@ -42,37 +42,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvertRule:
-    """How `keras_bioact.convert(model, family=...)` replaces a built-in Keras activation.
-
-    Attributes:
-        make: `make(converter, spec, name, shared_axes, dtype) -> dict` with `unit` (the new
-            layer), `recipe` (a `_convert_recipes.Recipe` or None), `form` (or None),
-            `correction` (or None) and `use_adapter` (wrap the unit in an `ActivationAdapter`
-            built from the recipe). `converter` carries the options of the `convert` call
-            (`init`, `trainable`, `relu_gain`, `affine`, `form`, `probe_range`, `exact`) and
-            `unique_name(base)`; `spec` is the activation (`.name`, `.params`).
-        deviation: `deviation(record, probe) -> (y, params)`: the new activation on the probe
-            grid `probe` (G,) for each distinct initial parameter value, shape (G, K), float64,
-            and a summary of those values for the report.
-        supports: optional `supports(spec) -> bool`; activations it refuses are skipped with a
-            reason (default: every activation `convert` knows).
-        default_sharing: `sharing` used when `convert(..., sharing=None)`.
-        calibrates: the family's ReLU-like units are calibrated on probe inputs (gamma).
-        trial: optional `trial(model, activation) -> model`: a loaded saved model converted to
-            one search trial's configuration (`activation`, a `keras_bioact.search.Activation`
-            of this family). Families with it can search a saved model (`[model] path`).
-    """
-
-    make: Callable
-    deviation: Callable
-    supports: Callable | None = None
-    default_sharing: str = "channel"
-    calibrates: bool = False
-    trial: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +76,6 @@ class Family:
         target: the evolution target this family's parameters form (`select_parameters`).
         parameter_names: names of the `ActivationParameter`s the target takes.
         catch_all: the target also takes every parameter no other target claims.
-        convert: a `ConvertRule`, or None if `convert` cannot target the family.
         inspect: `inspect(layer, names) -> kind or None`: the inspector's kind for a layer
             whose activation parameters are named `names` (None: not this family's layer).
             A kind equal to the family's name draws `reference` curves of each neuron.
@@ -133,7 +101,6 @@ class Family:
     target: str | None = None
     parameter_names: tuple = ()
     catch_all: bool = False
-    convert: ConvertRule | None = None
     inspect: Callable | None = None
     curve_label: Callable | None = None
     probe_shape: Callable = lambda activation: (4, 6)
@@ -152,8 +119,6 @@ class Family:
             raise ValueError(f"Family {self.name!r}: `site_key` needs `suggest_site`.")
         if (self.parameter_names or self.catch_all) and self.target is None:
             raise ValueError(f"Family {self.name!r}: `parameter_names`/`catch_all` need a `target`.")
-        if self.convert is not None and not isinstance(self.convert, ConvertRule):
-            raise ValueError(f"Family {self.name!r}: `convert` must be a ConvertRule, got {self.convert!r}.")
 
     @property
     def parametric(self):
@@ -234,7 +199,7 @@ def target_of(parameter_name):
 
 
 def families_with(attribute):
-    """The registered families whose `attribute` (e.g. `"convert"`) is set."""
+    """The registered families whose `attribute` (e.g. `"inspect"`) is set."""
     return tuple(f for f in _REGISTRY.values() if getattr(f, attribute) is not None)
 
 

@@ -120,20 +120,3 @@ def suggest_float(trial, name, bounds, log=False):
     """`trial.suggest_float(name, low, high, log=log)`, or `low` without asking if low == high."""
     lo, hi = bounds
     return float(lo) if lo == hi else trial.suggest_float(name, lo, hi, log=log)
-
-
-def fill(variable, value):
-    """Set every entry of a Keras variable to `value`."""
-    from keras import ops
-
-    variable.assign(ops.full(variable.shape, float(value), dtype=variable.dtype))
-
-
-def layers_of(model, cls):
-    """The layers of type `cls` in `model`, nested models included, in order."""
-    out = []
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, cls):
-            out.append(layer)
-        out += layers_of(layer, cls)
-    return out

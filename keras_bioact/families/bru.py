@@ -8,18 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_bioact.families import ConvertRule, Family, register_family
+from keras_bioact.families import Family, register_family
 from keras_bioact.families._space import (
     SpaceError,
     SubSpace,
     check_bool,
     choices,
-    fill,
-    layers_of,
     suggest_choice,
     suggest_float,
     value_range,
 )
+from keras_bioact.reference import bru as reference
 
 __all__ = ["BRU_FORMS", "BRUSpace", "reference"]
 
@@ -84,17 +83,6 @@ def kernel_initializer(activation, index):
     return BRUInitializer(r=activation.site_value(index), form=activation.config["form"])
 
 
-def reference(x, r, form="eru"):
-    """ERU / ORU of radix `r` in float64."""
-    x, r = np.asarray(x, dtype="float64"), np.asarray(r, dtype="float64")
-    if form == "oru":
-        return np.sign(x) * ((r * r * np.abs(x) + 1.0) ** (1.0 / r) - 1.0)
-    if form != "eru":
-        raise ValueError(f"bru reference: `form` must be one of {BRU_FORMS}, got {form!r}.")
-    root = (r * r * np.maximum(x, 0.0) + 1.0) ** (1.0 / r)
-    return np.where(x >= 0, root, np.exp(r * np.minimum(x, 0.0))) - 1.0 / r
-
-
 def reference_params(unit):
     from keras import ops
 
@@ -103,61 +91,6 @@ def reference_params(unit):
 
 def inspect(layer, names):
     return "bru" if "r" in names and getattr(layer, "form", None) in BRU_FORMS else None
-
-
-# ------------------------------------------------------------------ convert rule
-
-
-def _parameters(converter, spec):
-    from keras_bioact._convert_recipes import fit_bru
-
-    forms = BRU_FORMS if converter.form is None else (converter.form,)
-    if converter.init == "default":
-        return forms[0], {"r": DEFAULT_R}
-    if spec.name in ("elu", "celu") and "eru" in forms:
-        return "eru", {"r": 1.0}
-    r_min = 1.0 if converter.trainable else 0.1
-    low, high = converter.probe_range
-    return fit_bru(spec, low, high, r_min, forms)
-
-
-def convert_make(converter, spec, name, shared_axes, dtype):
-    from keras_bioact.layers import BRU
-
-    form, params = _parameters(converter, spec)
-    unit = BRU(
-        form=form,
-        r=params["r"],
-        trainable_r=converter.trainable,
-        shared_axes=shared_axes,
-        name=name,
-        dtype=dtype,
-    )
-    return {"unit": unit, "recipe": None, "form": form, "correction": None, "use_adapter": False}
-
-
-def convert_deviation(record, probe):
-    from keras import ops
-
-    unit = record["unit"]
-    r = np.unique(np.asarray(ops.convert_to_numpy(unit.r), dtype="float64").reshape(-1))
-    summary = float(r.min()) if r.min() == r.max() else f"{r.min():.4g}..{r.max():.4g}"
-    return reference(probe[:, None], r[None, :], unit.form), {"r": summary}
-
-
-def convert_trial(model, activation):
-    """A saved model converted for one trial: the sampled `form`, one sampled radix per
-    converted layer, `trainable_r` as sampled."""
-    from keras_bioact.convert import convert
-    from keras_bioact.layers import BRU
-
-    c = activation.config
-    model = convert(
-        model, family="bru", form=c["form"], trainable=bool(c["trainable_r"]), warn_deviation=None
-    )
-    for i, unit in enumerate(layers_of(model, BRU)):
-        fill(unit.r, activation.radius(i))
-    return model
 
 
 FAMILY = register_family(
@@ -176,9 +109,6 @@ FAMILY = register_family(
         site_default=lambda values: values[-1] if values else DEFAULT_R,
         target="bru",
         parameter_names=("r",),
-        convert=ConvertRule(
-            make=convert_make, deviation=convert_deviation, default_sharing="all", trial=convert_trial
-        ),
         inspect=inspect,
         curve_label=lambda layer: f"{getattr(layer, 'form', 'bru').upper()}(x; r)",
     )

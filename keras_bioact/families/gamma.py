@@ -7,16 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_bioact.families import ConvertRule, Family, register_family
+from keras_bioact.families import Family, register_family
 from keras_bioact.families._space import (
     SubSpace,
     choices,
-    fill,
-    layers_of,
     suggest_choice,
     suggest_float,
     value_range,
 )
+from keras_bioact.reference import gamma as reference
 
 __all__ = ["GAMMA_INITS", "GAMMA_REGIMES", "GammaSpace", "reference"]
 
@@ -79,13 +78,6 @@ def layer(activation, index=0, name=None, channel_axes=None):
     )
 
 
-def reference(x, n, s):
-    """`(1 - s) softplus(n x) / n + s sigmoid(n x)` in float64."""
-    x, n, s = (np.asarray(v, dtype="float64") for v in (x, n, s))
-    z = n * x
-    return (1.0 - s) * np.logaddexp(0.0, z) / n + s * 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
 def _numpy(variable):
     from keras import ops
 
@@ -100,102 +92,6 @@ def inspect(layer, names):
     return "gamma" if {"n", "s"} <= set(names) else None
 
 
-# ------------------------------------------------------------------ convert rule
-
-
-def _parameters(converter, spec):
-    """`(recipe, {"n", "s"} or None for the layer defaults)`."""
-    from keras_bioact._convert_graph import FALLBACK_RELU_GAIN
-    from keras_bioact._convert_recipes import fit_gamma, gamma_recipe
-
-    recipe = gamma_recipe(spec, converter.affine)
-    if converter.init == "default":
-        return recipe, None
-    if recipe.unit == "relu":
-        gain = FALLBACK_RELU_GAIN if converter.relu_gain is None else converter.relu_gain
-        return recipe, {"n": float(gain), "s": 0.0}
-    if recipe.unit == "fixed":
-        return recipe, {"n": recipe.n, "s": recipe.s}
-    low, high = converter.probe_range
-    n_max = float(max(converter.relu_gain or FALLBACK_RELU_GAIN, 20.0))
-    return recipe, fit_gamma(spec, recipe, low, high, 0.05, n_max)
-
-
-def convert_make(converter, spec, name, shared_axes, dtype):
-    from keras_bioact.layers import GammaActivation
-
-    recipe, params = _parameters(converter, spec)
-    kwargs = {} if params is None else {"n_initializer": params["n"], "s_initializer": params["s"]}
-    correction = None
-    if converter.exact and converter.affine and recipe.unit == "fit" and params is not None:
-        correction = {"activation": spec.name, "n": params["n"], "s": params["s"]}
-    use_adapter = recipe.needs_adapter or correction is not None
-    unit_name = converter.unique_name(f"{name}_unit") if use_adapter else name
-    unit = GammaActivation(
-        shared_axes=shared_axes,
-        trainable_params=("n", "s") if converter.trainable else (),
-        name=unit_name,
-        dtype=dtype,
-        **kwargs,
-    )
-    return {
-        "unit": unit,
-        "recipe": recipe,
-        "form": None,
-        "correction": correction,
-        "use_adapter": use_adapter,
-    }
-
-
-def _summary(values):
-    low, high = float(values.min()), float(values.max())
-    return low if low == high else f"{low:.4g}..{high:.4g}"
-
-
-def convert_deviation(record, probe):
-    from keras_bioact._convert_recipes import reference as activation_reference
-
-    unit, recipe = record["unit"], record["recipe"]
-    n = _numpy(unit.n).reshape(-1)
-    s = np.broadcast_to(_numpy(unit.s).reshape(-1), n.shape)
-    pairs = np.unique(np.stack([n, s], axis=1), axis=0)
-    y = recipe.compose(probe[:, None], lambda z: reference(z, pairs[None, :, 0], pairs[None, :, 1]))
-    if record["correction"] is not None:  # + the fixed difference to the original at (n0, s0)
-        c = record["correction"]
-        y = (
-            y
-            + (
-                activation_reference(record["spec"])(probe)
-                - recipe.compose(probe, lambda z: reference(z, c["n"], c["s"]))
-            )[:, None]
-        )
-    return y, {"n": _summary(n), "s": _summary(s)}
-
-
-def convert_trial(model, activation):
-    """A saved model converted for one trial: `regime` sets the sharing (`homogeneous`: one
-    pair per layer, otherwise one per channel) and whether `n, s` learn (`static`: fixed);
-    `init = "paper"` keeps the model's function (`convert(init="match")`), `init = "sampled"`
-    starts every unit at the sampled `(n, s)`."""
-    from keras_bioact.convert import convert
-    from keras_bioact.layers import GammaActivation
-
-    c = activation.config
-    model = convert(
-        model,
-        family="gamma",
-        sharing="all" if c["regime"] == "homogeneous" else "channel",
-        trainable=c["regime"] != "static",
-        init="match" if c["init"] == "paper" else "default",
-        warn_deviation=None,
-    )
-    if c["init"] == "sampled":
-        for unit in layers_of(model, GammaActivation):
-            fill(unit.n, c["n"])
-            fill(unit.s, c["s"])
-    return model
-
-
 FAMILY = register_family(
     Family(
         name="gamma",
@@ -208,13 +104,6 @@ FAMILY = register_family(
         sample=sample,
         target="gamma",
         parameter_names=("n", "s"),
-        convert=ConvertRule(
-            make=convert_make,
-            deviation=convert_deviation,
-            default_sharing="channel",
-            calibrates=True,
-            trial=convert_trial,
-        ),
         inspect=inspect,
         curve_label=lambda layer: "gamma(x; n, s)",
     )

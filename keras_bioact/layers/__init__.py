@@ -1,7 +1,5 @@
 """Keras layers of keras-bioact."""
 
-# Families declared in the registry alone (keras_bioact.families) re-exported here.
-from keras_bioact.families.learnable_swish import LearnableSwish  # noqa: E402, I001
 from keras_bioact.layers.activation_adapter import ActivationAdapter
 from keras_bioact.layers.anru_cell import ANRUCell
 from keras_bioact.layers.bru import BRU
@@ -9,6 +7,7 @@ from keras_bioact.layers.checkpointed_rnn import CheckpointedRNN
 from keras_bioact.layers.gamma_activation import GammaActivation
 from keras_bioact.layers.gamma_rnn_cell import GammaRNNCell
 from keras_bioact.layers.inner_nonlinearity import InnerNonlinearity
+from keras_bioact.layers.learnable_swish import LearnableSwish
 from keras_bioact.layers.preactivation_drive import PreactivationDrive
 from keras_bioact.layers.sinusoidal_rescaling import SinusoidalRescaling
 from keras_bioact.layers.tabulated_inner import TabulatedInner

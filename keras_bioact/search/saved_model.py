@@ -2,7 +2,7 @@
 
 Each trial loads the model (`safe_mode=True`, so the file runs no code), replaces its
 activations with the trial's family using that family's convert rule (`ConvertRule.trial` in
-`keras_bioact.families`: gamma and BRU), and fine-tunes it from its saved weights. A model
+`keras_bioact.conversion.rules`: gamma and BRU), and fine-tunes it from its saved weights. A model
 that does not end in a softmax gets one, so that the objective's cross-entropy on
 probabilities applies.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import warnings
 
-from keras_bioact import families
+from keras_bioact.conversion import rules
 
 __all__ = ["check_model", "convertible", "converted_builder", "load"]
 
 
 def convertible():
     """Names of the families a saved model can be converted to for a search."""
-    return tuple(f.name for f in families.families_with("convert") if f.convert.trial is not None)
+    return tuple(name for name in rules.rule_names() if rules.get_rule(name).trial is not None)
 
 
 def load(path):
@@ -77,7 +77,7 @@ def converted_builder(path, input_shape=None, num_classes=None):
         model = load(path)
         with warnings.catch_warnings():  # a trial sets its own start: deviations are expected
             warnings.filterwarnings("ignore", message="convert: ", category=UserWarning)
-            model = families.get_family(activation.family).convert.trial(model, activation)
+            model = rules.get_rule(activation.family).trial(model, activation)
         if not _ends_with_softmax(model):
             model = keras.Sequential([model, keras.layers.Softmax()], name=f"{model.name}_softmax")
         return model

@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_bioact import families as registry
-from keras_bioact._convert_recipes import SUPPORTED_ACTIVATIONS, Spec, spec_from_function_name
+from keras_bioact.conversion._recipes import SUPPORTED_ACTIVATIONS, Spec, spec_from_function_name
+from keras_bioact.conversion.rules import get_rule
 from keras_bioact.layers.activation_adapter import ActivationAdapter
 
 
@@ -27,9 +27,6 @@ _ACTIVATION_ARG_LAYERS = _layer_types(
     "DepthwiseConv1D",
     "DepthwiseConv2D",
 )
-
-# A gamma replacing a ReLU-like activation starts at this gain when it is not calibrated.
-FALLBACK_RELU_GAIN = 20.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +124,21 @@ def unsupported(model, path):
     )
 
 
+def layers_of(model, cls):
+    """The layers of type `cls` in `model`, nested models included, in order."""
+    out = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, cls):
+            out.append(layer)
+        out += layers_of(layer, cls)
+    return out
+
+
+def fill(variable, value):
+    """Set every entry of a Keras variable to `value`."""
+    variable.assign(keras.ops.full(variable.shape, float(value), dtype=variable.dtype))
+
+
 def _output_rank(layer):
     """Rank of the layer's (first) output in the original graph, or None if unknown."""
     try:
@@ -166,13 +178,13 @@ class Converter:
         exact=True,
     ):
         self.family = family
-        self.rule = registry.get_family(family).convert
+        self.rule = get_rule(family)
         self.init = init
         self.where = where
         self.activations = activations
         self.sharing = sharing
         self.trainable = trainable
-        self.relu_gain = relu_gain  # None: calibrate later (start at FALLBACK_RELU_GAIN)
+        self.relu_gain = relu_gain  # None: calibrate later (start at _recipes.FALLBACK_RELU_GAIN)
         self.affine = affine
         self.form = form
         self.probe_range = probe_range
@@ -221,7 +233,7 @@ class Converter:
     def make_activation(self, spec, base_name, rank, data_format, dtype, path, reference_fn, source):
         """The new layers (applied in order) replacing activation `spec`.
 
-        The family's convert rule (`keras_bioact.families`) makes the unit; the fixed
+        The family's convert rule (`keras_bioact.conversion.rules`) makes the unit; the fixed
         arithmetic around it (an `ActivationAdapter`, or a `Rescaling`) follows its recipe."""
         name = self.unique_name(f"{base_name}_{self.family}")
         made = self.rule.make(self, spec, name, self.shared_axes(rank, data_format), dtype)

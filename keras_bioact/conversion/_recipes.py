@@ -2,8 +2,8 @@
 
 A `Spec` names an activation (with its parameters, e.g. the slope of a leaky ReLU); a
 `Recipe` says which learnable unit starts where, and the fixed arithmetic around it (see
-`keras_bioact.layers.ActivationAdapter`). Reference formulas are float64 NumPy, used for the
-fits and for the deviations in the report.
+`keras_bioact.layers.ActivationAdapter`). The fits and the deviations in the report use the
+float64 NumPy formulas of `keras_bioact.reference`.
 """
 
 import dataclasses
@@ -11,6 +11,8 @@ import functools
 import math
 
 import numpy as np
+
+from keras_bioact import reference
 
 SUPPORTED_ACTIVATIONS = (
     "relu",
@@ -35,9 +37,9 @@ SUPPORTED_ACTIVATIONS = (
     "squareplus",
     "sparse_plus",
 )
-ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
+ALIASES = reference.ALIASES
+# A gamma replacing a ReLU-like activation starts at this gain when it is not calibrated.
+FALLBACK_RELU_GAIN = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,10 @@ class Spec:
     def get(self, key, default=None):
         return dict(self.params).get(key, default)
 
+    def numpy(self):
+        """The activation as a float64 NumPy function (`keras_bioact.reference.activation`)."""
+        return reference.activation(self.name, **dict(self.params))
+
 
 def spec_from_function_name(name):
     """`Spec` of a built-in Keras activation function called `name`, or None."""
@@ -63,52 +69,6 @@ def spec_from_function_name(name):
     if name == "leaky_relu":
         return Spec("leaky_relu", (("negative_slope", 0.2),))
     return Spec(name) if name in SUPPORTED_ACTIVATIONS else None
-
-
-def _erf(x):
-    return np.vectorize(math.erf, otypes=[float])(x)
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
-def _elu(x, alpha=1.0):
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
-
-
-def reference(spec):
-    """Float64 NumPy version of the activation `spec`."""
-    name, p = spec.name, dict(spec.params)
-    relu6 = lambda x: np.clip(x, 0.0, 6.0)
-    table = {
-        "relu": lambda x: np.clip(x, 0.0, p.get("max_value", np.inf)),
-        "relu6": relu6,
-        "leaky_relu": lambda x: np.where(x > 0, x, p.get("negative_slope", 0.2) * x),
-        "elu": _elu,
-        "celu": _elu,
-        "selu": lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA),
-        "sigmoid": _sigmoid,
-        "softplus": _softplus,
-        "tanh": np.tanh,
-        "silu": lambda x: x * _sigmoid(x),
-        "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
-        "mish": lambda x: x * np.tanh(_softplus(x)),
-        "hard_sigmoid": lambda x: relu6(x + 3.0) / 6.0,
-        "hard_silu": lambda x: x * relu6(x + 3.0) / 6.0,
-        "hard_tanh": lambda x: np.clip(x, -1.0, 1.0),
-        "sparse_sigmoid": lambda x: np.clip(0.5 * (x + 1.0), 0.0, 1.0),
-        "log_sigmoid": lambda x: -_softplus(-x),
-        "tanh_shrink": lambda x: x - np.tanh(x),
-        "softsign": lambda x: x / (1.0 + np.abs(x)),
-        "squareplus": lambda x: 0.5 * (x + np.sqrt(x * x + 4.0)),
-        "sparse_plus": lambda x: np.where(x <= -1, 0.0, np.where(x >= 1, x, 0.25 * (x + 1.0) ** 2)),
-    }
-    return table[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +160,9 @@ def gamma_recipe(spec, affine):
         "celu": lambda: Recipe("fit", scale=2.0, offset=-1.0),
         # c gamma + d with d = -scale*alpha (x -> -inf) and c (1 - s) = scale, c s + d = 0 (x -> +inf)
         "selu": lambda: Recipe(
-            "fit", scale=_SELU_SCALE * (1 + _SELU_ALPHA), offset=-_SELU_SCALE * _SELU_ALPHA
+            "fit",
+            scale=reference.SELU_SCALE * (1 + reference.SELU_ALPHA),
+            offset=-reference.SELU_SCALE * reference.SELU_ALPHA,
         ),
         "silu": lambda: Recipe("fixed", 1.0, 1.0, gate=True),
         "gelu": lambda: Recipe("fit", gate=True),
@@ -219,34 +181,20 @@ def gamma_recipe(spec, affine):
 
 
 # --------------------------------------------------------------------------------------------
-# Unit formulas and fits
+# Fits
 # --------------------------------------------------------------------------------------------
-
-
-def np_gamma(x, n, s):
-    z = n * x
-    return (1 - s) * np.logaddexp(0.0, z) / n + s * _sigmoid(z)
-
-
-def np_eru(x, r):
-    root = (r * r * np.maximum(x, 0.0) + 1.0) ** (1.0 / r)
-    return np.where(x >= 0, root, np.exp(r * np.minimum(x, 0.0))) - 1.0 / r
-
-
-def np_oru(x, r):
-    return np.sign(x) * ((r * r * np.abs(x) + 1.0) ** (1.0 / r) - 1.0)
 
 
 @functools.lru_cache(maxsize=128)
 def fit_gamma(spec, recipe, low, high, n_min, n_max):
     """Minimax fit of the gamma parameters `(n, s)` of `recipe` to `spec` on [low, high]."""
     x = np.linspace(low, high, 801)
-    y = reference(spec)(x)
+    y = spec.numpy()(x)
 
     def search(ns, ss):
         best = (math.inf, None, None)
         for n in ns:
-            out = recipe.compose(x[None, :], lambda z, n=n: np_gamma(z, n, ss[:, None]))
+            out = recipe.compose(x[None, :], lambda z, n=n: reference.gamma(z, n, ss[:, None]))
             dev = np.abs(out - y).max(axis=1)
             i = int(dev.argmin())
             if dev[i] < best[0]:
@@ -263,12 +211,11 @@ def fit_gamma(spec, recipe, low, high, n_min, n_max):
 @functools.lru_cache(maxsize=128)
 def fit_bru(spec, low, high, r_min, forms):
     x = np.linspace(low, high, 801)
-    y = reference(spec)(x)
+    y = spec.numpy()(x)
     best = (math.inf, None, None)
     for form in forms:
-        fn = np_eru if form == "eru" else np_oru
         for r in np.geomspace(r_min, max(8.0, 2 * r_min), 400):
-            dev = float(np.abs(fn(x, r) - y).max())
+            dev = float(np.abs(reference.bru(x, r, form) - y).max())
             if dev < best[0]:
                 best = (dev, form, float(r))
     return best[1], {"r": best[2]}
