@@ -159,7 +159,7 @@ def _open_study(spec, worker_index=0):
 
 def cmd_search(args):
     from keras_bioact.cli import backend_line
-    from keras_bioact.search.checkpoint import CheckpointError
+    from keras_bioact.search.evolution.checkpoint import CheckpointError
     from keras_bioact.search.spec import SpecError
 
     try:
@@ -167,7 +167,7 @@ def cmd_search(args):
         if args.worker_index is None:
             print(backend_line())
         if spec.engine == "evolution":
-            from keras_bioact.search.run_evolution import run_evolution
+            from keras_bioact.search.evolution.runner import run_evolution
 
             run_evolution(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
             return 0
