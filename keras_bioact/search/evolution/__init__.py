@@ -1,6 +1,6 @@
 """The EvoTorch engine of the activation search: neuroevolution of activation parameters.
 
-* `evolve(model, val_data, ...)` (`evolve`): run a search, return an `EvolutionResult`;
+* `evolve(model, val_data, ...)` (`_evolve`): run a search, return an `EvolutionResult`;
 * `load_best(model, path)`, `EvolutionResult` (`result`): the exported best solution;
 * `run_evolution(spec)` (`runner`): an `[evolution]` spec end to end (`bioact search`);
 * `select_parameters`, `Genome`, `METRICS`, `PopulationEvaluator` (`fitness`): what is evolved
@@ -12,8 +12,8 @@ This package imports Keras and NumPy, never Optuna; EvoTorch, PyTorch and Ray ar
 a search starts.
 """
 
+from keras_bioact.search.evolution._evolve import MODES, evolve
 from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME, CheckpointError
-from keras_bioact.search.evolution.evolve import MODES, evolve
 from keras_bioact.search.evolution.fitness import (
     GRANULARITIES,
     METRICS,

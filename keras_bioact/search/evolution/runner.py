@@ -79,9 +79,9 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     import keras
 
     from keras_bioact.search._spec_checks import output_dir
+    from keras_bioact.search.evolution._evolve import evolve
     from keras_bioact.search.evolution._resume import open_checkpoint
     from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME, atomic_write
-    from keras_bioact.search.evolution.evolve import evolve
 
     out_dir = os.path.abspath(spec.output["dir"])
     open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
