@@ -19,7 +19,7 @@ Training (Baldwinian / Lamarckian modes): for each of `--train-pops`, every cand
 for `--train-epochs` epochs of SGD (lr 0.05, batch 32, the 1,347 training images in order) from
 the same weights and then scored on the test images, by
 
-* vectorised: `keras_bioact.search.population.PopulationTrainer(vectorized=True)` (JAX: one
+* vectorised: `keras_bioact.search.evolution.PopulationTrainer(vectorized=True)` (JAX: one
   `jit(vmap(scan))` call; PyTorch: one `torch.func.vmap` call per batch; TensorFlow: one XLA
   call per candidate), after one warm-up call;
 * loop: `PopulationTrainer(vectorized=False)`, i.e. per candidate `set_weights`, reset the
@@ -194,7 +194,7 @@ def training_rows(args, model, view, train, val):
     import keras
     import numpy as np
 
-    from keras_bioact.search.population import PopulationTrainer
+    from keras_bioact.search.evolution import PopulationTrainer
 
     kw = dict(
         loss="crossentropy",

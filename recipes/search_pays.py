@@ -8,7 +8,7 @@ Protocol, for each procedure seed `k` and each arm:
 * `relu`, `gelu`: `families = ["relu"]` / `["gelu"]` with the same `learning_rate` range, so the
   baseline's trials tune its learning rate only;
 * `evolve` (opt-in, `--arms ... evolve`): Baldwinian evolution of per-neuron gamma (`bioact search`'s
-  `[evolution]` engine, `keras_bioact.search.run_evolution`): the same template with heterogeneous
+  `[evolution]` engine, `keras_bioact.search.evolution.runner`): the same template with heterogeneous
   gamma (the papers' init) is trained `--epochs` epochs with Adam (the default learning rate, gamma
   held), then SNES evolves every neuron's `(n, s)` for `--evo-generations` generations of
   `--evo-popsize` candidates, each learning for one epoch (SGD, learning discarded) before it is scored
@@ -217,8 +217,7 @@ def run_arm(args, config, arm, seed, log=print):
 def run_evolve(args, config, seed, log=print):
     """Baldwinian evolution of per-neuron gamma (the evolve arm); returns the run record."""
     from keras_bioact.search import parse_spec
-    from keras_bioact.search.checkpoint import CHECKPOINT_NAME
-    from keras_bioact.search.run_evolution import run_evolution
+    from keras_bioact.search.evolution import CHECKPOINT_NAME, run_evolution
 
     evo = config["evolution"]
     digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from _evolution_utils import teacher_problem
 
-from keras_bioact.search import checkpoint
-from keras_bioact.search.checkpoint import CHECKPOINT_NAME, CheckpointError
-from keras_bioact.search.evolution import ALGORITHMS, evolve
+from keras_bioact.search.evolution import ALGORITHMS, checkpoint, evolve
+from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME, CheckpointError
 
 pytestmark = pytest.mark.single_backend
 

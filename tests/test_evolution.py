@@ -201,3 +201,39 @@ def test_vectorized_follows_weight_updates():
     loop = PopulationEvaluator(model, x, y, metric="crossentropy", vectorized=False)
     np.testing.assert_allclose(second, loop.evaluate(pop), rtol=1e-5, atol=1e-6)
     assert not np.allclose(first, second)
+
+
+@pytest.mark.single_backend
+def test_tensorboard_writes_the_documented_tags(tmp_path):
+    # evolve's TensorBoard logs are EvolutionTensorBoardLogger's scheme (docs/tensorboard.md),
+    # computed from the population's fitness, and agree with history.csv.
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    student, data = teacher_problem(64)
+    result = evolve(
+        student,
+        data,
+        target="gamma",
+        popsize=6,
+        generations=3,
+        metric="mse",
+        out_dir=str(tmp_path),
+        progress=False,
+    )
+    acc = EventAccumulator(
+        str(tmp_path / "tensorboard" / "evolution"), size_guidance={"scalars": 0, "histograms": 0}
+    )
+    acc.Reload()
+    tags = acc.Tags()
+    assert set(tags["scalars"]) == {
+        f"fitness/{k}" for k in ("best", "mean", "median", "worst", "std", "failed", "best_so_far")
+    }
+    assert tags["histograms"] == ["fitness"]
+    for tag, key in (("best", "best"), ("mean", "mean"), ("std", "spread"), ("best_so_far", "best_so_far")):
+        events = acc.Scalars(f"fitness/{tag}")
+        assert [e.step for e in events] == [1, 2, 3]
+        np.testing.assert_allclose([e.value for e in events], [row[key] for row in result.history], rtol=1e-6)
+    worst = [e.value for e in acc.Scalars("fitness/worst")]
+    assert all(w > row["best"] for w, row in zip(worst, result.history, strict=True))  # mse is minimised
+    assert [h.histogram_value.num for h in acc.Histograms("fitness")] == [6, 6, 6]

@@ -98,7 +98,7 @@ metric = "crossentropy"
         assert (out / name).exists(), name
     rows = (out / "history.csv").read_text().splitlines()
     assert rows[0].startswith("generation,best,mean,spread") and len(rows) == 3
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "tensorboard"))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "tensorboard" / "evolution"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["generations"] == 2 and 0.0 <= summary["best_test_accuracy"] <= 1.0
     # the exported parameters load into the start model and give the saved best model

@@ -15,7 +15,7 @@ from keras_bioact.families import get_family
 from keras_bioact.layers import LearnableSwish
 from keras_bioact.layers.learnable_swish import learnable_swish
 from keras_bioact.search import Activation, SearchSpace, SpaceError, sample
-from keras_bioact.search.evaluator import select_parameters
+from keras_bioact.search.evolution import select_parameters
 
 
 def ref(x, beta):

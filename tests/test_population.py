@@ -6,8 +6,8 @@ import pytest
 from _evolution_utils import classification_data, classifier, teacher_problem
 
 from keras_bioact.layers import GammaActivation
-from keras_bioact.search.evolution import _Runtime, select_parameters
-from keras_bioact.search.population import PopulationTrainer
+from keras_bioact.search.evolution import PopulationTrainer, select_parameters
+from keras_bioact.search.evolution.runtime import _Runtime
 
 
 def _population(view, size, seed=0, spread=0.4):

@@ -187,7 +187,7 @@ def stored_spec(spec):
 
 def cmd_search(args):
     from keras_bioact.cli import backend_line
-    from keras_bioact.search.checkpoint import CheckpointError
+    from keras_bioact.search.evolution.checkpoint import CheckpointError
     from keras_bioact.search.spec import SpecError
     from keras_bioact.search.storage import display_url
 
@@ -197,7 +197,7 @@ def cmd_search(args):
             print(backend_line())
             spec.preflight(export=args.export)  # reads the data and model, tries the output folder
         if spec.engine == "evolution":
-            from keras_bioact.search.run_evolution import run_evolution
+            from keras_bioact.search.evolution.runner import run_evolution
 
             run_evolution(spec, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
             return 0

@@ -1,4 +1,5 @@
-"""Activation search: Optuna studies here, EvoTorch evolution in `keras_bioact.search.evolution`.
+"""Activation search: Optuna studies here, EvoTorch evolution in `keras_bioact.search.evolution`
+(`evolve`, `EvolutionResult` and `load_best` are also importable from here).
 
 Spaces are data (`SearchSpace`, serialisable to TOML/JSON), a model builder turns an
 `Activation` into a Keras model, `make_objective` trains and scores it, and the study helpers
@@ -15,9 +16,11 @@ search.run(study, spec.build_objective(), n_trials=spec.n_trials)
 layer = search.best_activation(study)          # a ready-to-use Keras layer
 ```
 
-Importing this package does not import Optuna or Keras; they are loaded when used.
+Importing this package does not import Optuna, Keras or EvoTorch; they are loaded when used.
+Modules that moved keep their old import paths for one release (`_moved.MOVED`).
 """
 
+from keras_bioact.search import _moved
 from keras_bioact.search.activation import TWO_ARG_MISSING, Activation
 from keras_bioact.search.objective import OBJECTIVES, Budget, Diverged, direction_of, make_objective
 from keras_bioact.search.space import (
@@ -58,6 +61,7 @@ __all__ = [
     "BRUSpace",
     "Budget",
     "Diverged",
+    "EvolutionResult",
     "FAMILIES",
     "GammaSpace",
     "OBJECTIVES",
@@ -79,7 +83,9 @@ __all__ = [
     "create_study",
     "default_storage",
     "direction_of",
+    "evolve",
     "export_trials",
+    "load_best",
     "load_spec",
     "load_study",
     "make_objective",
@@ -96,3 +102,16 @@ __all__ = [
     "save_plots",
     "trial_rows",
 ]
+
+_moved.install()
+
+_EVOLUTION = ("EvolutionResult", "evolve", "load_best")
+
+
+def __getattr__(name):
+    # The EvoTorch engine (and with it Keras) is imported on first use of its names.
+    if name in _EVOLUTION:
+        from keras_bioact.search import evolution
+
+        return getattr(evolution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -274,7 +274,7 @@ def _algorithm_options(ev, source):
     import torch
     from evotorch import Problem
 
-    from keras_bioact.search._evotorch import make_searcher
+    from keras_bioact.search.evolution.problem import make_searcher
 
     problem = Problem(
         "max", lambda x: x.sum(), solution_length=2, initial_bounds=(-1, 1), dtype=torch.float32

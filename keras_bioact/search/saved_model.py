@@ -67,7 +67,7 @@ def converted_builder(path, input_shape=None, num_classes=None):
     def build(activation):
         import keras
 
-        from keras_bioact.search.evaluator import _ends_with_softmax
+        from keras_bioact.search.models import ends_with_softmax as _ends_with_softmax
 
         legal = convertible()
         if activation.family not in legal:

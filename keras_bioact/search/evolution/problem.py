@@ -13,8 +13,8 @@ from evotorch import Problem, algorithms
 from evotorch.operators import GaussianMutation, SimulatedBinaryCrossOver
 
 from keras_bioact.params import ParameterView
-from keras_bioact.search._runtime import _model_from_bytes, _model_to_bytes, _Runtime
-from keras_bioact.search.evaluator import METRICS, Genome, select_parameters
+from keras_bioact.search.evolution.fitness import METRICS, Genome, select_parameters
+from keras_bioact.search.evolution.runtime import _model_from_bytes, _model_to_bytes, _Runtime
 
 __all__ = ["ActivationProblem", "make_problem", "make_searcher", "population_stats", "start_actors"]
 

@@ -146,7 +146,7 @@ class PopulationTrainer:
         if callable(metric):
             self.metric_fn = metric
         else:
-            from keras_bioact.search.evaluator import METRICS
+            from keras_bioact.search.evolution.fitness import METRICS
 
             if metric not in METRICS:
                 raise ValueError(f"{name}: `metric` must be one of {tuple(METRICS)} or a callable.")

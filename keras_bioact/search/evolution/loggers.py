@@ -7,17 +7,19 @@ to `log_hook` when it is created). `evolve` uses exactly these hooks:
 
 * `GenerationTracker` (before/after step): times the generation, computes its history row
   (`generation`, `best`, `mean`, `spread`, `best_so_far`, `evaluations`, `seconds`), keeps the
-  best genome so far and adds the row to the status as `status["history_row"]`;
+  best genome so far and the population's fitness (`evals`), and adds the row to the status as
+  `status["history_row"]`;
 * loggers, in this order: `CheckpointLogger` (`checkpoint.npz`), `CSVLogger`
-  (`history.csv`), `TensorBoardLogger` (scalars `evolution/<key>` through
-  `keras_bioact.callbacks.summary_writer.SummaryWriter`, no TensorFlow), `ProgressLogger`
-  (tqdm) and `CallbackLogger` (the `callbacks=` functions).
+  (`history.csv`), `TensorBoardLogger` (the tags of `keras_bioact.callbacks.
+  EvolutionTensorBoardLogger`, which writes them, plus `fitness/best_so_far`; no TensorFlow),
+  `ProgressLogger` (tqdm) and `CallbackLogger` (the `callbacks=` functions).
 
 Any `evotorch.logging.Logger` subclass given in `evolve(..., callbacks=[...])` is created as
 `cls(searcher)` after these, so it receives the status of every generation, with the row under
 `"history_row"`.
 
-This module imports EvoTorch; `keras_bioact.search.evolution` imports it when a search starts.
+This module imports EvoTorch; `keras_bioact.search.evolution.evolve` imports it when a search
+starts.
 """
 
 import math
@@ -28,9 +30,9 @@ import time
 import numpy as np
 from evotorch.logging import Logger
 
-from keras_bioact.search import _evolution_checkpoint
-from keras_bioact.search._evotorch import population_stats
-from keras_bioact.search.evolution_result import _write_csv
+from keras_bioact.search.evolution import _resume
+from keras_bioact.search.evolution.problem import population_stats
+from keras_bioact.search.evolution.result import _write_csv
 
 __all__ = [
     "CSVLogger",
@@ -60,6 +62,7 @@ class GenerationTracker:
         self.history = [dict(row) for row in history]
         self.best_fitness = best_fitness
         self.best_genes = best_genes
+        self.evals = None  # the fitness of the last generation's population
         self.stop = False  # set by a callback asking to stop after this generation
         self._t0 = None
         searcher.before_step_hook.append(self.before_step)
@@ -74,6 +77,7 @@ class GenerationTracker:
     def after_step(self):
         seconds = time.perf_counter() - self._t0
         values, evals = population_stats(self.searcher)
+        self.evals = evals
         finite = np.isfinite(evals)
         worst = -np.inf if self.sense == "max" else np.inf
         i = (np.argmax if self.sense == "max" else np.argmin)(np.where(finite, evals, worst))
@@ -102,9 +106,7 @@ class CheckpointLogger(Logger):
         self.config, self.fingerprint = config, fingerprint
 
     def _log(self, status):
-        _evolution_checkpoint.save(
-            self.path, self.searcher, self.problem, self.tracker, self.config, self.fingerprint
-        )
+        _resume.save(self.path, self.searcher, self.problem, self.tracker, self.config, self.fingerprint)
 
 
 class CSVLogger(Logger):
@@ -119,32 +121,25 @@ class CSVLogger(Logger):
 
 
 class TensorBoardLogger(Logger):
-    """Writes the scalars `evolution/best`, `evolution/mean`, `evolution/spread` and
-    `evolution/best_so_far` of every generation (step = generation) into `log_dir`, with the
-    project's TensorFlow-free `SummaryWriter` (the event file is opened at the first
-    generation; a resumed run adds a new event file to the same directory)."""
+    """TensorBoard logs of every generation (step = generation) under `log_dir`, written by
+    `keras_bioact.callbacks.EvolutionTensorBoardLogger` from the population's fitness (run
+    `evolution`: scalars `fitness/best|mean|median|worst|std|failed`, histogram `fitness`),
+    plus the scalar `fitness/best_so_far`. A resumed run adds a new event file to the run."""
 
-    KEYS = ("best", "mean", "spread", "best_so_far")
+    def __init__(self, searcher, log_dir, tracker):
+        from keras_bioact.callbacks.evolution_logger import EvolutionTensorBoardLogger
 
-    def __init__(self, searcher, log_dir):
         super().__init__(searcher)
-        self.log_dir = os.fspath(log_dir)
-        self.writer = None
+        self.tracker = tracker
+        self.writer = EvolutionTensorBoardLogger(log_dir, maximize=tracker.sense == "max")
 
     def _log(self, status):
-        from keras_bioact.callbacks.summary_writer import SummaryWriter
-
-        row = status["history_row"]
-        scalars = {f"evolution/{k}": row[k] for k in self.KEYS if math.isfinite(row[k])}
-        if self.writer is None:
-            self.writer = SummaryWriter(self.log_dir)
-        self.writer.write(int(row["generation"]), scalars=scalars)
-        self.writer.flush()
+        best_so_far = status["history_row"]["best_so_far"]
+        scalars = {"fitness/best_so_far": best_so_far} if math.isfinite(best_so_far) else {}
+        self.writer.log_generation(self.tracker.generation, self.tracker.evals, scalars=scalars)
 
     def close(self):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        self.writer.close()
 
 
 class ProgressLogger(Logger):
@@ -208,7 +203,7 @@ def attach_loggers(
         )
         loggers.append(CSVLogger(searcher, os.path.join(out_dir, "history.csv"), tracker))
         if tensorboard and _has_tensorboard():
-            loggers.append(TensorBoardLogger(searcher, os.path.join(out_dir, "tensorboard")))
+            loggers.append(TensorBoardLogger(searcher, os.path.join(out_dir, "tensorboard"), tracker))
     if progress:
         loggers.append(ProgressLogger(searcher, total, tracker.generation, f"evolve ({config['algorithm']})"))
     functions = [cb for cb in callbacks or () if not _is_logger_class(cb)]

@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_bioact import families as _registry
 from keras_bioact.params import ParameterView, activation_parameters
+from keras_bioact.search.models import ends_with_softmax
 
 __all__ = ["METRICS", "Genome", "PopulationEvaluator", "select_parameters"]
 
@@ -182,17 +183,6 @@ def _resolve_metric(metric, sense=None):
     return fn, default_sense
 
 
-def _ends_with_softmax(model):
-    layers = getattr(model, "layers", [])
-    if not layers:
-        return False
-    last = layers[-1]
-    act = getattr(last, "activation", None)
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    return getattr(act, "__name__", "") == "softmax"
-
-
 # --------------------------------------------------------------------------------------------
 # Population evaluation
 
@@ -246,7 +236,7 @@ class PopulationEvaluator:
         self.metric_fn, self.sense = _resolve_metric(
             metric, getattr(metric, "sense", None) if callable(metric) else None
         )
-        self.from_logits = (not _ends_with_softmax(model)) if from_logits is None else bool(from_logits)
+        self.from_logits = (not ends_with_softmax(model)) if from_logits is None else bool(from_logits)
         self.batch_size = len(self.x) if batch_size is None else int(batch_size)
         self.population_chunk = population_chunk
         self.backend = keras.backend.backend()

@@ -32,7 +32,8 @@ def pretrain(model, train, val, spec, progress=False):
     """Train the outer weights once by gradient, the evolved activation parameters held fixed."""
     import keras
 
-    from keras_bioact.search.evaluator import _ends_with_softmax, select_parameters
+    from keras_bioact.search.evolution.fitness import select_parameters
+    from keras_bioact.search.models import ends_with_softmax
 
     budget, ev = spec.budget, spec.evolution
     if budget.epochs <= 0:
@@ -44,7 +45,7 @@ def pretrain(model, train, val, spec, progress=False):
     try:
         model.compile(
             optimizer=keras.optimizers.Adam(budget.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not _ends_with_softmax(model)),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_with_softmax(model)),
             metrics=["accuracy"],
         )
         model.fit(
@@ -78,11 +79,12 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     import keras
 
     from keras_bioact.search._spec_checks import output_dir
-    from keras_bioact.search.checkpoint import atomic_write
-    from keras_bioact.search.evolution import CHECKPOINT_NAME, _open_checkpoint, evolve
+    from keras_bioact.search.evolution._evolve import evolve
+    from keras_bioact.search.evolution._resume import open_checkpoint
+    from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME, atomic_write
 
     out_dir = os.path.abspath(spec.output["dir"])
-    _open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
+    open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
     output_dir(spec)
     splits = spec.load_splits()
     train, val, test = splits["train"], splits["val"], splits["test"]
@@ -142,15 +144,16 @@ def learn_like_fitness(model, train, ev):
     import numpy as np
 
     from keras_bioact.params import ParameterView
-    from keras_bioact.search._runtime import _model_from_bytes, _model_to_bytes, learning_trainer
-    from keras_bioact.search.evaluator import _ends_with_softmax, select_parameters
+    from keras_bioact.search.evolution.fitness import select_parameters
+    from keras_bioact.search.evolution.runtime import _model_from_bytes, _model_to_bytes, learning_trainer
+    from keras_bioact.search.models import ends_with_softmax
 
     model = _model_from_bytes(_model_to_bytes(model))
     params = select_parameters(model, ev["target"], ev.get("layers"))
     for p in params:
         p.variable.trainable = True
     from_logits = ev.get("from_logits")
-    from_logits = (not _ends_with_softmax(model)) if from_logits is None else bool(from_logits)
+    from_logits = (not ends_with_softmax(model)) if from_logits is None else bool(from_logits)
     trainer = learning_trainer(model, params, train, ev, from_logits)
     start = ParameterView(model, parameters=params).get_vector("natural")
     trainable, non_trainable = trainer.train(np.asarray(start)[None], return_weights=True).weights

@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_bioact.params import ParameterView, activation_parameters
-from keras_bioact.search.evaluator import Genome, PopulationEvaluator, select_parameters
+from keras_bioact.search.evolution.fitness import Genome, PopulationEvaluator, select_parameters
 
 
 def _model_to_bytes(model):
@@ -46,7 +46,7 @@ def _weights_fingerprint(model):
 def learning_trainer(model, params, train, config, from_logits, **options):
     """The `PopulationTrainer` of the learning modes: the brief SGD (`train_epochs`,
     `train_batch_size`, `learning_rate`) every candidate gets before it is scored."""
-    from keras_bioact.search.population import PopulationTrainer
+    from keras_bioact.search.evolution.population import PopulationTrainer
 
     return PopulationTrainer(
         model,

@@ -1,5 +1,5 @@
 """Results of `keras_bioact.search.evolution.evolve`: `EvolutionResult`, `load_best`, and the
-history.csv writer (used by `keras_bioact.search.evolution_loggers.CSVLogger`)."""
+history.csv writer (used by `keras_bioact.search.evolution.loggers.CSVLogger`)."""
 
 import csv
 import dataclasses
@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from keras_bioact.params import activation_parameters
-from keras_bioact.search.checkpoint import atomic_write as _atomic_write
+from keras_bioact.search.evolution.checkpoint import atomic_write as _atomic_write
 
 __all__ = ["EvolutionResult", "load_best"]
 

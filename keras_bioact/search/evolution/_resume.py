@@ -15,9 +15,9 @@ import os
 import keras
 import numpy as np
 
-from keras_bioact.search import checkpoint as _ckpt
-from keras_bioact.search._runtime import _weights_fingerprint
-from keras_bioact.search.checkpoint import CheckpointError
+from keras_bioact.search.evolution import checkpoint as _ckpt
+from keras_bioact.search.evolution.checkpoint import CheckpointError
+from keras_bioact.search.evolution.runtime import _weights_fingerprint
 
 RESUME_KEYS = (
     "target",

@@ -17,11 +17,11 @@ Main entry points:
 * `ActivationProblem`: the `evotorch.Problem` behind `evolve` (picklable, Ray-ready).
 * `load_best(model, path)`: write an exported best solution into a model.
 
-`evolve` is split the way EvoTorch splits a search: the problem (`_evotorch.ActivationProblem`,
-what is evaluated, with the model side in `_runtime`), the algorithm (`_evotorch.make_searcher`),
-what is attached to the searcher's hooks (`evolution_loggers`: the history tracker, the
-checkpoint, history.csv, TensorBoard, progress and callback loggers; the checkpoint format is
-`_evolution_checkpoint` / `checkpoint`), and the result (`evolution_result`). All randomness
+`evolve` is split the way EvoTorch splits a search: the problem (`problem.ActivationProblem`,
+what is evaluated, with the model side in `runtime`), the algorithm (`problem.make_searcher`),
+what is attached to the searcher's hooks (`loggers`: the history tracker, the checkpoint,
+history.csv, TensorBoard, progress and callback loggers; the checkpoint format is `_resume` /
+`checkpoint`), and the result (`result`); the modules of `keras_bioact.search.evolution`. All randomness
 comes from the problem's own generator (`Problem(..., seed=seed)`); no global generator is
 seeded, read for sampling or restored.
 
@@ -39,36 +39,14 @@ import os
 
 import numpy as np
 
-from keras_bioact.search._evolution_checkpoint import check_resume as _check_resume
-from keras_bioact.search._evolution_checkpoint import fingerprint_config as _fingerprint_config  # noqa: F401
-from keras_bioact.search._evolution_checkpoint import open_checkpoint as _open_checkpoint
-from keras_bioact.search._runtime import _ensure_ray, _Runtime, _weights_fingerprint  # noqa: F401
-from keras_bioact.search.checkpoint import CHECKPOINT_NAME, CheckpointError  # noqa: F401
-from keras_bioact.search.evaluator import (  # noqa: F401
-    GRANULARITIES,
-    METRICS,
-    TARGETS,
-    Genome,
-    PopulationEvaluator,
-    _resolve_metric,
-    select_parameters,
-)
-from keras_bioact.search.evolution_result import EvolutionResult, load_best, result_from
+from keras_bioact.search.evolution import _resume
+from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME
+from keras_bioact.search.evolution.fitness import GRANULARITIES, TARGETS, _resolve_metric
+from keras_bioact.search.evolution.result import result_from
+from keras_bioact.search.evolution.runtime import _ensure_ray, _weights_fingerprint
 from keras_bioact.search.schema import ALGORITHMS, SEED_MAX, bad_value
 
-__all__ = [
-    "ALGORITHMS",
-    "METRICS",
-    "MODES",
-    "TARGETS",
-    "ActivationProblem",  # noqa: F822 (imported on first use by __getattr__)
-    "EvolutionResult",
-    "Genome",
-    "PopulationEvaluator",
-    "evolve",
-    "load_best",
-    "select_parameters",
-]
+__all__ = ["MODES", "evolve"]
 
 MODES = ("frozen", "baldwinian", "lamarckian")
 
@@ -141,22 +119,23 @@ def evolve(
         num_actors: EvoTorch Ray actors evaluating the population in parallel (0: in process).
             Not available in `"lamarckian"` mode (actors cannot return modified genomes).
         vectorized: `"auto"`, `True` or `False`: score (frozen mode, `PopulationEvaluator`) or
-            train (learning modes, `keras_bioact.search.population.PopulationTrainer`) the whole
+            train (learning modes, `keras_bioact.search.evolution.population.PopulationTrainer`) the whole
             population in one compiled call; `"auto"` falls back to a per-candidate loop where
             that is impossible (e.g. Dropout in the learning modes).
         eval_batch_size: evaluate the validation data in batches of this size.
         population_chunk, memory_budget: learning modes: train at most this many candidates at
             once, or as many as fit in `memory_budget` bytes (estimated); default all at once.
         out_dir: where to write `checkpoint.npz` (every generation, atomically; data only,
-            see `keras_bioact.search.checkpoint`), `history.csv`, TensorBoard scalars
-            (`tensorboard/`), `best_parameters.npz` and `best.json`. `None` writes nothing
+            see `keras_bioact.search.evolution.checkpoint`), `history.csv`, TensorBoard logs
+            (`tensorboard/evolution`), `best_parameters.npz` and `best.json`. `None` writes nothing
             (and cannot resume).
         resume: continue from `out_dir/checkpoint.npz`; an error if there is none.
         overwrite: start over even though `out_dir` holds a checkpoint (without `resume` or
             `overwrite`, an existing checkpoint is an error, never silently replaced).
         progress: show a tqdm progress bar.
         apply_best: write the best parameters into `model` at the end.
-        tensorboard: write TensorBoard scalars under `out_dir/tensorboard`.
+        tensorboard: write TensorBoard logs under `out_dir/tensorboard/evolution` (the tags of
+            `keras_bioact.callbacks.EvolutionTensorBoardLogger`, plus `fitness/best_so_far`).
         stop_after: stop (without finishing) after this many generations of this call; for
             tests and time-sliced runs. The checkpoint allows continuing with `resume=True`.
         callbacks: functions called as `fn(row)` after each generation (and its checkpoint),
@@ -169,8 +148,8 @@ def evolve(
         An `EvolutionResult`.
     """
     config = _settings(dict(locals()))  # the arguments as given: no other local exists yet
-    from keras_bioact.search import _evolution_checkpoint, _evotorch  # EvoTorch, PyTorch: now
-    from keras_bioact.search import evolution_loggers as loggers_lib
+    from keras_bioact.search.evolution import loggers as loggers_lib  # EvoTorch, PyTorch: now
+    from keras_bioact.search.evolution import problem as problem_lib
 
     data = {"val": tuple(np.asarray(a) for a in val_data)}
     if train_data is not None:
@@ -178,22 +157,20 @@ def evolve(
     if num_actors:
         _ensure_ray(num_actors)
     checkpoint_path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT_NAME)
-    state = _open_checkpoint(out_dir, checkpoint_path, resume, overwrite)
+    state = _resume.open_checkpoint(out_dir, checkpoint_path, resume, overwrite)
     if state is not None:
-        _check_resume(state[0], config, model, checkpoint_path)
+        _resume.check_resume(state[0], config, model, checkpoint_path)
     # on resume the start model is the stored one (checked above), not the current weights
     fingerprint = state[0]["fingerprint"] if state else _weights_fingerprint(model)
 
-    problem = _evotorch.make_problem(model, data, config)
-    searcher = _evotorch.make_searcher(
+    problem = problem_lib.make_problem(model, data, config)
+    searcher = problem_lib.make_searcher(
         algorithm, problem, config["popsize"], config["stdev_init"], problem.center, algorithm_options
     )
-    restored = (
-        {} if state is None else _evolution_checkpoint.restore(state, searcher, problem, checkpoint_path)
-    )
+    restored = {} if state is None else _resume.restore(state, searcher, problem, checkpoint_path)
     tracker = loggers_lib.GenerationTracker(searcher, problem.runtime().evaluator.sense, **restored)
     if num_actors:
-        _evotorch.start_actors(problem)
+        problem_lib.start_actors(problem)
     loggers = loggers_lib.attach_loggers(
         searcher,
         tracker,
@@ -349,12 +326,3 @@ def _with_sense(metric, sense):
     if sense not in ("min", "max"):
         raise ValueError("evolve: a callable `metric` needs `sense='min'` or `sense='max'`.")
     return _CallableMetric(metric, sense)
-
-
-def __getattr__(name):
-    # EvoTorch and PyTorch are imported on first use of these names.
-    if name in ("ActivationProblem", "_make_searcher"):
-        from keras_bioact.search import _evotorch
-
-        return _evotorch.ActivationProblem if name == "ActivationProblem" else _evotorch.make_searcher
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

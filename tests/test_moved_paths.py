@@ -1,0 +1,47 @@
+"""Old import paths of moved search modules: they import for one release, warn, and give the
+new module itself; importing `keras_bioact.search` stays light."""
+
+import importlib
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_bioact.search._moved import MOVED
+
+pytestmark = pytest.mark.single_backend
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED.items()))
+def test_old_path_warns_and_gives_the_new_module(old, new, monkeypatch):
+    monkeypatch.delitem(sys.modules, old, raising=False)  # imported (and warned) once per process
+    with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated.*import {new} instead"):
+        module = importlib.import_module(old)
+    fresh = importlib.import_module(new)
+    assert module is fresh and module.__spec__.name == new  # the new module keeps its own spec
+    public = getattr(fresh, "__all__", None) or [n for n in vars(fresh) if not n.startswith("_")]
+    assert public and all(getattr(module, name) is getattr(fresh, name) for name in public)
+
+
+def test_from_import_of_an_old_path(monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras_bioact.search.checkpoint", raising=False)
+    monkeypatch.delattr("keras_bioact.search.checkpoint", raising=False)
+    with pytest.warns(DeprecationWarning, match="keras_bioact.search.evolution.checkpoint"):
+        from keras_bioact.search.checkpoint import CheckpointError
+    from keras_bioact.search.evolution.checkpoint import CheckpointError as new
+
+    assert CheckpointError is new
+
+
+def test_unknown_names_are_still_missing():
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("keras_bioact.search.no_such_module")
+
+
+def test_importing_search_stays_light():
+    heavy = ("optuna", "keras", "evotorch", "torch", "tensorflow", "jax")
+    code = f"import sys, keras_bioact.search; print(sorted(m for m in {heavy} if m in sys.modules))"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
