@@ -188,7 +188,9 @@ def evolve(
         algorithm, problem, config["popsize"], config["stdev_init"], problem.center, algorithm_options
     )
     restored = (
-        {} if state is None else _evolution_checkpoint.restore(state, searcher, problem, checkpoint_path)
+        {}
+        if state is None
+        else _evolution_checkpoint.restore(state, searcher, problem, checkpoint_path, generations)
     )
     tracker = loggers_lib.GenerationTracker(searcher, problem.runtime().evaluator.sense, **restored)
     if num_actors:
