@@ -167,7 +167,9 @@ def evolve(
     searcher = problem_lib.make_searcher(
         algorithm, problem, config["popsize"], config["stdev_init"], problem.center, algorithm_options
     )
-    restored = {} if state is None else _resume.restore(state, searcher, problem, checkpoint_path)
+    restored = (
+        {} if state is None else _resume.restore(state, searcher, problem, checkpoint_path, generations)
+    )
     tracker = loggers_lib.GenerationTracker(searcher, problem.runtime().evaluator.sense, **restored)
     if num_actors:
         problem_lib.start_actors(problem)

@@ -1,21 +1,36 @@
 """Evolution checkpoints as data: one `.npz` file that can never run code when it is read.
 
-A checkpoint is a NumPy `.npz` archive, written atomically and read with
-`allow_pickle=False`. It holds:
+A checkpoint is a NumPy `.npz` archive (a zip of `.npy` files), written atomically. It holds:
 
 - `meta.json`: a UTF-8 JSON document (as a `uint8` array) with the format name and version,
-  the generation, the history, the search settings, the model fingerprint and a SHA-256
-  checksum over everything else in the file;
+  the generation, the history, the search settings, the model fingerprint, the layout (which
+  state path each value or array belongs to) and a SHA-256 checksum over everything else;
 - one array per numeric piece of state: the searcher's tensors (distribution parameters,
   population, optimizer state), the random generators' states and the best genome.
 
-Reading a checkpoint never constructs an object from the file. The caller builds a fresh
-searcher from the (checked) settings, and `restore_state` writes the saved numbers and
-scalars into that object's existing attributes, path by path; a path the fresh searcher does
-not have is an error, not a new object.
+Reading never constructs an object from the file, never unpickles, and reads in two steps:
 
-A truncated, corrupted, foreign or legacy (pickle) file raises `CheckpointError` naming the
-file and what is wrong with it.
+1. `read_meta` reads `meta.json` only: at most `MAX_META_BYTES`, nested at most `MAX_DEPTH`
+   deep, with the format name and version checked.
+2. `read_state` matches the layout against `reference`, the state leaves (`state_leaves`) of
+   freshly built objects: the file must hold exactly the fresh objects' paths (a missing or an
+   extra path is an error), each with the fresh leaf's kind, and each array's `.npy` header
+   must declare the fresh leaf's shape and dtype. An array's data is read only after its header
+   passed, so memory use is bounded by the fresh state, never by sizes written in the file.
+   Then the checksum is verified.
+
+`restore_state` then checks every value (tensors finite, settings equal to the fresh object's,
+counters and flags of their type) and writes them into the fresh object, walking only the paths
+that object itself produced; a path read from the file is never followed.
+
+The checksum detects accidents (a damaged, truncated or half-written file), not forgery: it is
+not keyed, and whoever can write the file can recompute it. A forged file can therefore only put
+allowed, checked numbers into allowed places (the searcher's own tensors, its step counter and
+flags, the history, the best fitness and genome); it cannot reach any other object, change a
+setting, or make the reader allocate more than the fresh state needs.
+
+A truncated, corrupted, foreign, oversized, forged-out-of-shape or legacy (pickle) file raises
+`CheckpointError` naming the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -29,20 +44,37 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["CHECKPOINT_NAME", "FORMAT", "LEGACY_NAME", "VERSION", "CheckpointError", "read", "write"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "FORMAT",
+    "LEGACY_NAME",
+    "VERSION",
+    "CheckpointError",
+    "read_meta",
+    "read_state",
+    "restore_state",
+    "state_leaves",
+    "write",
+]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 LEGACY_NAME = "checkpoint.pkl"  # keras-bioact 0.1 (pickle): refused, never read
 FORMAT = "keras-bioact/evolution-checkpoint"
 VERSION = 2
 _META = "meta.json"
+MAX_META_BYTES = 64 * 2**20  # meta.json: ~200 bytes a generation, so ~300,000 generations
+MAX_DEPTH = 16  # nesting of meta.json (a genuine one: 8 levels, more only in algorithm_options)
 # Searcher attributes that are caches, back references or settings rebuilt from the spec.
 # Hooks (`_before_step_hook`, `_log_hook`, ...) hold the loggers a run attaches, not state.
 _SKIP = ("_problem", "_first_step_datetime", "LazyReporter", "__exclude", "DISTRIBUTION_", "_hook")
 
 
 class CheckpointError(ValueError):
-    """An evolution checkpoint that cannot be used; the message names the file."""
+    """An evolution checkpoint that cannot be used; the message names the file (and is cut to
+    1,000 characters, since it may quote the file)."""
+
+    def __init__(self, message):
+        super().__init__(message if len(message) <= 1000 else message[:1000] + " ...")
 
 
 def atomic_write(path, payload):
@@ -111,71 +143,129 @@ def state_leaves(obj):
     return out
 
 
+def _key(steps):
+    """`steps` (from a file or from `state_leaves`) as a hashable path, or None if malformed.
+    A step is `["attr", name]` or `["item", key]`; the top-level groups (`rng`, `best_genes`,
+    `problem_generator`) name their leaves with one plain string."""
+    if not isinstance(steps, list) or not steps:
+        return None
+    if len(steps) == 1 and isinstance(steps[0], str):
+        return (steps[0],)
+    key = []
+    for step in steps:
+        if not (isinstance(step, list | tuple) and len(step) == 2 and step[0] in ("attr", "item")):
+            return None
+        if not isinstance(step[1], str | int) or isinstance(step[1], bool):
+            return None
+        key.append((step[0], step[1]))
+    return tuple(key)
+
+
+def _where(steps):
+    return ".".join(str(s[1]) if isinstance(s, list | tuple) else str(s) for s in steps)
+
+
+def _attrs(*names):
+    return tuple(("attr", n) for n in names)
+
+
+def _filled_later(key, fresh):
+    """`(shape, dtype)` of the tensor EvoTorch puts at `key`, a scalar placeholder in a fresh
+    searcher, at its first step, or None: CMA-ES's evolution paths `p_c` and `p_sigma` (0.0
+    until the first update; like `m`) and the record of the indices a GA's or Cosyne's
+    population was sliced with (one per member)."""
+    if key in (_attrs("p_c"), _attrs("p_sigma")) and _attrs("m") in fresh:
+        m = fresh[_attrs("m")][1]
+        return m.shape, m.dtype
+    if key == _attrs("_population", "_slice") and _attrs("_population", "_data") in fresh:
+        return fresh[_attrs("_population", "_data")][1].shape[:1], np.dtype(np.int64)
+    return None
+
+
+# Scalars a run changes (all others are settings, rebuilt from the spec and checked equal):
+# name -> the check of the saved value.
+_RUN_SCALARS = {
+    "_steps_count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "_first_iter": lambda v: isinstance(v, bool),
+    "_first_generation": lambda v: isinstance(v, bool),
+    "_mean_eval": lambda v: v is None or (isinstance(v, float) and np.isfinite(v)),
+}
+
+
+def _same(a, b):
+    return type(a) is type(b) and (a == b or (isinstance(a, float) and np.isnan(a) and np.isnan(b)))
+
+
+def _check_value(steps, fresh, kind, value, path):
+    """Refuse a value that the searcher cannot have had at `steps` (a leaf of the fresh one)."""
+    where, name = _where(steps), steps[-1][1]
+    if kind in ("tensor", "ndarray", "generator"):
+        # a population's fitnesses are NaN where a candidate's fitness was not finite
+        if value.dtype.kind == "f" and name != "_evdata" and not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: the checkpoint's {where!r} is not finite")
+    elif kind == "scalar" and steps[-1][0] == "attr" and name in _RUN_SCALARS:
+        if not _RUN_SCALARS[name](value):
+            raise CheckpointError(f"{path}: the checkpoint's {where!r} = {value!r} is not legal")
+    elif not (_same(fresh, value) if kind == "scalar" else list(fresh) == value):
+        raise CheckpointError(
+            f"{path}: the checkpoint's {where!r} is {value!r}, this searcher's is {fresh!r}: a setting, "
+            "rebuilt from the search's settings and never taken from the file (resume with the same "
+            "settings and algorithm_options)"
+        )
+
+
 def _get(obj, step):
     kind, key = step
-    if kind == "attr":
-        return getattr(obj, key)
-    return obj[key]
+    return getattr(obj, key) if kind == "attr" else obj[key]
 
 
-def restore_state(obj, leaves, path):
-    """Write `leaves` (from `state_leaves`) into the matching attributes of `obj`."""
+def restore_state(obj, reference, saved, path):
+    """Write `saved` (`{path: (kind, value)}` from `read_state`) into `obj`, whose own state
+    leaves are `reference` (`state_leaves(obj)`, the allow-list): every value is checked
+    before any is written, and only `reference`'s paths are walked."""
     import torch
 
-    _make_population(obj, leaves)
-    for steps, kind, value in leaves:
-        where = ".".join(str(k) for _, k in steps)
-        if kind not in ("tensor", "generator", "ndarray", "scalar", "tuple") or not steps:
-            raise CheckpointError(f"{path}: unknown kind of state {kind!r} at {where!r}")
-        try:
-            parent = obj
-            for step in steps[:-1]:
-                parent = _get(parent, step)
-
-            old = _get(parent, steps[-1]) if steps[-1][0] == "item" else getattr(parent, steps[-1][1], None)
-        except (AttributeError, KeyError, IndexError, TypeError):
-            raise CheckpointError(
-                f"{path}: the checkpoint's state {where!r} has no place in this searcher "
-                "(written by another algorithm or version)"
-            ) from None
-        if kind == "tensor":
-            like = old if isinstance(old, torch.Tensor) else None
-            new = torch.as_tensor(np.array(value))
-            if like is not None:
-                new = new.to(dtype=like.dtype, device=like.device)
-        elif kind == "generator":
-            if not isinstance(old, torch.Generator):
-                raise CheckpointError(f"{path}: {where!r} is not a random generator in this searcher")
-            old.set_state(torch.as_tensor(np.array(value, dtype=np.uint8)))
+    for steps, _, fresh in reference:
+        _check_value(steps, fresh, *saved[_key(steps)], path)
+    for steps, _, fresh in reference:
+        kind, value = saved[_key(steps)]
+        if kind == "tuple" or (kind == "scalar" and _same(fresh, value)):
+            continue  # a setting (checked equal) or a counter that did not change
+        parent = obj
+        for step in steps[:-1]:
+            parent = _get(parent, step)
+        old = _get(parent, steps[-1])
+        if kind == "generator":
+            try:
+                old.set_state(torch.as_tensor(np.array(value, dtype=np.uint8)))
+            except RuntimeError as e:
+                raise CheckpointError(f"{path}: {_where(steps)!r} is not a generator state ({e})") from None
             continue
-        elif kind == "tuple":
-            new = tuple(value)
+        if kind == "tensor":
+            new = torch.as_tensor(np.array(value))
+            if isinstance(old, torch.Tensor):
+                new = new.to(dtype=old.dtype, device=old.device)
         else:
             new = np.array(value) if kind == "ndarray" else value
-        kind_, key = steps[-1]
-        if kind_ == "attr":
-            if not isinstance(key, str) or key.startswith("__") or not hasattr(parent, key):
-                raise CheckpointError(
-                    f"{path}: the checkpoint's state {where!r} has no place in this searcher"
-                )
-            setattr(parent, key, new)
+        if steps[-1][0] == "attr":
+            setattr(parent, steps[-1][1], new)
         elif isinstance(parent, tuple):
-            if not (isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor)):
-                raise CheckpointError(f"{path}: cannot restore {where!r} (inside a tuple)")
-            old.copy_(new)
+            old.copy_(new)  # a tensor inside a tuple (shape and dtype checked)
         else:
-            parent[key] = new
+            parent[steps[-1][1]] = new
 
 
-def _make_population(searcher, leaves):
-    """Distribution-based searchers create their population at the first step: give a fresh
-    one an empty population of the saved size, for `restore_state` to fill in."""
-    data = [v for steps, _, v in leaves if steps == [["attr", "_population"], ["attr", "_data"]]]
-    if not data or getattr(searcher, "_population", True) is not None:
+def make_population(searcher):
+    """Give a distribution-based searcher, which creates its population at its first step, the
+    empty population it would create (`popsize` members from its own settings, never from a
+    file), so that its state leaves include the population's."""
+    if getattr(searcher, "_population", True) is not None:
         return
     from evotorch import SolutionBatch
 
-    searcher._population = SolutionBatch(searcher.problem, popsize=int(np.shape(data[0])[0]), empty=True)
+    searcher._population = SolutionBatch(
+        searcher.problem, popsize=searcher._popsize, device=searcher._distribution.device, empty=True
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -213,44 +303,184 @@ def write(path, meta, groups):
     atomic_write(path, buf.getvalue())
 
 
-def read(path):
-    """Read and verify a checkpoint; returns `(meta, {group: leaves})`."""
+def _npy_header(f):
+    """`(shape, fortran_order, dtype, header_size)` of the `.npy` stream `f` (bounded header)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f".npy format version {version}")
+    return shape, fortran, dtype, f.tell()
+
+
+def _read_array(zf, name, shape, dtype):
+    """The array `name` of the open zip `zf`, if its header declares `shape` and `dtype`."""
+    info = zf.getinfo(name + ".npy")
+    with zf.open(info) as f:
+        got_shape, fortran, got_dtype, offset = _npy_header(f)
+        if got_shape != tuple(shape) or got_dtype != dtype:
+            raise CheckpointError(
+                f"array {name!r} has shape {list(got_shape)} and dtype {got_dtype}; this searcher's has "
+                f"shape {list(shape)} and dtype {dtype}"
+            )
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        if info.file_size != offset + nbytes:
+            raise CheckpointError(
+                f"array {name!r} is {info.file_size} bytes, its header says {offset + nbytes}"
+            )
+        data = f.read(nbytes)
+        if len(data) != nbytes or f.read(1):
+            raise CheckpointError(f"array {name!r} does not match its size")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _depth(value):
+    """How deeply a JSON value nests (iteratively: no recursion on untrusted input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict | list):
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _unreadable(path, error):
+    return CheckpointError(
+        f"{path}: not a readable keras-bioact checkpoint (truncated or corrupted?): "
+        f"{type(error).__name__}: {error}"
+    )
+
+
+def read_meta(path):
+    """Step 1: read and check a checkpoint's `meta.json` (no array is read).
+
+    Returns `(meta, checksum)`: the JSON body (with `"layout"`, the state path of every value
+    and array) and the checksum `read_state` verifies."""
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"{path}: the checkpoint is empty (0 bytes); the file is damaged")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(
-            f"{path}: not a readable keras-bioact checkpoint (truncated or corrupted?): {e}"
-        ) from None
-    if _META not in arrays:
-        raise CheckpointError(f"{path}: not a keras-bioact evolution checkpoint (no {_META})")
+        with zipfile.ZipFile(path) as zf:
+            if _META + ".npy" not in zf.NameToInfo:
+                raise CheckpointError(f"{path}: not a keras-bioact evolution checkpoint (no {_META})")
+            with zf.open(_META + ".npy") as f:
+                shape, _, dtype, offset = _npy_header(f)
+                if dtype != np.uint8 or len(shape) != 1:
+                    raise CheckpointError(
+                        f"{path}: the checkpoint's {_META} is damaged ({dtype}{list(shape)})"
+                    )
+                if shape[0] > MAX_META_BYTES:
+                    raise CheckpointError(
+                        f"{path}: the checkpoint's {_META} is {shape[0]} bytes, above the limit of "
+                        f"{MAX_META_BYTES} bytes (checkpoint.MAX_META_BYTES)"
+                    )
+                text = f.read(shape[0])
+    except CheckpointError:
+        raise
+    except Exception as e:  # whatever the file's bytes make zipfile or NumPy raise
+        raise _unreadable(path, e) from None
     try:
-        document = json.loads(arrays.pop(_META).tobytes().decode())
-        body = document["body"]
-        expected = document["sha256"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: the checkpoint's {_META} is damaged ({e})") from None
-    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        document = json.loads(text.decode())
+        if _depth(document) > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} deep")
+        body, checksum = document["body"], document["sha256"]
+    except Exception as e:  # JSON, UTF-8, too deep (RecursionError), not a document (Key/TypeError)
         raise CheckpointError(
-            f"{path}: not a keras-bioact evolution checkpoint (format {body.get('format')!r})"
-        )
+            f"{path}: the checkpoint's {_META} is damaged ({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        format_ = body.get("format") if isinstance(body, dict) else None
+        raise CheckpointError(f"{path}: not a keras-bioact evolution checkpoint (format {format_!r})")
     if body.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {body.get('version')!r}; this keras-bioact reads "
             f"version {VERSION} (start a new output directory)"
         )
-    body_bytes = json.dumps(body, sort_keys=True, allow_nan=True).encode()
-    if _checksum(body_bytes, arrays) != expected:
+    if not isinstance(checksum, str) or not isinstance(body.get("layout"), dict):
+        raise CheckpointError(f"{path}: the checkpoint's {_META} is damaged (no layout or checksum)")
+    return body, checksum
+
+
+def read_state(path, meta, checksum, reference):
+    """Step 2: read the state that `meta["layout"]` (from `read_meta`) lays out, but only where
+    it fills exactly `reference` (`{group: leaves}` of freshly built objects, from
+    `state_leaves`): same paths, same kinds, arrays of the same shapes and dtypes (checked in
+    each array's header before its data is read). Verifies the checksum.
+
+    Returns `{group: {path: (kind, value)}}` with `path` as `_key` makes it."""
+    layout = meta["layout"]
+    if set(layout) != set(reference):
+        raise CheckpointError(
+            f"{path}: the checkpoint's state groups {sorted(layout)} are not {sorted(reference)} "
+            "(written by another algorithm or version)"
+        )
+    saved, expected = {}, {}  # expected: {array name: (shape, dtype)}
+    for group, leaves in reference.items():
+        fresh = {_key(steps): (kind, value) for steps, kind, value in leaves}
+        entries = layout[group]
+        saved[group] = got = {}
+        for entry in entries if isinstance(entries, list) else [None]:
+            if not (isinstance(entry, list) and len(entry) == 3):
+                raise CheckpointError(f"{path}: the checkpoint's layout of {group!r} is damaged")
+            steps, kind, value = entry
+            key = _key(steps)
+            if key not in fresh or key in got:
+                where = _where(steps) if key else repr(steps)
+                raise CheckpointError(
+                    f"{path}: the checkpoint's state {where!r} has no place in this searcher (a "
+                    "restore fills only the paths of a freshly built one, each once)"
+                )
+            fresh_kind, fresh_value = fresh[key]
+            spec = None
+            if fresh_kind in ("tensor", "ndarray", "generator") and kind == fresh_kind:
+                spec = fresh_value.shape, fresh_value.dtype
+            elif fresh_kind in ("scalar", "tuple") and kind == "tensor":
+                spec = _filled_later(key, fresh)
+            elif kind == fresh_kind == "scalar" and _is_scalar(value):
+                got[key] = (kind, value)
+                continue
+            elif kind == fresh_kind == "tuple" and isinstance(value, list) and all(map(_is_scalar, value)):
+                got[key] = (kind, value)
+                continue
+            name = value.get("array") if isinstance(value, dict) and len(value) == 1 else None
+            if spec is None or not isinstance(name, str) or name in expected or name == _META:
+                raise CheckpointError(
+                    f"{path}: the checkpoint's {_where(steps)!r} is a {kind!r}, this searcher's is a "
+                    f"{fresh_kind!r} (written by another algorithm or version?)"
+                )
+            expected[name] = spec
+            got[key] = (kind, name)
+        missing = set(fresh) - set(got)
+        if missing:
+            raise CheckpointError(
+                f"{path}: the checkpoint lacks {len(missing)} of this searcher's state paths, e.g. "
+                f"{_where(min(missing, key=str))!r} (written by another algorithm or version?)"
+            )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            extra = set(zf.namelist()) - {n + ".npy" for n in [*expected, _META]}
+            if extra:
+                raise CheckpointError(f"extra arrays {sorted(extra)[:5]} that the layout does not name")
+            arrays = {
+                name: _read_array(zf, name, shape, np.dtype(dtype))
+                for name, (shape, dtype) in expected.items()
+            }
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except Exception as e:  # whatever the file's bytes make zipfile or NumPy raise
+        raise _unreadable(path, e) from None
+    body_bytes = json.dumps(meta, sort_keys=True, allow_nan=True).encode()
+    if _checksum(body_bytes, arrays) != checksum:
         raise CheckpointError(f"{path}: checksum mismatch: the checkpoint was modified or damaged")
-    groups = {}
-    for group, entries in body.pop("layout").items():
-        groups[group] = [
-            (steps, kind, arrays[value["array"]] if isinstance(value, dict) else value)
-            for steps, kind, value in entries
-        ]
-    return body, groups
+    return {
+        group: {
+            key: (kind, arrays[v] if kind in ("tensor", "ndarray", "generator") else v)
+            for key, (kind, v) in got.items()
+        }
+        for group, got in saved.items()
+    }
 
 
 def rng_leaves():
