@@ -18,7 +18,7 @@ CPU default (a few minutes; sequential 8x8 digits, 64 steps, 32 units):
 Permuted: add `--permute`; row by row (one image row per step, T = 28 on Fashion-MNIST): `--rows`;
 shorter pixel sequences: `--pool 2` (2x2 average pooling first, T = 196 on Fashion-MNIST).
 `--seeds S1 S2 ...` trains every model once per seed (seed-major); `--results DIR` also writes one
-run file per (model, seed) (`keras_bioact.run_results`, read by `recipes/report.py`: clean test
+run file per (model, seed) (`recipes.common.run_results`, read by `recipes/report.py`: clean test
 accuracy, training curves, the robustness sweeps, and the accuracy drops at the largest step drive
 and sinusoidal amplitude) and skips the runs already there. Paper scale (psMNIST-like on
 Fashion-MNIST, 784 steps, 400 units, controller 50, Adam 1e-4, batch 100; hours to days on CPU):
@@ -28,8 +28,14 @@ Fashion-MNIST, 784 steps, 400 units, controller 50, Adam 1e-4, batch 100; hours 
 import argparse
 import json
 import os
+import pathlib
 import sys
 import time
+
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from recipes.common.run_results import RunStore  # noqa: E402
 
 MODELS = ("relu", "gamma_hom", "gamma_het", "anru", "lstm")
 LABELS = {
@@ -223,8 +229,6 @@ def _setting(args, data):
 def _store(args):
     if not args.results:
         return None
-    from keras_bioact.run_results import RunStore
-
     return RunStore(args.results, "adaptive_rnn", {k: getattr(args, k) for k in PROTOCOL_KEYS})
 
 

@@ -6,8 +6,10 @@ same architecture and give the best-generalised models.
 Protocol (SPEC 4.2): the same MLP (`--depths` hidden layers of `--width` units, SGD) and a small
 CNN (conv16-pool-conv32-pool-dense) with each activation in `--variants`; each family keeps its own
 init rule (ReLU / ELU: He normal; ERU / ORU: `BRUInitializer(r, form)`, variance
-`6 / (fan_in (2r + 1))` resp. `2 / (fan_in r)`); one run per seed. Reports training-loss-vs-epoch
-curves, final test error mean ± std over seeds, and Gaussian-noise / FGSM / PGD robustness tables.
+`6 / (fan_in (2r + 1))` resp. `2 / (fan_in r)`); one run per seed, its per-epoch validation curve
+measured on a seeded `--validation-fraction` of the training images (not trained on), the test set
+scored once, after training. Reports training-loss-vs-epoch curves, final test error mean ± sample
+std over seeds, and Gaussian-noise / FGSM / PGD robustness tables.
 
 Variants: `relu`, `elu`, `eru:R`, `oru:R` (fixed radix R in every layer), or `eru:A-B` / `oru:A-B`
 (radix decreasing linearly from A in the first hidden layer to B in the last: the paper's
@@ -26,10 +28,16 @@ import time
 
 import keras
 
-from keras_bioact import recipes_util as ru
+from keras_bioact import stats
 from keras_bioact.initializers import BRUInitializer
 from keras_bioact.layers import BRU
-from keras_bioact.run_results import RunStore
+
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from recipes.common import util as ru  # noqa: E402
+from recipes.common.run_results import RunStore, write_json_atomic  # noqa: E402
+from recipes.common.tables import fmt_mean_std, table  # noqa: E402
 
 DEFAULT_VARIANTS = ["relu", "elu", "eru:2", "eru:3-1", "oru:2"]
 PAPER_SCALE = {
@@ -136,7 +144,7 @@ def make_parser():
 # Flags that define the protocol of one run; a stored run made with other values is not reused.
 PROTOCOL_KEYS = (
     "dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "width", "train_limit", "test_limit",
-    "noise", "fgsm_eps", "pgd_eps", "pgd_steps", "robustness_samples",
+    "validation_fraction", "noise", "fgsm_eps", "pgd_eps", "pgd_steps", "robustness_samples",
 )  # fmt: skip
 
 
@@ -224,7 +232,7 @@ def main(argv=None):
             train, test = img_train, img_test
             model = build_cnn(spec, train[0].shape[1:], args.width, info["n_classes"], seed)
         tb = ru.tensorboard_callback(args, group, spec.replace(":", "_"), f"seed{seed}")
-        record = ru.train_classifier(model, train, test, args, callbacks=[tb])
+        record = ru.train_classifier(model, train, test, args, seed, callbacks=[tb])
         record["seed"] = seed
         record["radii"] = radii(spec, depth if arch == "mlp" else 3)
         record["robustness"] = ru.robustness_tables(model, test, args)
@@ -252,17 +260,17 @@ def main(argv=None):
                 },
             )
         # Finished runs survive an interruption.
-        ru.write_json(out / "runs.partial.json", {"config": vars(args), "runs": runs})
+        write_json_atomic(out / "runs.partial.json", {"config": vars(args), "runs": runs})
         keras.backend.clear_session()
 
     for group, variants in runs.items():
         summary[group] = {}
         for spec, recs in variants.items():
             summary[group][spec] = {
-                "test_error": ru.mean_std([r["test_error"] for r in recs]),
-                "final_train_loss": ru.mean_std([r["final_train_loss"] for r in recs]),
-                "mean_train_loss": ru.mean_std([r["mean_train_loss"] for r in recs]),
-                "train_time_s": ru.mean_std([r["train_time_s"] for r in recs]),
+                "test_error": stats.mean_std([r["test_error"] for r in recs]),
+                "final_train_loss": stats.mean_std([r["final_train_loss"] for r in recs]),
+                "mean_train_loss": stats.mean_std([r["mean_train_loss"] for r in recs]),
+                "train_time_s": stats.mean_std([r["train_time_s"] for r in recs]),
                 "robustness": ru.aggregate_robustness([r["robustness"] for r in recs]),
             }
         ru.plot_curves(
@@ -291,7 +299,7 @@ def main(argv=None):
         "summary": summary,
         "claims": claims(summary),
     }
-    ru.write_json(out / "results.json", results)
+    write_json_atomic(out / "results.json", results)
     (out / "runs.partial.json").unlink(missing_ok=True)
     print(report(results))
     return 0
@@ -316,9 +324,9 @@ def report(results):
             rows.append(
                 [
                     spec,
-                    ru.fmt_mean_std([r["test_error"] for r in recs], scale=100),
-                    ru.fmt_mean_std([r["final_train_loss"] for r in recs], digits=4),
-                    ru.fmt_mean_std([r["mean_train_loss"] for r in recs], digits=3),
+                    fmt_mean_std([r["test_error"] for r in recs], scale=100),
+                    fmt_mean_std([r["final_train_loss"] for r in recs], digits=4),
+                    fmt_mean_std([r["mean_train_loss"] for r in recs], digits=3),
                     at("gaussian_noise"),
                     at("fgsm"),
                     at("pgd"),
@@ -328,7 +336,7 @@ def report(results):
         hdr = ["variant", "test error %", "final train loss", "mean train loss (AUC)"]
         for attack, name in (("gaussian_noise", "noise σ"), ("fgsm", "FGSM ε"), ("pgd", "PGD ε")):
             hdr.append(f"acc % {name}={rob[attack]['strengths'][-1]:g}" if attack in rob else f"acc % {name}")
-        lines.append(ru.markdown_table(hdr, rows))
+        lines.append(table(hdr, rows))
     for group, c in results["claims"].items():
         lines.append(
             f"\n{group}: BRU trains faster (lower mean training loss): "

@@ -15,8 +15,10 @@ Protocol: the same MLP (`--depth` x `--width`, Adam, He-normal kernels) with
   n in 1..20, s in 0..1);
 * `homogeneous`: one learned (n, s) pair per layer (`GammaActivation(shared_axes="all")`);
 * `heterogeneous`: one learned (n, s) pair per neuron (`GammaActivation()`);
-learned pairs start at the papers' n0 = 5 + 2 U(0, 1), s0 = 0 (`GammaGain`). One run per seed.
-Reports training-loss curves, final test error mean ± std, robustness tables (Gaussian noise,
+learned pairs start at the papers' n0 = 5 + 2 U(0, 1), s0 = 0 (`GammaGain`). One run per seed;
+the per-epoch validation curve is measured on a seeded `--validation-fraction` of the training
+images (not trained on), and the test set is scored once, after training.
+Reports training-loss curves, final test error mean ± sample std, robustness tables (Gaussian noise,
 FGSM, PGD), a scatter plot of where the learned per-neuron (n, s) end up, the per-epoch
 trajectory of the learned parameters and a heat map of the static grid.
 
@@ -33,9 +35,15 @@ import time
 import keras
 import numpy as np
 
-from keras_bioact import recipes_util as ru
+from keras_bioact import stats
 from keras_bioact.layers import GammaActivation
-from keras_bioact.run_results import RunStore
+
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from recipes.common import util as ru  # noqa: E402
+from recipes.common.run_results import RunStore, write_json_atomic  # noqa: E402
+from recipes.common.tables import fmt_mean_std, table  # noqa: E402
 
 PAPER_GRID_N = [1.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
 PAPER_GRID_S = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -140,7 +148,7 @@ def make_parser():
 # Flags that define the protocol of one run; a stored run made with other values is not reused.
 PROTOCOL_KEYS = (
     "dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "depth", "width", "train_limit",
-    "test_limit", "noise", "fgsm_eps", "pgd_eps", "pgd_steps", "robustness_samples",
+    "test_limit", "validation_fraction", "noise", "fgsm_eps", "pgd_eps", "pgd_steps", "robustness_samples",
 )  # fmt: skip
 LEARNED = ("homogeneous", "heterogeneous")
 NOT_METRICS = ("history", "seed", "robustness", "gamma_params", "trace")  # record fields kept outside metrics
@@ -156,7 +164,7 @@ def _stored_record(data):
 
 
 def _save(store, setting, name, record, model, args, started):
-    """Write one finished run as a run file (`keras_bioact.run_results`)."""
+    """Write one finished run as a run file (`recipes.common.run_results`)."""
     metrics = {k: v for k, v in record.items() if k not in NOT_METRICS}
     noise = record["robustness"].get("gaussian_noise")
     if noise:  # accuracy at the largest noise sigma: the robustness claim's metric
@@ -364,7 +372,7 @@ def main(argv=None):
         model = build_mlp(name, train[0].shape[1], args.depth, args.width, info["n_classes"], seed)
         trace = GammaTrace()
         tb = ru.tensorboard_callback(args, name.replace(":", "_").replace(",", "_"), f"seed{seed}")
-        record = ru.train_classifier(model, train, test, args, callbacks=[trace, tb])
+        record = ru.train_classifier(model, train, test, args, seed, callbacks=[trace, tb])
         record["seed"] = seed
         if name in LEARNED:
             record["gamma_params"] = gamma_params(model)
@@ -374,15 +382,15 @@ def main(argv=None):
         if store:
             _save(store, setting, name, record, model, args, started)
         # Finished runs survive an interruption.
-        ru.write_json(out / "runs.partial.json", {"config": vars(args), "runs": runs})
+        write_json_atomic(out / "runs.partial.json", {"config": vars(args), "runs": runs})
         keras.backend.clear_session()
 
     summary = {
         name: {
-            "test_error": ru.mean_std([r["test_error"] for r in recs]),
-            "final_train_loss": ru.mean_std([r["final_train_loss"] for r in recs]),
-            "mean_train_loss": ru.mean_std([r["mean_train_loss"] for r in recs]),
-            "train_time_s": ru.mean_std([r["train_time_s"] for r in recs]),
+            "test_error": stats.mean_std([r["test_error"] for r in recs]),
+            "final_train_loss": stats.mean_std([r["final_train_loss"] for r in recs]),
+            "mean_train_loss": stats.mean_std([r["mean_train_loss"] for r in recs]),
+            "train_time_s": stats.mean_std([r["train_time_s"] for r in recs]),
             "robustness": ru.aggregate_robustness([r["robustness"] for r in recs]),
         }
         for name, recs in runs.items()
@@ -428,7 +436,7 @@ def main(argv=None):
         "learned": learned,
         "claims": claims(summary, learned),
     }
-    ru.write_json(out / "results.json", results)
+    write_json_atomic(out / "results.json", results)
     (out / "runs.partial.json").unlink(missing_ok=True)
     print(report(results))
     return 0
@@ -446,9 +454,9 @@ def report(results):
         rows.append(
             [
                 name,
-                ru.fmt_mean_std([r["test_error"] for r in recs], scale=100),
-                ru.fmt_mean_std([r["final_train_loss"] for r in recs], digits=4),
-                ru.fmt_mean_std([r["mean_train_loss"] for r in recs], digits=3),
+                fmt_mean_std([r["test_error"] for r in recs], scale=100),
+                fmt_mean_std([r["final_train_loss"] for r in recs], digits=4),
+                fmt_mean_std([r["mean_train_loss"] for r in recs], digits=3),
                 at("gaussian_noise"),
                 at("fgsm"),
                 at("pgd"),
@@ -458,7 +466,7 @@ def report(results):
     lines = [
         f"\n### gamma MLP ({results['data']['dataset']}, {len(cfg['seeds'])} seeds, "
         f"{cfg['epochs']} epochs)\n",
-        ru.markdown_table(
+        table(
             [
                 "variant",
                 "test error %",

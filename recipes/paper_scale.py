@@ -15,20 +15,17 @@ and the test accuracy.
 """
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
+    sys.path.insert(0, str(ROOT))
 
-
-def _adaptive_rnn():
-    spec = importlib.util.spec_from_file_location("adaptive_rnn_recipe", ROOT / "recipes" / "adaptive_rnn.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from recipes import adaptive_rnn as rnn  # noqa: E402
+from recipes.common.run_results import backend_versions, write_json_atomic  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -98,9 +95,6 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from keras_bioact.run_results import backend_versions, write_json_atomic
-
-    rnn = _adaptive_rnn()
     recipe_args = argparse.Namespace(
         dataset=args.dataset,
         permute=not args.no_permute,

@@ -1,8 +1,8 @@
 """Regenerate the result tables and plots of recipes/README.md from the run files in recipes/results.
 
-Every (recipe, setting, variant, seed) run file (`keras_bioact.run_results`, JSON only) is read;
+Every (recipe, setting, variant, seed) run file (`recipes.common.run_results`, JSON only) is read;
 per setting the script writes a table of every variant (mean ± sample std, 95 % t-interval, n),
-PNG plots (training loss and test accuracy per epoch, final test error with 95 % intervals) under
+PNG plots (training loss and validation accuracy per epoch, final test error with 95 % intervals) under
 `--figures`, and, for every claim in `CLAIMS`, the statistics of its comparison (best candidate
 variant vs best baseline by mean, one-sided Welch t-test in the claimed direction) with a plain
 held yes/no verdict. Claims without results are listed with the reason. Paper-scale throughput runs
@@ -17,7 +17,6 @@ the README, so no number there is typed by hand.
 
 import argparse
 import difflib
-import importlib.util
 import json
 import math
 import pathlib
@@ -25,25 +24,18 @@ import sys
 import warnings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
+    sys.path.insert(0, str(ROOT))
 
+from keras_bioact import stats  # noqa: E402 (pure Python, like the report: no Keras import)
+from recipes.common import report_claims, search_pays_report  # noqa: E402
+from recipes.common.run_results import load_run, safe_name  # noqa: E402
+from recipes.common.tables import fmt, fmt_p, fmt_stat, table, values  # noqa: E402
 
-def _pure_module(name, folder="keras_bioact"):
-    """Load a dependency-free module by file, so the report needs no Keras import."""
-    spec = importlib.util.spec_from_file_location(f"_report_{name}", ROOT / folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-stats = _pure_module("stats")
-_run_results = _pure_module("run_results")
-load_run, safe_name = _run_results.load_run, _run_results.safe_name
-# What each claim compares (recipes/report_claims.py): paper, claim, recipe, setting, metric, ...
-_claims = _pure_module("report_claims", "recipes")
-_search_pays = _pure_module("search_pays_report", "recipes")  # issue 15 item 3: claims + table
-CLAIMS = _claims.CLAIMS + _search_pays.CLAIMS
-COLUMNS, SEED_LISTS, SWEEPS = _claims.COLUMNS, _claims.SEED_LISTS, _claims.SWEEPS
-NOT_RUN_SEARCH, NOT_RUN_GPU = _search_pays.NOT_RUN, _claims.NOT_RUN_GPU
+# What each claim compares (recipes/common/report_claims.py): paper, claim, recipe, setting, metric, ...
+CLAIMS = report_claims.CLAIMS + search_pays_report.CLAIMS  # issue 15 item 3: the search-pays claims
+COLUMNS, SEED_LISTS, SWEEPS = report_claims.COLUMNS, report_claims.SEED_LISTS, report_claims.SWEEPS
+NOT_RUN_SEARCH, NOT_RUN_GPU = search_pays_report.NOT_RUN, report_claims.NOT_RUN_GPU
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 ALPHA = 0.05
@@ -74,40 +66,6 @@ def collect(results_dir):
 
 def _diverged(run):
     return any(v is None for v in run.get("curves", {}).get("loss", []))
-
-
-def values(recs, metric):
-    return [r["metrics"].get(metric) for r in recs]
-
-
-def fmt(x, digits=3, scale=1.0):
-    """Fixed-point with `digits` decimals; huge values (a diverged run's loss) in e-notation."""
-    if x is None or not math.isfinite(x):
-        return "-"
-    x *= scale
-    return f"{x:.{digits}f}" if abs(x) < 1e5 else f"{x:.2e}"
-
-
-def fmt_stat(d, digits=3, scale=1.0):
-    lo, hi = d["ci95"]
-    text = (
-        f"{fmt(d['mean'], digits, scale)} ± {fmt(d['std'], digits, scale)} "
-        f"[{fmt(lo, digits, scale)}, {fmt(hi, digits, scale)}]"
-    )
-    if d["n_dropped"]:
-        text += f" (n={d['n']}; {d['n_dropped']} not finite, left out)"
-    return text
-
-
-def fmt_p(p):
-    if p is None or not math.isfinite(p):
-        return "-"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-
-
-def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
 def evaluate_claim(claim, runs):
@@ -145,6 +103,21 @@ def evaluate_claim(claim, runs):
     return {"candidate": (cv, cd), "baseline": (bv, bd), "welch": w, "verdict": verdict, "n_min": n_min}
 
 
+def validation_source(variants):
+    """(short, long) description of where the runs' per-epoch `val_*` curves were measured, or None."""
+    runs = [r for recs in variants.values() for r in recs]
+    if not any("val_accuracy" in r.get("curves", {}) for r in runs):
+        return None
+    cfg = runs[0]["config"]
+    if cfg.get("validation_fraction"):  # feed-forward recipes since the split (and search_pays)
+        share = f"{cfg['validation_fraction']:.0%}"
+        return "validation split", f"a seeded {share} of the training split, not trained on"
+    if cfg.get("patience"):  # two_arg_xor: early stopping on the last `validation_split` of training
+        share = f"{cfg['validation_split']:.0%} " if cfg.get("validation_split") else ""
+        return "validation split", f"the last {share}of the training split (early stopping), not trained on"
+    return "test set", "the test set (runs made before the recipes held out a validation split)"
+
+
 def figure_paths(key, figures):
     """`{name: path}` of one setting's PNGs: curves, test error, and the robustness sweeps if any."""
     stem = safe_name("-".join(key))
@@ -170,15 +143,15 @@ def plot_setting(key, variants, figures):
             arr = np.full((len(rows), max(map(len, rows))), np.nan)  # early-stopped runs are shorter
             for i, row in enumerate(rows):
                 arr[i, : len(row)] = row
-            with warnings.catch_warnings():  # an all-diverged epoch is NaN, drawn as a gap
+            with warnings.catch_warnings():  # an all-diverged epoch is NaN, drawn as a gap; one seed: no band
                 warnings.simplefilter("ignore", RuntimeWarning)
-                mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0)
+                mean, std = np.nanmean(arr, 0), np.nanstd(arr, 0, ddof=1)
             epochs = np.arange(1, arr.shape[1] + 1)
             (line,) = ax.plot(epochs, mean, label=f"{variant} (n={len(recs)})")
             ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     axes[0].set(yscale="log", xlabel="epoch", ylabel="training loss", title="training loss (mean ± std)")
-    title = "val_accuracy (test set; validation split if early-stopped)"
-    axes[1].set(xlabel="epoch", ylabel="accuracy", title=title)
+    source = validation_source(variants)
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title=f"val_accuracy ({source[0] if source else 'none'})")
     for ax in axes:
         ax.grid(alpha=0.3)
     (axes[1] if axes[1].lines else axes[0]).legend(fontsize="small")  # no val curves: legend on the loss
@@ -242,10 +215,12 @@ def setting_section(key, variants, figure_paths, readme_dir):
     cfg = first["config"]
     proto = ", ".join(f"{k} {cfg[k]}" for k in ("epochs", "batch_size", "optimizer", "lr") if k in cfg)
     backends = sorted({r["environment"].get("keras_backend") or "?" for rs in variants.values() for r in rs})
+    source = validation_source(variants)
+    val = f"per-epoch validation on {source[1]}; " if source else ""
     lines = [
         f"### `{recipe}` · {setting}",
         "",
-        f"{first.get('architecture', '')} on {cfg.get('dataset', '?')}; {proto}; "
+        f"{first.get('architecture', '')} on {cfg.get('dataset', '?')}; {proto}; {val}"
         f"backend {', '.join(backends)}. "
         "Mean ± sample std over seeds [95 % t-interval]; n = finished seeds.",
         "",
@@ -390,8 +365,8 @@ def generate(results_dir, readme_dir, figures, plot=True):
         claims_section(runs, paper),
     ]
     for key in sorted(runs):
-        if key[0] == _search_pays.RECIPE:
-            parts += ["", _search_pays.section(key, runs[key], argparse.Namespace(**globals()))]
+        if key[0] == search_pays_report.RECIPE:
+            parts += ["", search_pays_report.section(key, runs[key])]
             continue
         if plot:
             figures.mkdir(parents=True, exist_ok=True)

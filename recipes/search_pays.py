@@ -21,7 +21,7 @@ Every arm runs one study through the library's own search API (`keras_bioact.sea
 no pruner, the same model template, training budget and data: the validation split is carved out
 of the training split with seed `k` (`data.validation_fraction`), trials are ranked on it, and the
 best trial is retrained once (its own seed) and scored on the untouched test split. One run file
-per (setting, arm, seed) goes to `--results` (`keras_bioact.run_results`); finished runs are
+per (setting, arm, seed) goes to `--results` (`recipes.common.run_results`); finished runs are
 skipped, and a study cut off mid-way resumes from its SQLite file under `--work`.
 `python recipes/report.py` turns the files into the README's table and the claim
 "search beats tuned ReLU/GELU" (one-sided Welch over the procedure seeds).
@@ -39,10 +39,10 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
     sys.path.insert(0, str(ROOT))
 
-from keras_bioact.run_results import RunStore  # noqa: E402
+from recipes.common.run_results import RunStore  # noqa: E402
 
 RECIPE = "search_pays"
 ARMS = ("search", "relu", "gelu", "evolve")

@@ -13,14 +13,15 @@ SPEC section 2 (Yoon, Orhan, Kim & Pitkow, arXiv:2110.06871) at laptop scale. Fo
 * `keras_bioact.analysis.xor_score` of the 2-arg g after pre-training and after session II.
 
 Run (CPU, a few minutes):
-    PYTHONPATH=. KERAS_BACKEND=jax python recipes/two_arg_xor.py --out runs/two_arg_xor
-    PYTHONPATH=. KERAS_BACKEND=jax python recipes/two_arg_xor.py --dataset fashion_mnist --train-limit 10000
+    KERAS_BACKEND=jax python recipes/two_arg_xor.py --out runs/two_arg_xor
+    KERAS_BACKEND=jax python recipes/two_arg_xor.py --dataset fashion_mnist --train-limit 10000
 
 `--out DIR` writes `results.json` (per-seed numbers and the summary) and PNG surface plots of g.
 `--patience P` stops every training session early (Keras `EarlyStopping` on the loss of the last
 `--validation-split` of the training set, best weights restored; the test set plays no part in it).
-`--results DIR` also writes one run file per (model, seed) (`keras_bioact.run_results`, read by
-`recipes/report.py`) and skips the runs already there.
+`--results DIR` also writes one run file per (model, seed) (`recipes.common.run_results`, read by
+`recipes/report.py`) and skips the runs already there. Summaries over seeds are
+`keras_bioact.stats.describe` (mean ± sample std, 95 % t-interval).
 """
 
 import argparse
@@ -30,6 +31,14 @@ import sys
 import time
 
 import numpy as np
+
+from keras_bioact.stats import describe
+
+if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `recipes.common` from the root
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from recipes.common.run_results import RunStore, write_json_atomic  # noqa: E402
+from recipes.common.tables import fmt  # noqa: E402
 
 MODELS = ("2-arg", "1-arg", "relu")
 
@@ -190,8 +199,6 @@ PROTOCOL_KEYS = (
 def _store(args):
     if args.results is None:
         return None
-    from keras_bioact.run_results import RunStore
-
     return RunStore(args.results, "two_arg_xor", {k: getattr(args, k) for k in PROTOCOL_KEYS})
 
 
@@ -223,25 +230,18 @@ def _save(store, setting, name, seed, record, args, seconds):
     )
 
 
-def _mean_std(values):
-    values = np.asarray([v for v in values if v is not None], dtype="float64")
-    if values.size == 0:
-        return None
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if values.size > 1 else 0.0}
-
-
 def summarize(runs):
     summary = {}
     for name in MODELS:
         rows = [r[name] for r in runs]
         entry = {
             "params": rows[0]["params"],
-            "acc_joint": _mean_std([r["acc_joint"] for r in rows]),
-            "acc_frozen_g": _mean_std([r.get("acc_frozen_g") for r in rows]),
+            "acc_joint": describe([r["acc_joint"] for r in rows]),
+            "acc_frozen_g": describe([r.get("acc_frozen_g") for r in rows]),
         }
         if name == "2-arg":
             for key in ("xor_pretrained", "xor_learned"):
-                entry[key] = _mean_std([r[key]["score"] for r in rows])
+                entry[key] = describe([r[key]["score"] for r in rows])
                 entry[key + "_fraction_xor"] = float(np.mean([r[key]["is_xor"] for r in rows]))
                 entry[key + "_fraction_saddle"] = float(np.mean([r[key]["hessian_det"] < 0 for r in rows]))
         summary[name] = entry
@@ -250,9 +250,7 @@ def summarize(runs):
 
 def format_table(summary, n_seeds):
     def ms(x, scale=100.0, digits=1):
-        if x is None:
-            return "-"
-        return f"{scale * x['mean']:.{digits}f} ± {scale * x['std']:.{digits}f}"
+        return f"{fmt(x['mean'], digits, scale)} ± {fmt(x['std'], digits, scale)}" if x["n"] else "-"
 
     lines = [
         f"| model | params | test acc % joint (n={n_seeds}) | test acc % frozen g, fresh outer "
@@ -284,7 +282,7 @@ def merge(args):
     result = {"merged_from": sources, "runs": runs, "summary": summary}
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(result, indent=2))
+        write_json_atomic(args.out / "results.json", result)
         (args.out / "table.md").write_text(table + "\n")
     return result
 
@@ -341,7 +339,7 @@ def main(argv=None):
         f"({args.dataset}, {result['train_size']} train / {result['test_size']} test, {result['seconds']} s)"
     )
     if out is not None:
-        (out / "results.json").write_text(json.dumps(result, indent=2))
+        write_json_atomic(out / "results.json", result)
         (out / "table.md").write_text(table + "\n")
     return result
 

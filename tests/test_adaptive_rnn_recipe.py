@@ -1,17 +1,14 @@
-import importlib.util
 import json
 import os
 
 import pytest
 
-RECIPE = os.path.join(os.path.dirname(__file__), os.pardir, "recipes", "adaptive_rnn.py")
+from recipes import adaptive_rnn as recipe
+from recipes.common.run_results import load_run
 
 
 @pytest.mark.single_backend
 def test_adaptive_rnn_recipe_end_to_end(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("adaptive_rnn", RECIPE)
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
     out = str(tmp_path / "run")
     rc = recipe.main(
         ["--epochs", "1", "--max-train", "48", "--max-test", "32", "--units", "6", "--controller", "2",
@@ -34,11 +31,6 @@ def test_adaptive_rnn_recipe_end_to_end(tmp_path, capsys):
 
 @pytest.mark.single_backend
 def test_adaptive_rnn_rows_seeds_and_run_files(tmp_path):
-    from keras_bioact.run_results import load_run
-
-    spec = importlib.util.spec_from_file_location("adaptive_rnn_results", RECIPE)
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
     results = str(tmp_path / "results")
     argv = ["--epochs", "1", "--max-train", "32", "--max-test", "16", "--units", "4", "--controller", "2",
             "--models", "relu,anru,lstm", "--drive", "0,5", "--sin", "0,0.5", "--quiet", "--rows",

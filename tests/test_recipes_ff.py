@@ -1,30 +1,25 @@
-"""End-to-end runs of the feed-forward paper recipes in tiny configurations, and their plumbing."""
+"""End-to-end runs of the feed-forward paper recipes in tiny configurations, and their plumbing
+(`recipes.common.util`, `recipes.common.tables`)."""
 
-import importlib.util
+import argparse
 import json
 import math
-import pathlib
 
+import keras
 import numpy as np
 import pytest
 
-from keras_bioact import recipes_util as ru
+from recipes import bru_vs_relu, gamma_mlp
+from recipes.common import util as ru
+from recipes.common.tables import fmt_mean_std, table
 
 pytestmark = pytest.mark.single_backend
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = [
     "--train-limit", "150", "--test-limit", "60", "--epochs", "2", "--batch-size", "50",
     "--noise", "0", "0.5", "--fgsm-eps", "0", "0.2", "--pgd-eps", "0.2", "--pgd-steps", "2",
 ]  # fmt: skip
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def check_png(path):
@@ -49,7 +44,7 @@ def check_tensorboard(directory):
 
 
 def test_bru_vs_relu_end_to_end(tmp_path, capsys):
-    recipe = load_recipe("bru_vs_relu")
+    recipe = bru_vs_relu
     out = tmp_path / "bru"
     argv = [*TINY, "--variants", "relu", "eru:3-1", "--depths", "4", "--width", "16", "--seeds", "3"]
     assert recipe.main([*argv, "--archs", "mlp", "cnn", "--out", str(out)]) == 0
@@ -64,7 +59,7 @@ def test_bru_vs_relu_end_to_end(tmp_path, capsys):
         assert len(runs[0]["history"]["loss"]) == 2 and len(runs[0]["history"]["val_accuracy"]) == 2
         assert 0.0 <= runs[0]["test_error"] <= 1.0
         s = results["summary"][group]["relu"]
-        assert s["test_error"][1] >= 0
+        assert 0.0 <= s["test_error"][0] <= 1.0 and s["test_error"][1] is None  # one seed: no sample std
         assert set(s["robustness"]) == {"gaussian_noise", "fgsm", "pgd"}
         assert s["robustness"]["fgsm"]["strengths"] == [0.0, 0.2]
         assert isinstance(results["claims"][group]["trains_faster"]["held"], bool)
@@ -77,7 +72,7 @@ def test_bru_vs_relu_end_to_end(tmp_path, capsys):
 
 
 def test_gamma_mlp_end_to_end(tmp_path):
-    recipe = load_recipe("gamma_mlp")
+    recipe = gamma_mlp
     out = tmp_path / "gamma"
     argv = [*TINY, "--grid-n", "2", "--grid-s", "0", "0.5", "--depth", "2", "--width", "8", "--seeds", "0"]
     assert recipe.main([*argv, "--out", str(out)]) == 0
@@ -99,20 +94,23 @@ def test_gamma_mlp_end_to_end(tmp_path):
 
 
 def test_paper_scale_presets_respect_explicit_flags():
-    recipe = load_recipe("bru_vs_relu")
+    recipe = bru_vs_relu
     args = ru.parse_args(recipe.make_parser(), ["--paper-scale", "--epochs", "3"], recipe.PAPER_SCALE)
     assert args.epochs == 3 and args.dataset == "fashion_mnist" and args.depths == [4, 6, 8]
-    gamma = load_recipe("gamma_mlp")
-    args = ru.parse_args(gamma.make_parser(), ["--paper-scale"], gamma.PAPER_SCALE)
-    assert args.grid_n == gamma.PAPER_GRID_N and args.grid_s == gamma.PAPER_GRID_S
+    args = ru.parse_args(gamma_mlp.make_parser(), ["--paper-scale"], gamma_mlp.PAPER_SCALE)
+    assert args.grid_n == gamma_mlp.PAPER_GRID_N and args.grid_s == gamma_mlp.PAPER_GRID_S
 
 
-def test_bad_recipe_arguments(tmp_path):
-    recipe = load_recipe("bru_vs_relu")
+def test_bad_recipe_arguments(tmp_path, capsys):
+    recipe = bru_vs_relu
     with pytest.raises(SystemExit):
         recipe.main(["--variants", "eru:-1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         recipe.main(["--epochs", "0", "--out", str(tmp_path)])
+    for bad in ("0", "1"):
+        with pytest.raises(SystemExit):
+            recipe.main(["--validation-fraction", bad, "--out", str(tmp_path)])
+        assert "--validation-fraction must be in (0, 1)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="radix"):
         recipe.parse_variant("oru:0")
     assert recipe.radii("eru:2", 3) == [2.0, 2.0, 2.0]
@@ -120,23 +118,49 @@ def test_bad_recipe_arguments(tmp_path):
 
 
 def test_missing_idx_directory_is_reported(tmp_path):
-    recipe = load_recipe("bru_vs_relu")
+    recipe = bru_vs_relu
     from keras_bioact.datasets import DatasetNotFoundError
 
     with pytest.raises(DatasetNotFoundError, match="train-images-idx3-ubyte"):
         recipe.main(["--dataset", f"idx:{tmp_path}", "--out", str(tmp_path / "o")])
 
 
-def test_recipe_util_numbers_and_json(tmp_path):
-    assert ru.mean_std([1.0, 3.0, float("nan")]) == (2.0, 1.0)
-    assert all(math.isnan(v) for v in ru.mean_std([float("inf")]))
-    assert ru.fmt_mean_std([0.1, 0.3, float("nan")], scale=100) == "20.00 ± 10.00 (1 diverged)"
-    path = ru.write_json(tmp_path / "x" / "r.json", {"a": np.float32(0.5), "b": [np.nan, np.int64(3)]})
-    assert json.loads(path.read_text()) == {"a": 0.5, "b": [None, 3]}
-    table = ru.markdown_table(["a", "b"], [[1, 2]])
-    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+def test_recipe_numbers_use_the_sample_std():
+    # mean 2, sample std sqrt(((1-2)^2 + (3-2)^2) / (2 - 1)) = sqrt(2); the population std would be 1
+    assert fmt_mean_std([0.01, 0.03, float("nan")], scale=100) == "2.00 ± 1.41 (1 diverged)"
+    assert fmt_mean_std([0.5], digits=1) == "0.5 ± -"  # one seed: no std
+    assert table(["a", "b"], [[1, 2]]).splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
     agg = ru.aggregate_robustness(
         [{"pgd": {"strengths": [0, 1], "accuracies": [1.0, 0.5]}},
          {"pgd": {"strengths": [0, 1], "accuracies": [0.8, 0.3]}}]
     )  # fmt: skip
-    assert agg["pgd"]["mean"] == pytest.approx([0.9, 0.4]) and agg["pgd"]["std"] == pytest.approx([0.1, 0.1])
+    assert agg["pgd"]["mean"] == pytest.approx([0.9, 0.4])
+    assert agg["pgd"]["std"] == pytest.approx([0.1 * math.sqrt(2)] * 2)
+
+
+def test_validation_split_is_carved_from_the_training_data():
+    x, y = np.arange(40, dtype="float32")[:, None], np.arange(40)
+    (fx, fy), (vx, vy) = ru.split_validation((x, y), 0.25, seed=3)
+    assert len(vy) == 10 and len(fy) == 30 and sorted([*fy, *vy]) == list(range(40))  # a partition
+    assert (fx[:, 0] == fy).all() and (vx[:, 0] == vy).all()  # pairs kept together
+    assert list(ru.split_validation((x, y), 0.25, seed=3)[1][1]) == list(vy)  # seeded
+    assert list(ru.split_validation((x, y), 0.25, seed=4)[1][1]) != list(vy)
+    assert len(ru.split_validation((x[:3], y[:3]), 0.1, seed=0)[1][1]) == 1  # at least one
+
+
+def test_train_classifier_validates_on_the_split_and_tests_once():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(60, 4)).astype("float32"), rng.integers(0, 3, 60)
+    test = rng.normal(size=(30, 4)).astype("float32"), rng.integers(0, 3, 30)
+    args = argparse.Namespace(optimizer="sgd", lr=0.1, momentum=0.0, epochs=2, batch_size=16, verbose=0,
+                              validation_fraction=0.2)  # fmt: skip
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    record = ru.train_classifier(model, train, test, args, seed=5)
+    assert len(record["history"]["val_accuracy"]) == 2
+    _, val = ru.split_validation(train, 0.2, seed=5)
+    on_val = model.evaluate(*val, verbose=0, return_dict=True)
+    on_test = model.evaluate(*test, verbose=0, return_dict=True)
+    assert record["history"]["val_loss"][-1] == pytest.approx(on_val["loss"], rel=1e-5)
+    assert record["test_loss"] == pytest.approx(on_test["loss"], rel=1e-5)
+    assert record["test_accuracy"] == pytest.approx(on_test["accuracy"])
+    assert record["test_error"] == pytest.approx(1 - on_test["accuracy"])

@@ -1,8 +1,7 @@
-"""Runs that survive sessions: per-run JSON files (`keras_bioact.run_results`), a recipe that
+"""Runs that survive sessions: per-run JSON files (`recipes.common.run_results`), a recipe that
 skips finished runs, the README report generated from the files, and the bounded-time
 paper-scale script."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -11,18 +10,15 @@ import sys
 
 import pytest
 
-from keras_bioact.run_results import RunStore, load_run, safe_name, write_json_atomic
+from keras_bioact import stats
+from recipes import bru_vs_relu, gamma_mlp, report
+from recipes.common import run_results as rr
+from recipes.common.run_results import RunStore, load_run, safe_name, write_json_atomic
+from recipes.common.tables import fmt, fmt_stat
 
 pytestmark = pytest.mark.single_backend
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_store_writes_json_and_refuses_another_protocol(tmp_path):
@@ -42,6 +38,16 @@ def test_store_writes_json_and_refuses_another_protocol(tmp_path):
     assert safe_name("eru:3-1") == "eru_3-1"
 
 
+def test_store_refuses_a_new_seed_beside_seeds_of_another_protocol(tmp_path):
+    old = RunStore(tmp_path, "gamma_mlp", {"epochs": 2})  # made before the recipe recorded this key
+    old.save("digits-mlp2x8", "relu", 0, metrics={"test_accuracy": 0.9}, curves={})
+    new = RunStore(tmp_path, "gamma_mlp", {"epochs": 2, "validation_fraction": 0.1})
+    with pytest.raises(ValueError, match=r"seed0.json was made with a different protocol .*validation_fr"):
+        new.existing("digits-mlp2x8", "relu", 1)  # seed 1 is new, but seed 0 of this variant is not
+    assert new.existing("digits-mlp2x8", "heterogeneous", 1) is None  # another variant: its own grid
+    assert load_run(old.path("digits-mlp2x8", "relu", 0))["metrics"] == {"test_accuracy": 0.9}  # readable
+
+
 def test_result_files_are_data_only(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "run.json"
@@ -56,7 +62,7 @@ def test_result_files_are_data_only(tmp_path):
 
 
 def test_recipe_skips_finished_runs(tmp_path):
-    recipe = _load(ROOT / "recipes" / "bru_vs_relu.py", "recipe_bru_vs_relu")
+    recipe = bru_vs_relu
     tiny = ["--train-limit", "100", "--test-limit", "40", "--epochs", "1", "--batch-size", "50"]
     tiny += [
         "--noise",
@@ -84,12 +90,21 @@ def test_recipe_skips_finished_runs(tmp_path):
 
 
 def test_committed_readme_matches_the_committed_results():
-    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
     assert report.main(["--check"]) == 0
 
 
+def test_report_script_runs_by_path_from_anywhere(tmp_path):
+    """`python recipes/report.py` imports `recipes.common` without PYTHONPATH or an install of it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, str(ROOT / "recipes" / "report.py"), "--check"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    code = "import sys; from recipes import report; print('keras' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stdout + r.stderr  # the report needs no Keras import
+
+
 def test_report_regenerates_tables_and_figures(tmp_path):
-    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- report:begin -->\n<!-- report:end -->\n")
     figures = tmp_path / "figures"
@@ -132,16 +147,13 @@ def test_paper_scale_script_records_throughput_and_accuracy(tmp_path):
 
 
 def test_report_formats_diverged_values_and_left_out_seeds():
-    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
-    assert report.fmt(0.11614, 4) == "0.1161" and report.fmt(0.8863, 2, 100) == "88.63"
-    assert report.fmt(1.485959e33, 4) == "1.49e+33" and report.fmt(float("nan")) == report.fmt(None) == "-"
-    d = report.stats.describe([0.2976, float("nan"), None, float("inf")])
-    assert report.fmt_stat(d, 4) == "0.2976 ± - [-, -] (n=1; 3 not finite, left out)"
+    assert fmt(0.11614, 4) == "0.1161" and fmt(0.8863, 2, 100) == "88.63"
+    assert fmt(1.485959e33, 4) == "1.49e+33" and fmt(float("nan")) == fmt(None) == "-"
+    d = stats.describe([0.2976, float("nan"), None, float("inf")])
+    assert fmt_stat(d, 4) == "0.2976 ± - [-, -] (n=1; 3 not finite, left out)"
 
 
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
-    import keras_bioact.run_results as rr
-
     path = tmp_path / "run.json"
     write_json_atomic(path, {"value": 1})
 
@@ -162,7 +174,7 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_gamma_mlp_writes_run_files_skips_them_and_feeds_the_claims(tmp_path):
-    recipe = _load(ROOT / "recipes" / "gamma_mlp.py", "recipe_gamma_mlp")
+    recipe = gamma_mlp
     argv = ["--train-limit", "100", "--test-limit", "40", "--epochs", "1", "--batch-size", "50"]
     argv += ["--noise", "0", "0.5", "--fgsm-eps", "0", "--pgd-eps", "0", "--pgd-steps", "1"]
     argv += ["--robustness-samples", "20", "--depth", "2", "--width", "8", "--grid-n", "2", "--grid-s", "0"]
@@ -188,8 +200,10 @@ def test_gamma_mlp_writes_run_files_skips_them_and_feeds_the_claims(tmp_path):
     assert second["learned"] == first["learned"]
     with pytest.raises(ValueError, match="different protocol"):  # other epochs: not silently reused
         recipe.main([*argv, "--epochs", "2", "--out", str(tmp_path / "c"), "--results", str(results)])
+    other = [*argv, "--validation-fraction", "0.2", "--results", str(results), "--out", str(tmp_path / "d")]
+    with pytest.raises(ValueError, match="validation_fraction"):  # the validation split is protocol too
+        recipe.main(other)
 
-    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
     runs, _ = report.collect(results)
     gamma = [c for c in report.CLAIMS if c["recipe"] == "gamma_mlp"]
     assert {c["metric"] for c in gamma} == {"test_error", "mean_train_loss", "noise_max_sigma_accuracy"}
@@ -203,7 +217,6 @@ def test_gamma_mlp_writes_run_files_skips_them_and_feeds_the_claims(tmp_path):
 
 
 def test_report_draws_early_stopped_runs_and_runs_without_validation_curves(tmp_path):
-    report = _load(ROOT / "recipes" / "report.py", "recipes_report")
     store = RunStore(tmp_path / "results", "two_arg_xor", {"epochs": 40, "patience": 5})
     for seed, n_epochs in ((0, 3), (1, 5)):  # early stopping: runs of different lengths
         curves = {"loss": [1.0 / (e + 1) for e in range(n_epochs)], "val_accuracy": [0.5] * n_epochs}

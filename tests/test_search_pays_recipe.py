@@ -1,31 +1,22 @@
 """recipes/search_pays.py at a tiny budget: valid run files, skipping, and report.py's table and claim."""
 
 import copy
-import importlib.util
-import pathlib
 
 import pytest
 
-from keras_bioact.run_results import load_run
+from recipes import report
+from recipes import search_pays as recipe
+from recipes.common.run_results import load_run
 
 pytestmark = pytest.mark.single_backend
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--n-trials", "2", "--epochs", "1", "--batch-size", "64",
         "--train-limit", "200", "--val-limit", "100", "--startup-trials", "1", "--seeds", "0",
         "--arms", "search", "relu", "gelu", "evolve", "--evo-popsize", "2", "--evo-generations", "1",
 ]  # fmt: skip
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_t_{name}", ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_search_pays_writes_run_files_that_the_report_reads(tmp_path, capsys):
-    recipe, report = _load("search_pays"), _load("report")
     results, work = tmp_path / "results", tmp_path / "work"
     argv = [*TINY, "--results", str(results), "--work", str(work)]
     assert recipe.main(argv) == 0

@@ -6,7 +6,10 @@ compared on (for example `fashion_mnist-mlp6`). Its result lives at
 written atomically (temporary file + `os.replace`) when the run finishes. A recipe given
 `--results ROOT` asks `RunStore.existing` first and skips the runs already there, so a later
 session continues a grid instead of starting it over. An existing file whose recorded protocol
-(`config`) differs from the one asked for is an error, never silently reused.
+(`config`) differs from the one asked for is an error, never silently reused, and so is a new seed
+of a (setting, variant) whose stored seeds were made with another protocol: a grid never mixes
+protocols. A key the recipe added to its protocol later (missing from an older file) counts as a
+different value; such older files stay readable by `load_run` and `recipes/report.py`.
 
 Results are data: they are read with `json` only, never imported, unpickled or evaluated.
 """
@@ -113,19 +116,23 @@ class RunStore:
     def existing(self, setting, variant, seed):
         """The stored run dict, or None when the run has not finished yet.
 
-        Raises ValueError when the stored protocol differs from this store's `config`.
+        Raises ValueError when this run's file, or the file of any other seed of the same (setting,
+        variant), was made with a protocol other than this store's `config`.
         """
         path = self.path(setting, variant, seed)
-        if not path.exists():
-            return None
-        data = load_run(path)
-        diff = {k: (data["config"].get(k), v) for k, v in self.config.items() if data["config"].get(k) != v}
-        if diff:
-            raise ValueError(
-                f"run file {path} was made with a different protocol {diff} (stored, asked); "
-                "use another --results directory or delete the file."
-            )
-        return data
+        found = None
+        for other in sorted(path.parent.glob("seed*.json")):
+            data = load_run(other)
+            stored = data["config"]
+            diff = {k: (stored.get(k), v) for k, v in self.config.items() if stored.get(k) != v}
+            if diff:
+                raise ValueError(
+                    f"run file {other} was made with a different protocol {diff} (stored, asked); "
+                    "use another --results directory or delete the file."
+                )
+            if other == path:
+                found = data
+        return found
 
     def save(self, setting, variant, seed, *, metrics, curves, extra=None, wall_time_s=None, started=None):
         """Write one finished run; returns the path.

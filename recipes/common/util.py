@@ -1,38 +1,38 @@
-"""Shared plumbing for the paper recipes under `recipes/` (argument parsing, data, seeds,
-training with per-epoch records, robustness, JSON, plots, summary tables).
+"""Plumbing of the feed-forward paper recipes (`bru_vs_relu`, `gamma_mlp`): argument parsing,
+data, seeds, training with per-epoch records, robustness, JSON, plots.
 
 A recipe builds a parser with `base_parser`, parses with `parse_args` (which applies its
 `--paper-scale` presets to every flag the user did not set), loads data with `load_data`, trains
-each (variant, seed) with `train_classifier`, evaluates with `robustness_tables`, and writes
-`results.json` (`write_json`), PNG plots (`plot_curves`, `plot_bars`, `plot_robustness`) and
-TensorBoard logs (`tensorboard_callback`) under `--out`.
+each (variant, seed) with `train_classifier` (per-epoch validation on a seeded
+`--validation-fraction` of the training data; the test set is scored once, after training),
+evaluates with `robustness_tables`, and writes `results.json` (`run_results.write_json_atomic`),
+PNG plots (`plot_curves`, `plot_bars`, `plot_robustness`) and TensorBoard logs
+(`tensorboard_callback`) under `--out`. Means and stds over seeds are `keras_bioact.stats.mean_std`
+(sample std).
 
 Heavy optional packages (matplotlib, tensorflow for TensorBoard, tqdm) are imported inside the
 functions that need them.
 """
 
 import argparse
-import json
 import math
 import os
 import pathlib
 import platform
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
 
-from keras_bioact import datasets
+from keras_bioact import datasets, stats
 
 __all__ = [
     "aggregate_robustness",
     "base_parser",
     "environment",
     "load_data",
-    "markdown_table",
-    "mean_std",
-    "fmt_mean_std",
     "make_optimizer",
     "parse_args",
     "plot_bars",
@@ -41,9 +41,9 @@ __all__ = [
     "progress",
     "robustness_tables",
     "set_seed",
+    "split_validation",
     "tensorboard_callback",
     "train_classifier",
-    "write_json",
 ]
 
 
@@ -61,9 +61,9 @@ def base_parser(
     """An `ArgumentParser` with the flags every recipe shares.
 
     Data: `--dataset` (`digits`, `fashion_mnist` or `idx:DIR` for any MNIST-format IDX
-    directory, e.g. real MNIST), `--train-limit`, `--test-limit`. Training: `--epochs`,
-    `--batch-size`, `--optimizer`, `--lr`, `--momentum`, `--seeds`. Robustness: `--noise`,
-    `--fgsm-eps`, `--pgd-eps`, `--pgd-steps`, `--robustness-samples`. Output: `--out`,
+    directory, e.g. real MNIST), `--train-limit`, `--test-limit`, `--validation-fraction`.
+    Training: `--epochs`, `--batch-size`, `--optimizer`, `--lr`, `--momentum`, `--seeds`.
+    Robustness: `--noise`, `--fgsm-eps`, `--pgd-eps`, `--pgd-steps`, `--robustness-samples`. Output: `--out`,
     `--no-tensorboard`, `--verbose`. `--paper-scale` switches to the recipe's paper-size presets.
     """
     p = argparse.ArgumentParser(
@@ -77,6 +77,13 @@ def base_parser(
     )
     g.add_argument("--train-limit", type=int, default=0, help="use only the first N training images (0: all)")
     g.add_argument("--test-limit", type=int, default=0, help="use only the first N test images (0: all)")
+    g.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="per-epoch validation: this fraction of the training images, drawn with the run's seed and "
+        "not trained on (the test set is scored once, after training)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=epochs)
     g.add_argument("--batch-size", type=int, default=batch_size)
@@ -136,6 +143,8 @@ def parse_args(parser, argv=None, paper_scale=None):
         parser.error("--seeds needs at least one seed")
     if args.lr <= 0:
         parser.error("--lr must be > 0")
+    if not 0.0 < args.validation_fraction < 1.0:
+        parser.error("--validation-fraction must be in (0, 1)")
     return args
 
 
@@ -205,12 +214,24 @@ def progress(iterable, total=None, desc=None):
 # Training and evaluation
 
 
-def train_classifier(model, train, test, args, callbacks=()):
-    """Compile (sparse CE on logits) and fit `model`, evaluating on `test` after every epoch.
+def split_validation(train, fraction, seed):
+    """`(fit, val)`: a random `fraction` of the `(x, y)` training examples (at least one), drawn with
+    `seed`, held out as `val`; the rest, in their original order, is `fit`."""
+    x, y = train
+    order = np.random.default_rng(int(seed)).permutation(len(x))
+    n_val = max(1, int(round(len(x) * fraction)))
+    val, fit = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return (x[fit], y[fit]), (x[val], y[val])
 
-    Returns a dict with the per-epoch `history` (`loss`, `accuracy`, `val_loss`,
-    `val_accuracy`), `test_error`, `test_loss`, `final_train_loss` and `train_time_s`.
-    Non-finite training losses are kept as `nan` (a diverged run is reported, not hidden).
+
+def train_classifier(model, train, test, args, seed, callbacks=()):
+    """Compile (sparse CE on logits) and fit `model`, then score it once on `test`.
+
+    The per-epoch validation curve is measured on `split_validation(train, args.validation_fraction,
+    seed)`, which is not trained on; the test set plays no part in training. Returns a dict with the
+    per-epoch `history` (`loss`, `accuracy`, `val_loss`, `val_accuracy`), `test_accuracy`,
+    `test_error`, `test_loss`, `final_train_loss`, `mean_train_loss` and `train_time_s`.
+    Non-finite losses are kept as `nan` (a diverged run is reported, not hidden).
     """
     model.compile(
         optimizer=make_optimizer(args),
@@ -218,26 +239,26 @@ def train_classifier(model, train, test, args, callbacks=()):
         metrics=["accuracy"],
     )
     callbacks = [c for c in callbacks if c is not None]
+    fit, val = split_validation(train, args.validation_fraction, seed)
     start = time.perf_counter()
     hist = model.fit(
-        train[0],
-        train[1],
+        *fit,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        validation_data=test,
+        validation_data=val,
         callbacks=callbacks,
         verbose=args.verbose,
         shuffle=True,
     )
     elapsed = time.perf_counter() - start
     history = {k: [_finite_or_nan(v) for v in vals] for k, vals in hist.history.items()}
-    # validation_data is the test set, so the last epoch's validation numbers are the final test ones.
-    test_loss, test_acc = history["val_loss"][-1], history["val_accuracy"][-1]
+    scores = model.evaluate(*test, batch_size=args.batch_size, verbose=0, return_dict=True)
+    test_acc = float(scores["accuracy"])
     return {
         "history": history,
-        "test_loss": _finite_or_nan(test_loss),
-        "test_accuracy": float(test_acc),
-        "test_error": 1.0 - float(test_acc),
+        "test_loss": _finite_or_nan(scores["loss"]),
+        "test_accuracy": test_acc,
+        "test_error": 1.0 - test_acc,
         "final_train_loss": history["loss"][-1],
         "mean_train_loss": float(np.mean(history["loss"])),
         "train_time_s": elapsed,
@@ -271,7 +292,7 @@ def robustness_tables(model, test, args):
 
 
 def aggregate_robustness(per_seed):
-    """Mean and std over seeds of a list of `robustness_tables` results.
+    """Mean and sample std (`keras_bioact.stats.mean_std`) over seeds of `robustness_tables` results.
 
     Returns `{attack: {"strengths": [...], "mean": [...], "std": [...]}}`.
     """
@@ -279,40 +300,18 @@ def aggregate_robustness(per_seed):
     if not per_seed:
         return out
     for attack in per_seed[0]:
-        accs = np.array([r[attack]["accuracies"] for r in per_seed], dtype=float)
+        columns = zip(*(r[attack]["accuracies"] for r in per_seed), strict=True)
+        ms = [stats.mean_std(c) for c in columns]
         out[attack] = {
             "strengths": list(per_seed[0][attack]["strengths"]),
-            "mean": accs.mean(axis=0).tolist(),
-            "std": accs.std(axis=0).tolist(),
+            "mean": [m for m, _ in ms],
+            "std": [s for _, s in ms],
         }
     return out
 
 
 # ----------------------------------------------------------------------------------------------
-# Numbers and tables
-
-
-def mean_std(values):
-    """(mean, population std) of the finite values; (nan, nan) when there are none."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std())
-
-
-def fmt_mean_std(values, scale=1.0, digits=2):
-    """`"m ± s"` of `values * scale`, with the count of non-finite runs noted."""
-    m, s = mean_std([x * scale for x in values])
-    bad = sum(1 for x in values if x is None or not math.isfinite(x))
-    text = f"{m:.{digits}f} ± {s:.{digits}f}"
-    return text + (f" ({bad} diverged)" if bad else "")
-
-
-def markdown_table(header, rows):
-    """A GitHub-markdown table from a header list and a list of row lists."""
-    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+# Records
 
 
 def environment():
@@ -326,31 +325,6 @@ def environment():
         "argv": sys.argv,
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, argparse.Namespace):
-        return _jsonable(vars(obj))
-    return obj
-
-
-def write_json(path, obj):
-    """Write `obj` as JSON (NumPy values converted, NaN/inf written as null)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False))
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -367,12 +341,14 @@ def _pyplot():
 
 
 def plot_curves(curves, path, title="", ylabel="training loss", xlabel="epoch", logy=True):
-    """Mean ± std band over seeds per label. `curves`: `{label: [per-seed list of values]}`."""
+    """Mean ± sample std band over seeds per label. `curves`: `{label: [per-seed list of values]}`."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, runs in curves.items():
         arr = np.array(runs, dtype=float)
-        mean, std = np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
+        with warnings.catch_warnings():  # one seed, or an all-diverged epoch: no band there
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(arr, axis=0), np.nanstd(arr, axis=0, ddof=1)
         epochs = np.arange(1, arr.shape[1] + 1)
         (line,) = ax.plot(epochs, mean, label=label)
         ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
@@ -388,12 +364,12 @@ def plot_curves(curves, path, title="", ylabel="training loss", xlabel="epoch", 
 
 
 def plot_bars(values, path, title="", ylabel="test error (%)", scale=100.0):
-    """Bar chart of mean ± std over seeds per label. `values`: `{label: [per-seed values]}`."""
+    """Bar chart of mean ± sample std over seeds per label. `values`: `{label: [per-seed values]}`."""
     plt = _pyplot()
     labels = list(values)
-    stats = [mean_std([v * scale for v in values[k]]) for k in labels]
+    ms = [stats.mean_std([v * scale for v in values[k] if v is not None]) for k in labels]
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(labels) + 2), 4))
-    ax.bar(range(len(labels)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3, color="tab:blue")
+    ax.bar(range(len(labels)), [m for m, _ in ms], yerr=[s for _, s in ms], capsize=3, color="tab:blue")
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize="small")
     ax.set(title=title, ylabel=ylabel)

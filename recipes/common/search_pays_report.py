@@ -1,10 +1,13 @@
 """The "Does the search pay?" part of recipes/README.md (issue 15 item 3), used by report.py.
 
 Kept out of report.py so the claim and its table live next to each other: `CLAIMS` is appended to
-report.py's claims, `section(key, variants, report)` writes the table of one setting of
-`recipes/search_pays.py` (`report` holds report.py's helpers: stats, values, fmt, fmt_stat, table), and
-`NOT_RUN` lists the parts of the comparison that have no run files yet. Pure Python, no Keras.
+report.py's claims, `section(key, variants)` writes the table of one setting of
+`recipes/search_pays.py`, and `NOT_RUN` lists the parts of the comparison that have no run files
+yet. Pure Python, no Keras.
 """
+
+from keras_bioact.stats import describe
+from recipes.common.tables import fmt, fmt_stat, table, values
 
 RECIPE = "search_pays"
 WHY = "3 procedure seeds: `python recipes/search_pays.py --results recipes/results` (finished runs skipped)"
@@ -50,7 +53,7 @@ NOT_RUN = (
 )
 
 
-def section(key, variants, report):
+def section(key, variants):
     """Markdown of one `search_pays` setting: protocol, then one row per arm."""
     recipe, setting = key
     cfg = next(iter(variants.values()))[0]["config"]
@@ -71,8 +74,8 @@ def section(key, variants, report):
     ]
     evo = next((r["config"]["evolution"] for r in variants.get("evolve", [])), None)
     if evo:
-        start = report.stats.describe(report.values(variants["evolve"], "start_test_accuracy"))
-        before = report.stats.describe(report.values(variants["evolve"], "test_accuracy_before_learning"))
+        start = describe(values(variants["evolve"], "start_test_accuracy"))
+        before = describe(values(variants["evolve"], "test_accuracy_before_learning"))
         lines[-1] += (
             f" Arm `evolve`: heterogeneous gamma ({evo['init']} init) trained {cfg['epochs']} epochs with "
             f"Adam (lr {evo['pretrain_learning_rate']}, gamma held), then {evo['algorithm'].upper()} evolves "
@@ -81,34 +84,34 @@ def section(key, variants, report):
             "scored on validation (Baldwinian: the learning is discarded); its val and test accuracy "
             "are those of the best genome after that same learning (what `bioact search` reports as "
             "`best_test_accuracy`). Without the learning the best genome scores "
-            + report.fmt_stat(before, 2, 100)
+            + fmt_stat(before, 2, 100)
             + " % on the test split, and the start model itself (pretrained, gamma at its initial "
             "values, before evolution) "
-            + report.fmt_stat(start, 2, 100)
+            + fmt_stat(start, 2, 100)
             + " %."
         )
     lines.append("")
     rows = []
     for arm, recs in sorted(variants.items()):
-        test = report.stats.describe(report.values(recs, "test_accuracy"))
-        val = report.stats.describe(report.values(recs, "val_accuracy"))
+        test = describe(values(recs, "test_accuracy"))
+        val = describe(values(recs, "val_accuracy"))
         chosen = "; ".join(
             f"{r['seed']}: {r['chosen']['family']}"
-            + (f" (lr {report.fmt(r['chosen']['learning_rate'], 4)})" if r["chosen"]["learning_rate"] else "")
+            + (f" (lr {fmt(r['chosen']['learning_rate'], 4)})" if r["chosen"]["learning_rate"] else "")
             for r in recs
         )
-        wall = report.stats.describe([r.get("wall_time_s") for r in recs])
+        wall = describe([r.get("wall_time_s") for r in recs])
         rows.append(
             [
                 arm,
                 test["n"],
-                report.fmt_stat(test, 2, 100),
-                report.fmt_stat(val, 2, 100),
+                fmt_stat(test, 2, 100),
+                fmt_stat(val, 2, 100),
                 chosen,
-                report.fmt(wall["mean"] / 60, 1),
+                fmt(wall["mean"] / 60, 1),
             ]
         )
     hdr = ["arm", "n", "test accuracy % (held out)", "val accuracy % (selection)",
            "chosen per seed", "min / study (wall, shared machine)"]  # fmt: skip
-    lines.append(report.table(hdr, rows))
+    lines.append(table(hdr, rows))
     return "\n".join(lines)
