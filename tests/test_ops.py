@@ -466,6 +466,36 @@ def test_masked_branches_do_not_poison_gradients():
         np.testing.assert_allclose(gr, rr, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="unknown static sizes: TensorFlow graph tracing")
+def test_custom_gradients_with_unknown_static_sizes():
+    """The hand-written backward passes reduce broadcast parameters from static sizes that may be
+    unknown (a traced batch axis): per-example `n`, broadcast `s`, an `r` of shape (batch, 1)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4)).astype(F32) * 3
+    n = rng.uniform(0.5, 4.0, size=(3, 4)).astype(F32)
+    s = rng.uniform(-0.5, 1.5, size=(1, 4)).astype(F32)
+    r = rng.uniform(0.5, 3.0, size=(3, 1)).astype(F32)
+
+    def total(x, n, s, r):
+        y = ops.sum(bops.gamma_custom_gradient(x, n, s))
+        return y + ops.sum(bops.eru(x, r)) + ops.sum(bops.oru(x, r))
+
+    batch = tf.TensorSpec((None, 4))
+    signature = [batch, batch, tf.TensorSpec((1, 4)), tf.TensorSpec((None, 1))]
+
+    @tf.function(input_signature=signature)
+    def traced(*args):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            y = total(*args)
+        return tape.gradient(y, args)
+
+    for got, want in zip(traced(x, n, s, r), grad(total, x, n, s, r), strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Compiled
 
