@@ -172,6 +172,7 @@ class LayerHarnessTest(testing.TestCase):
         self.run_layer_test(layer_cls, run_training_check=True, run_mixed_precision_check=True, **kwargs)
 
 
+@pytest.mark.single_backend
 def test_every_layer_and_cell_is_in_the_table():
     covered = {c.__name__ for cls, _ in CASES.values() for c in getattr(cls, "covers", (cls,))}
     assert set(layers.__all__) <= covered, set(layers.__all__) - covered
@@ -191,4 +192,4 @@ def test_mixed_precision_policy_on_torch_cpu():
         assert np.isfinite(to_numpy(ops.cast(y, "float32"))).all(), name
         for w in layer.weights:
             dtype = keras.backend.standardize_dtype(w.dtype)
-            assert dtype in ("float32", "int32", "int64", "uint32"), (name, w.path, dtype)
+            assert "float" not in dtype or dtype == "float32", (name, w.path, dtype)
