@@ -107,7 +107,6 @@ def gamma(x, n, s):
 # Past `r^2 a = 2^24`, `log1p(r^2 a)` equals `log(r^2) + log(a)` to float32 round-off, and the
 # product `r^2 a` may overflow (a > FLT_MAX / r^2), so the root branches switch to the sum of logs.
 _LOG_SPLIT = 2.0**24
-_LN2 = 0.6931471805599453
 
 # Largest finite value of each float dtype: BRU values and derivatives saturate there.
 _MAX = {
@@ -123,9 +122,7 @@ def _log1p_r2(a, r):
     rr = r * r
     big = a * (1.0 / _LOG_SPLIT) > 1.0 / rr
     small = ops.log1p(rr * ops.where(big, 0.0, a))
-    # log(a) as log(a 2^-64) + 64 log 2: d/da = 1/a would be subnormal for a > 2^126, and
-    # TensorFlow's CPU kernels flush it to zero.
-    large = 2.0 * ops.log(r) + ops.log(ops.where(big, a, 1.0) * 2.0**-64) + 64.0 * _LN2
+    large = 2.0 * ops.log(r) + ops.log(ops.where(big, a, 1.0))
     return ops.where(big, large, small)
 
 
