@@ -1,10 +1,17 @@
 """Functional forms of the keras-bioact activations, written with `keras.ops` only.
 
-Every op here is finite, and has finite gradients with respect to every input, for all
-finite inputs and every legal parameter value (SPEC section 5): branches are masked
-*before* they are evaluated, so no unused branch of a `where` ever produces Inf or NaN.
+For all finite inputs and every legal parameter value (SPEC section 5), every op and its
+gradient with respect to every input is exact to round-off wherever the true value is a finite
+float of the dtype it is returned in, and never NaN: branches are masked *before* they are
+evaluated, so no unused branch of a `where` ever produces Inf or NaN, and no product of a
+factor that overflows with one that underflows is formed. Where a true value exceeds the
+dtype's range, `gamma` returns +-inf (only possible for `s` outside [0, 1] with `|x|` near the
+largest float, or for half-precision outputs), while `eru` and `oru` saturate at the largest
+finite value (they exceed the range at moderate inputs when `r < 1`).
 Half-precision inputs (float16, bfloat16) are computed in float32 and cast back, so
 `n * x` cannot overflow where the result itself is representable.
+`tests/test_ops.py::test_*_numerics_grid` check all of this on a grid of inputs up to the
+float32 maximum and parameters across their legal range, in float32, bfloat16 and float16.
 """
 
 from keras import ops
@@ -74,7 +81,10 @@ def gamma(x, n, s):
     gain `n`, ReLU as `n -> inf`; `s = 1`: logistic `sigmoid(n x)`). `n` and `s` broadcast
     against `x` (e.g. shape `(units,)` for one pair per neuron).
 
-    The sigmoid and the softplus share one `exp` (see `_gamma_parts`).
+    The sigmoid and the softplus share one `exp` (see `_gamma_parts`). The value and the
+    gradients are exact to round-off wherever their true value is a finite float of the
+    returned dtype; the value is +-inf only where `|1 - s| softplus_n(x)` exceeds the range
+    (`s` outside [0, 1] with `|x|` near the largest float, or half-precision outputs).
 
     Non-finite inputs: `gamma(-inf) = 0`; `gamma(+inf) = +inf` for `s < 1` and NaN at exactly
     `s = 1` (the softplus term is `0 * inf` there; its limit would be 1); `gamma(nan) = nan`.
@@ -97,27 +107,80 @@ def gamma(x, n, s):
 # Past `r^2 a = 2^24`, `log1p(r^2 a)` equals `log(r^2) + log(a)` to float32 round-off, and the
 # product `r^2 a` may overflow (a > FLT_MAX / r^2), so the root branches switch to the sum of logs.
 _LOG_SPLIT = 2.0**24
-_LN2 = 0.6931471805599453
 
-
-# log of the largest finite value of each compute dtype, rounded down.
-_MAX_LOG = {"float32": 88.72283, "float64": 709.782712893}
+# Largest finite value of each float dtype: BRU values and derivatives saturate there.
+_MAX = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
 
 
 def _log1p_r2(a, r):
-    """`log1p(r^2 a)` for `a >= 0`, finite (with finite gradients) for every finite `a`.
-
-    The large-`a` branch is capped at `r * log(max finite)`, so `exp(log1p(r^2 a) / r)` cannot
-    round past the largest finite float (at `r = 1`, `a` near FLT_MAX it is off by round-off).
-    """
+    """`log1p(r^2 a)` for `a >= 0`, finite for every finite `a` (no `r^2 a` overflow)."""
     rr = r * r
     big = a * (1.0 / _LOG_SPLIT) > 1.0 / rr
     small = ops.log1p(rr * ops.where(big, 0.0, a))
-    # log(a) as log(a 2^-64) + 64 log 2: d/da = 1/a would be subnormal for a > 2^126, and
-    # TensorFlow's CPU kernels flush it to zero.
-    large = 2.0 * ops.log(r) + ops.log(ops.where(big, a, 1.0) * 2.0**-64) + 64.0 * _LN2
-    large = ops.minimum(large, r * _MAX_LOG.get(str(a.dtype).split(".")[-1], _MAX_LOG["float32"]))
+    large = 2.0 * ops.log(r) + ops.log(ops.where(big, a, 1.0))
     return ops.where(big, large, small)
+
+
+def _signed_exp(c, log_scale):
+    """`c exp(log_scale)` as `sign(c) exp(log|c| + log_scale)`: finite (or +-inf) where the
+    product is, even where `exp(log_scale)` alone overflows; 0 where `c = 0`."""
+    return ops.sign(c) * ops.exp(ops.log(ops.abs(c)) + log_scale)
+
+
+def _bru(x, r, odd):
+    """`eru` (`odd=False`) or `oru`, with a hand-written backward pass on every backend.
+
+    With `a = |x|` (ORU) or `max(x, 0)` (ERU), `L = log1p(r^2 a)` and `root = exp(L / r)`:
+    `d root/da = r exp(L (1 - r) / r)` and `d root/dr = root (2 q - L) / r^2` with
+    `q = r^2 a / (1 + r^2 a) = -expm1(-L)`, each evaluated as one `exp` of a sum of logs, so a
+    derivative is finite wherever its true value is, also where `root` itself overflows.
+    Values and derivatives saturate at the largest finite value of the dtype they are returned
+    in (the value and `d/dx`: `x`'s dtype; `d/dr`: `r`'s) instead of overflowing to inf; the
+    derivatives are those of the unsaturated function.
+    """
+    r_dtype = _compute_dtype(r)[0]
+    out_dtype, x, (r,) = _prepare(x, r)
+    y_max, r_max = _MAX.get(out_dtype, _MAX["float32"]), _MAX.get(r_dtype, _MAX["float32"])
+
+    @ops.custom_gradient
+    def _f(x, r):
+        positive = x >= 0
+        # The root branch sees max(x, 0) (ERU) or |x| (ORU), the exponential min(x, 0): each is
+        # finite on the side where it is not used.
+        a = ops.where(positive, x, -x if odd else 0.0)
+        log1p_r2a = _log1p_r2(a, r)
+        log_root = log1p_r2a / r
+        if odd:
+            y = ops.minimum(ops.expm1(log_root), y_max)
+            y = ops.where(positive, y, -y)
+        else:
+            xn = ops.where(positive, 0.0, x)
+            y = ops.minimum(ops.exp(ops.where(positive, log_root, r * xn)) - 1.0 / r, y_max)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            log_r = ops.log(r)
+            d_root_da = ops.exp(log1p_r2a * ((1.0 - r) / r) + log_r)
+            d_root_dr = _signed_exp(-2.0 * ops.expm1(-log1p_r2a) - log1p_r2a, log_root - 2.0 * log_r)
+            if odd:
+                dx, dr = d_root_da, ops.where(positive, d_root_dr, -d_root_dr)
+            else:
+                e = ops.exp(r * xn)
+                dx = ops.where(positive, d_root_da, r * e)
+                dr = ops.where(positive, d_root_dr, xn * e) + 1.0 / (r * r)
+            dx = ops.minimum(dx, y_max)
+            dr = ops.clip(dr, -r_max, r_max)
+            return _sum_to_shape(upstream * dx, x), _sum_to_shape(upstream * dr, r)
+
+        return y, grad
+
+    return _finish(_f(x, r), out_dtype)
 
 
 def eru(x, r):
@@ -128,25 +191,23 @@ def eru(x, r):
     C1 at 0 with slope `r`; bounded below by `-1/r`; `r = 1` is ELU. The root branch is
     evaluated on `max(x, 0)` and the exponential on `min(x, 0)`, so neither can be NaN
     (negative base) or overflow on the side where it is not used. For `r^2 x > 2^24` the root
-    branch is computed as `exp((log(r^2) + log(x)) / r)`, so `r^2 x` never overflows: the
-    result is finite for every finite `x` and `r >= 1` (`eru(3e38, r=10)` is 11161), and so are
-    the gradients wherever their true value is a finite float (`d/dr` at `r` near 1 is about
-    `-x log x`, which exceeds the float32 range for `x > FLT_MAX / 85`).
-    Non-finite inputs: `eru(+inf) = +inf`, `eru(-inf) = -1/r`, `eru(nan) = nan`.
+    branch is computed as `exp((log(r^2) + log(x)) / r)`, so `r^2 x` never overflows
+    (`eru(3e38, r=10)` is 11161).
+
+    Every finite `x` and `r > 0` give a finite value and finite gradients: each is exact to
+    round-off wherever its true value is a finite float of the dtype it is returned in, and
+    saturates at the largest finite float where it is not (the value for `r < 1` and large
+    `x`, e.g. `r = 0.5, x > 7e19` in float32, `x > 1020` in float16; `d/dr` near `r = 1` is
+    about `-x log x`, past the float32 range for `x > 4e36`). The gradients are those of the
+    unsaturated formula (`d/dx` at `r = 0.9, x = 1e36` is 8792 although the value saturates).
+    They come from a hand-written backward pass (`_bru`). Non-finite inputs: `eru(+inf)` is
+    the largest finite float, `eru(-inf) = -1/r`, `eru(nan) = nan`.
 
     Args:
         x: input tensor.
         r: radix, broadcastable to `x`, must be > 0.
     """
-    out_dtype, x, (r,) = _prepare(x, r)
-    positive = x >= 0
-    xp = ops.where(positive, x, 0.0)
-    xn = ops.where(positive, 0.0, x)
-    # Both branches are exponentials: (r^2 x + 1)^(1/r) = exp(log1p(r^2 x) / r). One exp of
-    # the selected exponent serves both, and each exponent is finite on the side not taken.
-    exponent = ops.where(positive, _log1p_r2(xp, r) / r, r * xn)
-    y = ops.exp(exponent) - 1.0 / r
-    return _finish(y, out_dtype)
+    return _bru(x, r, odd=False)
 
 
 def oru(x, r):
@@ -155,31 +216,33 @@ def oru(x, r):
     `oru(x; r) = sign(x) * ((r^2 |x| + 1)^(1/r) - 1)`
 
     Odd, slope `r` at 0, unbounded and sub-linear for `r > 1`; `r = 1` is the identity.
-    Like `eru`, the root is computed through `log(r^2) + log|x|` for `r^2 |x| > 2^24`, so the
-    result and its gradients are finite for every finite `x` and `r >= 1`. Non-finite inputs:
-    `oru(+-inf) = +-inf`, `oru(nan) = nan`.
+    Like `eru`, the root is computed through `log(r^2) + log|x|` for `r^2 |x| > 2^24`, and the
+    value and gradients are finite for every finite `x` and `r > 0`: exact where the true
+    value is a finite float of the returned dtype, saturated at +-(largest finite float) where
+    it is not. Non-finite inputs: `oru(+-inf)` is +-(largest finite float), `oru(nan) = nan`.
 
     Args:
         x: input tensor.
         r: radix, broadcastable to `x`, must be > 0.
     """
-    out_dtype, x, (r,) = _prepare(x, r)
-    positive = x >= 0
-    a = ops.where(positive, x, -x)
-    g = ops.expm1(_log1p_r2(a, r) / r)
-    return _finish(ops.where(positive, g, -g), out_dtype)
+    return _bru(x, r, odd=True)
 
 
-def _sum_to_shape(grad, shape):
-    """Reduce a broadcast gradient back to the shape of the parameter it belongs to."""
-    shape = tuple(shape)
-    extra = len(grad.shape) - len(shape)
+def _sum_to_shape(grad, like):
+    """Reduce `grad`, the gradient of `like` broadcast to `grad`'s shape, to `like`'s shape.
+
+    Sums the leading axes `like` lacks and every axis where `like`'s static size is 1 and
+    `grad`'s is not (unknown included). An axis of unknown static size (a batch axis while
+    TensorFlow traces a graph) is not summed: a tensor is broadcast along an axis only where
+    its size is 1, which is known when the tensor is traced.
+    """
+    extra = len(grad.shape) - len(like.shape)
     if extra > 0:
         grad = ops.sum(grad, axis=tuple(range(extra)))
-    axes = tuple(i for i, d in enumerate(shape) if d == 1 and grad.shape[i] != 1)
+    axes = tuple(i for i, (d, g) in enumerate(zip(like.shape, grad.shape, strict=True)) if d == 1 and g != 1)
     if axes:
         grad = ops.sum(grad, axis=axes, keepdims=True)
-    return ops.reshape(grad, shape)
+    return grad
 
 
 def gamma_custom_gradient(x, n, s):
@@ -194,7 +257,6 @@ def gamma_custom_gradient(x, n, s):
     with the autodiff version (`gamma`), which is the default.
     """
     out_dtype, x, (n, s) = _prepare(x, n, s)
-    n_shape, s_shape = tuple(n.shape), tuple(s.shape)
 
     @ops.custom_gradient
     def _gamma(x, n, s):
@@ -204,13 +266,15 @@ def gamma_custom_gradient(x, n, s):
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            dx = (1.0 - s) * sig + s * n * dsig
-            dn = s * x * dsig - (1.0 - s) / n * tail
+            # `n dsig` and `x dsig` first: both are finite (`n dsig <= n / 4`, `|x dsig| <
+            # 0.23 / n`), while `s n` or `s x` alone can overflow where dsig = 0 (inf * 0 = NaN).
+            dx = (1.0 - s) * sig + s * (n * dsig)
+            dn = s * (x * dsig) - (1.0 - s) / n * tail
             ds = sig - softplus_n
             return (
-                upstream * dx,
-                _sum_to_shape(upstream * dn, n_shape),
-                _sum_to_shape(upstream * ds, s_shape),
+                _sum_to_shape(upstream * dx, x),
+                _sum_to_shape(upstream * dn, n),
+                _sum_to_shape(upstream * ds, s),
             )
 
         return y, grad

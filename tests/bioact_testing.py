@@ -105,11 +105,15 @@ def gamma_ref(x, n, s):
 
 
 def gamma_grads_ref(x, n, s):
-    """(d/dx, d/dn, d/ds) of gamma, SPEC 1.1."""
+    """(d/dx, d/dn, d/ds) of gamma, SPEC 1.1. `x sigma - softplus_n`, which cancels in float64
+    too where sigma rounds to 1, is written as `-(|x| e t + log1p(e) / n)` (`e = exp(-|n x|)`,
+    `t = 1 / (1 + e)`), exactly equal."""
     x, n, s, sp, sig = gamma_parts(x, n, s)
-    dsig = dsigmoid(n * x)
-    dx = (1.0 - s) * sig + s * n * dsig
-    dn = (1.0 - s) / n * (x * sig - sp) + s * x * dsig
+    z = n * x
+    dsig = dsigmoid(z)
+    e = np.exp(-np.abs(z))
+    dx = (1.0 - s) * sig + s * (n * dsig)
+    dn = -(1.0 - s) / n * (np.abs(x) * e / (1.0 + e) + np.log1p(e) / n) + s * (x * dsig)
     ds = sig - sp
     return dx, dn, ds
 
@@ -129,8 +133,7 @@ def eru_ref(x, r):
 
 def oru_ref(x, r):
     x, r = np.broadcast_arrays(np.asarray(x, "float64"), np.asarray(r, "float64"))
-    root, _ = _root(x, r)
-    return np.sign(x) * (root - 1.0)
+    return np.sign(x) * np.expm1(np.log1p(r * r * np.abs(x)) / r)  # root - 1 without cancellation
 
 
 def _root_dr(a, r):

@@ -1,55 +1,15 @@
-"""BRU layer: Keras layer harness, correctness, sharing, trainable radix and its constraint."""
+"""BRU layer: correctness, sharing, trainable radix and its constraint (Keras layer harness:
+test_layer_harness.py)."""
 
 import keras
 import numpy as np
 import pytest
 from bioact_testing import eru_ref, oru_ref, to_numpy
 from keras import ops
-from keras.src import testing
 
 from keras_bioact import constraints as bconstraints
 from keras_bioact.initializers import BRUInitializer
 from keras_bioact.layers import BRU
-
-
-class BRUHarnessTest(testing.TestCase):
-    def test_layer_fixed_radix(self):
-        self.run_layer_test(
-            BRU,
-            init_kwargs={"form": "eru", "r": 2.0},
-            input_shape=(2, 3, 4),
-            expected_output_shape=(2, 3, 4),
-            expected_num_trainable_weights=0,
-            expected_num_non_trainable_weights=1,
-            supports_masking=True,
-        )
-
-    def test_layer_trainable_radix_per_channel(self):
-        self.run_layer_test(
-            BRU,
-            init_kwargs={"form": "oru", "r": 1.5, "trainable_r": True, "shared_axes": [1, 2],
-                         "r_regularizer": "l2"},
-            input_shape=(2, 3, 3, 2),
-            expected_output_shape=(2, 3, 3, 2),
-            expected_num_trainable_weights=1,
-            expected_num_non_trainable_weights=0,
-            expected_num_losses=1,
-            supports_masking=True,
-        )
-
-    def test_expected_output(self):
-        x = np.array([[-1.0, 0.0, 2.0, -3.0]], dtype="float32")
-        readme = {"eru": [[-0.3647, 0.5, 2.5, -0.4975]], "oru": [[-1.2361, 0.0, 2.0, -2.6056]]}
-        for form, expected in readme.items():
-            self.run_layer_test(
-                BRU,
-                init_kwargs={"form": form, "r": 2.0},
-                input_data=x,
-                expected_output=ops.convert_to_tensor((eru_ref if form == "eru" else oru_ref)(x, 2.0)),
-                supports_masking=True,
-            )
-            layer = BRU(form=form, r=2.0)
-            np.testing.assert_allclose(to_numpy(layer(x)), expected, atol=5e-5)
 
 
 @pytest.mark.parametrize("form", ["eru", "oru"])

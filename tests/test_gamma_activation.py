@@ -1,67 +1,15 @@
-"""GammaActivation: Keras layer harness, correctness, parameter sharing, modes and constraints."""
+"""GammaActivation: correctness, parameter sharing, modes and constraints (Keras layer harness:
+test_layer_harness.py)."""
 
 import keras
 import numpy as np
 import pytest
 from bioact_testing import gamma_ref, to_numpy
 from keras import ops
-from keras.src import testing
 
 from keras_bioact import constraints as bconstraints
 from keras_bioact.initializers import GammaGain
 from keras_bioact.layers import GammaActivation
-
-
-class GammaActivationHarnessTest(testing.TestCase):
-    def test_layer_heterogeneous(self):
-        self.run_layer_test(
-            GammaActivation,
-            init_kwargs={
-                "n_initializer": 2.0,
-                "s_initializer": "zeros",
-                "n_regularizer": "l2",
-                "s_constraint": "unit",
-                "shared_axes": 1,
-            },
-            input_shape=(2, 3, 4),
-            expected_output_shape=(2, 3, 4),
-            expected_num_trainable_weights=2,
-            expected_num_non_trainable_weights=0,
-            expected_num_losses=1,
-            supports_masking=True,
-        )
-
-    def test_layer_static(self):
-        self.run_layer_test(
-            GammaActivation,
-            init_kwargs={"n_initializer": 1.5, "s_initializer": 0.25, "trainable_params": ()},
-            input_shape=(2, 5),
-            expected_output_shape=(2, 5),
-            expected_num_trainable_weights=0,
-            expected_num_non_trainable_weights=2,
-            supports_masking=True,
-        )
-
-    def test_layer_homogeneous_feature_map(self):
-        self.run_layer_test(
-            GammaActivation,
-            init_kwargs={"shared_axes": "all", "trainable_params": ("n",)},
-            input_shape=(2, 3, 3, 2),
-            expected_output_shape=(2, 3, 3, 2),
-            expected_num_trainable_weights=1,
-            expected_num_non_trainable_weights=1,
-            supports_masking=True,
-        )
-
-    def test_expected_output(self):
-        x = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]], dtype="float32")
-        self.run_layer_test(
-            GammaActivation,
-            init_kwargs={"n_initializer": 2.0, "s_initializer": 0.3},
-            input_data=x,
-            expected_output=ops.convert_to_tensor(gamma_ref(x, 2.0, 0.3).astype("float32")),
-            supports_masking=True,
-        )
 
 
 def _layer(input_shape, **kwargs):

@@ -1,5 +1,6 @@
 """keras_bioact.ops against float64 NumPy references: values, gradients, extremes, dtypes."""
 
+import functools
 import math
 
 import keras
@@ -8,6 +9,7 @@ import pytest
 from bioact_testing import (
     BACKEND,
     assert_close,
+    call,
     dsigmoid,
     eru_grads_ref,
     eru_ref,
@@ -332,33 +334,6 @@ def test_bru_gradients_match_finite_differences(form):
 # Extreme values
 
 
-EXTREME_X = np.array(
-    [
-        0.0,
-        -0.0,
-        1e-38,
-        -1e-38,
-        1e-7,
-        -1e-7,
-        1.0,
-        -1.0,
-        11.2,
-        -11.2,
-        88.8,
-        -88.8,
-        104.0,
-        -104.0,
-        1e3,
-        -1e3,
-        5e3,
-        -5e3,
-        1e4,
-        -1e4,
-    ],
-    dtype=F32,
-)
-
-
 @pytest.mark.parametrize("op", GAMMA_OPS)
 def test_gamma_gradient_tails_keep_relative_precision(op):
     """Where sigmoid(n x) rounds to 1, d/dx and d/dn are tiny differences: both must still be
@@ -367,87 +342,116 @@ def test_gamma_gradient_tails_keep_relative_precision(op):
         np.array([3.0, 8.0, 15.0, 30.0], F32), np.array([1.0, 3.0], F32), np.array([0.0, 1.0], F32)
     )
     got = grad(op, x, n, s)
-    # float64 references written without cancellation (gamma_grads_ref's `x sigma - softplus`
-    # itself cancels in float64 at x = 30): z > 0 here, e = exp(-z), t = 1 / (1 + e).
-    x64, n64, s64 = (a.astype("float64") for a in (x, n, s))
-    e = np.exp(-n64 * x64)
-    t = 1.0 / (1.0 + e)
-    dsig = e * t * t
-    ref = [
-        (1 - s64) * t + s64 * n64 * dsig,
-        s64 * x64 * dsig - (1 - s64) / n64 * (x64 * e * t + np.log1p(e) / n64),
-    ]
-    for name, g, r in zip(("x", "n"), got[:2], ref, strict=True):
+    for name, g, r in zip(("x", "n"), got[:2], gamma_grads_ref(x, n, s)[:2], strict=True):
         tiny = (np.abs(r) < 1e-3) & (np.abs(r) > 1e-30)  # the tails (not float32 subnormals)
         assert tiny.any()
         np.testing.assert_allclose(g[tiny], r[tiny], rtol=2e-5, atol=0, err_msg=f"d gamma / d {name}")
 
 
-@pytest.mark.parametrize("op", GAMMA_OPS)
-def test_gamma_extreme_values_and_gradients_are_finite(op):
-    n_grid = np.geomspace(1e-2, 1e3, 11).astype(F32)
-    s_grid = np.array([-0.5, 0.0, 0.5, 1.0, 1.5], F32)
-    x, n, s = _mesh(EXTREME_X, n_grid, s_grid)
-    y = evaluate(op, x, n, s)
-    assert np.isfinite(y).all()
-    # Still accurate out there (catches e.g. a clamp that would be finite but wrong).
-    _, _, s64, sp, sig = gamma_parts(x, n, s)
-    assert_close(y, gamma_ref(x, n, s), scale=np.abs(1 - s64) * sp + np.abs(s64) * sig, rtol=4e-6, atol=1e-37)
-    for name, g in zip("xns", grad(op, x, n, s), strict=True):
-        bad = ~np.isfinite(g)
-        assert not bad.any(), f"d gamma/d{name} not finite at x={x[bad][:3]}, n={n[bad][:3]}, s={s[bad][:3]}"
+# The numerics grid: inputs from 0 to the float32 maximum, every regime of the parameters (legal
+# values only: n > 0, any s, r > 0), in the dtypes a layer computes in under the float32,
+# bfloat16 and mixed_float16 policies. Policy -> (dtype of x, the value and d/dx; dtype of the
+# parameters and their gradients): a layer feeds the ops its compute dtype and its variables.
+POLICIES = {"float32": ("float32", "float32"), "bfloat16": ("bfloat16", "bfloat16"),
+            "mixed_float16": ("float16", "float32")}
+MAX = {"float32": float(np.finfo(F32).max), "float16": 65504.0, "bfloat16": 3.3895313892515355e38}
+GRID_RTOL = {"float32": 3e-5, "float16": 2e-3, "bfloat16": 1e-2}
+# Below these, values are noise: flushed subnormals (XLA, TensorFlow's CPU kernels), or float16's
+# smallest step.
+GRID_ATOL = {"float32": 1e-30, "float16": 6e-8, "bfloat16": 1e-30}
+_MAGNITUDES = [0.0, 1e-38, 1e-30, 1e-7, 1.0, 11.2, 88.0, 89.0, 104.0, 5e3, 1e4, 1e19, 1e30, 1e36,
+               3.4e36, 1e37, 1e38, 3e38, MAX["float32"]]
+GRID_X = np.unique(np.array([sign * m for m in _MAGNITUDES for sign in (1.0, -1.0)], F32))
+GRID_N = np.array([0.01, 0.1, 1.0, 20.0, 1e3, 1e6], F32)
+GRID_S = np.array([-10.0, -0.5, 0.0, 0.3, 1.0, 1.5, 10.0], F32)
+GRID_R = np.array([0.1, 0.5, 0.9, 1.0, 1.0001, 1.5, 2.0, 3.5, 10.0], F32)
 
 
+def _rounded(a, dtype):
+    """`a` rounded to `dtype` by the backend, back in float32."""
+    return to_numpy(ops.cast(ops.cast(ops.convert_to_tensor(a), dtype), F32))
+
+
+@functools.cache
+def _grid_op(name, dtype, param_dtype):
+    """`op(cast(x, dtype), *cast(params, param_dtype))`: one stable function per combination, so
+    that compiled versions are cached."""
+    fn = getattr(bops, name)
+    return lambda x, *params: fn(ops.cast(x, dtype), *(ops.cast(p, param_dtype) for p in params))
+
+
+def _check_grid(name, got, ref, dtype, scale, inputs, saturates):
+    """Where the float64 reference is a finite `dtype` value, `got` is finite and equal to it
+    within `GRID_RTOL` (relative to `|ref| + scale`, the size of the terms summed); where the
+    reference exceeds the dtype's range, `got` has its sign and is at least the largest finite
+    value (exactly that value if the op `saturates`); NaN nowhere."""
+    got = got.astype("float64")
+    with np.errstate(invalid="ignore", over="ignore"):
+        mag = np.abs(ref)
+        fits = mag <= MAX[dtype] * (1.0 - GRID_RTOL[dtype])
+        over = ~(mag <= MAX[dtype] * (1.0 + GRID_RTOL[dtype]))  # NaN references count as over
+        bound = GRID_RTOL[dtype] * (mag + np.abs(scale)) + GRID_ATOL[dtype]
+        bad = np.isnan(got) | (fits & ~(np.abs(got - ref) <= bound))
+        top = MAX[dtype] if saturates else np.inf
+        bad |= over & ~((np.sign(got) == np.sign(ref)) & (np.abs(got) >= MAX[dtype]) & (np.abs(got) <= top))
+    if bad.any():
+        i = np.flatnonzero(bad)[:6]
+        where = ", ".join(f"{k}={v[i]}" for k, v in inputs.items())
+        raise AssertionError(f"{name}: {bad.sum()} of {bad.size} wrong ({dtype}); first at {where}: got "
+                             f"{got[i]}, reference {ref[i]}")
+
+
+GRID_GAMMA_OPS = ["gamma", pytest.param("gamma_custom_gradient", marks=GAMMA_OPS[1].marks)]
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+@pytest.mark.parametrize("op", GRID_GAMMA_OPS)
+def test_gamma_numerics_grid(op, policy):
+    dtype, pdtype = POLICIES[policy]
+    x, n, s = _mesh(GRID_X, GRID_N, GRID_S)
+    xr, nr, sr = _rounded(x, dtype), _rounded(n, pdtype), _rounded(s, pdtype)
+    finite = np.isfinite(xr)  # float16 has no 1e19: those inputs are not finite ones
+    xr[~finite] = 0.0  # skipped below; keeps the references free of inf - inf
+    fn = _grid_op(op, dtype, pdtype)
+    y = to_numpy(ops.cast(call(fn, x, n, s), F32))
+    grads = grad(fn, x, n, s)
+    x64, n64, s64, sp, sig = gamma_parts(xr, nr, sr)
+    dsig = dsigmoid(n64 * x64)
+    refs = [gamma_ref(xr, nr, sr), *gamma_grads_ref(xr, nr, sr)]
+    scales = [
+        np.abs(1 - s64) * sp + np.abs(s64) * sig,
+        np.abs(1 - s64) * sig + np.abs(s64) * n64 * dsig,
+        np.abs(1 - s64) / n64 * (np.abs(x64) * sig + sp) + np.abs(s64 * x64) * dsig,
+        sig + sp,
+    ]
+    inputs = {"x": xr[finite], "n": nr[finite], "s": sr[finite]}
+    for name, got, ref, scale, dt in zip(("value", "d/dx", "d/dn", "d/ds"), [y, *grads], refs, scales,
+                                         (dtype, dtype, pdtype, pdtype), strict=True):
+        _check_grid(f"{op} {name}", got[finite], ref[finite], dt, scale[finite], inputs, saturates=False)
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
 @pytest.mark.parametrize("form", ["eru", "oru"])
-def test_bru_extreme_values_and_gradients_are_finite(form):
-    fn = getattr(bops, form)
-    x, r = _mesh(EXTREME_X, np.linspace(1.0, 10.0, 10).astype(F32))
-    y = evaluate(fn, x, r)
-    assert np.isfinite(y).all()
-    for name, g in zip("xr", grad(fn, x, r), strict=True):
-        bad = ~np.isfinite(g)
-        assert not bad.any(), f"d {form}/d{name} not finite at x={x[bad][:3]}, r={r[bad][:3]}"
-
-
-# Inputs where `r^2 x` overflows float32 (x > FLT_MAX / r^2): the root branch must still be exact.
-HUGE_X = np.array(
-    [1e30, -1e30, 1e36, -1e36, 3.4e36, 1e37, -1e37, 3e38, -3e38, 3.4028235e38, -3.4028235e38], F32
-)
-
-
-@pytest.mark.parametrize("form", ["eru", "oru"])
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_bru_near_float32_max_is_exact_and_finite(form, dtype):
-    fn = getattr(bops, form)
-    x, r = _mesh(HUGE_X, np.linspace(1.0, 10.0, 10).astype(F32))
-    if dtype == "bfloat16":
-        x = to_numpy(ops.cast(ops.cast(x, "bfloat16"), "float32"))  # representable inputs
-        x = np.clip(x, -3.38e38, 3.38e38).astype(F32)
-
-    def f(x, r):
-        return fn(ops.cast(x, dtype), ops.cast(r, dtype))
-
-    y = evaluate(f, x, r).astype("float64")
-    ref = (eru_ref if form == "eru" else oru_ref)(x, r)
-    assert np.isfinite(y).all() and np.isfinite(ref).all()
-    rtol = 2e-5 if dtype == "float32" else 1e-2
-    err = np.abs(y - ref) / (np.abs(ref) + 1.0 / r)
-    worst = err.argmax()
-    assert err.max() < rtol, f"worst relative error {err.max():.3g} at x={x[worst]}, r={r[worst]}"
-    if form == "eru":
-        assert abs(evaluate(bops.eru, np.float32(3e38), np.float32(10.0)) - 11161.0) < 2.0
-    grads = grad(f, x, r)
-    refs = (eru_grads_ref if form == "eru" else oru_grads_ref)(x, r)
-    for name, g, gref in zip("xr", grads, refs, strict=True):
-        # d/dr at r near 1 is about -x log(x): past FLT_MAX / 85 the true value itself is not a
-        # float32 (nothing finite is right there). Everywhere else the gradient is finite.
-        representable = np.abs(gref) < np.finfo(F32).max
-        bad = ~np.isfinite(g) & representable
-        assert not bad.any(), f"d {form}/d{name} not finite at x={x[bad][:3]}, r={r[bad][:3]}"
-        if dtype == "float32":
-            # Where the value itself reaches FLT_MAX (r = 1, x = FLT_MAX) it is capped there.
-            ok = representable & (np.abs(gref) > 1e-30) & (np.abs(ref) < 0.999 * np.finfo(F32).max)
-            np.testing.assert_allclose(g[ok], gref[ok], rtol=1e-3)
+def test_bru_numerics_grid(form, policy):
+    dtype, pdtype = POLICIES[policy]
+    x, r = _mesh(GRID_X, GRID_R)
+    xr, rr = _rounded(x, dtype), _rounded(r, pdtype)
+    finite = np.isfinite(xr)
+    xr[~finite] = 0.0  # skipped below; keeps the references free of inf - inf
+    fn = _grid_op(form, dtype, pdtype)
+    y = to_numpy(ops.cast(call(fn, x, r), F32))
+    grads = grad(fn, x, r)
+    ref, grads_ref = (eru_ref, eru_grads_ref) if form == "eru" else (oru_ref, oru_grads_ref)
+    with np.errstate(over="ignore", invalid="ignore"):
+        refs = [ref(xr, rr), *grads_ref(xr, rr)]
+        r64 = rr.astype("float64")
+        log1p = np.log1p(r64**2 * np.abs(xr.astype("float64")))
+        scales = [1.0 / r64 if form == "eru" else 0.0 * r64, 0.0 * r64,
+                  np.exp(log1p / r64) * (1.0 + log1p) + 1.0 / r64**2]
+    inputs = {"x": xr[finite], "r": rr[finite]}
+    for name, got, ref, scale, dt in zip(("value", "d/dx", "d/dr"), [y, *grads], refs, scales,
+                                         (dtype, dtype, pdtype), strict=True):
+        _check_grid(f"{form} {name}", got[finite], ref[finite], dt, scale[finite], inputs, saturates=True)
 
 
 def test_masked_branches_do_not_poison_gradients():
@@ -460,6 +464,36 @@ def test_masked_branches_do_not_poison_gradients():
         rx, rr = ref(x, r)
         np.testing.assert_allclose(gx, rx, rtol=1e-5, atol=1e-30)
         np.testing.assert_allclose(gr, rr, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="unknown static sizes: TensorFlow graph tracing")
+def test_custom_gradients_with_unknown_static_sizes():
+    """The hand-written backward passes reduce broadcast parameters from static sizes that may be
+    unknown (a traced batch axis): per-example `n`, broadcast `s`, an `r` of shape (batch, 1)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4)).astype(F32) * 3
+    n = rng.uniform(0.5, 4.0, size=(3, 4)).astype(F32)
+    s = rng.uniform(-0.5, 1.5, size=(1, 4)).astype(F32)
+    r = rng.uniform(0.5, 3.0, size=(3, 1)).astype(F32)
+
+    def total(x, n, s, r):
+        y = ops.sum(bops.gamma_custom_gradient(x, n, s))
+        return y + ops.sum(bops.eru(x, r)) + ops.sum(bops.oru(x, r))
+
+    batch = tf.TensorSpec((None, 4))
+    signature = [batch, batch, tf.TensorSpec((1, 4)), tf.TensorSpec((None, 1))]
+
+    @tf.function(input_signature=signature)
+    def traced(*args):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            y = total(*args)
+        return tape.gradient(y, args)
+
+    for got, want in zip(traced(x, n, s, r), grad(total, x, n, s, r), strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,12 +26,13 @@ def check_dropout(rate, layer):
     return float(rate)
 
 
-def resolve_inner(inner, arity, layer):
-    """Return the inner net (created when `inner` is None), checking it against `arity`."""
+def resolve_inner(inner, arity, layer, dtype):
+    """Return the inner net, checking it against `arity`. Created when `inner` is None, with
+    the outer layer's dtype policy `dtype`; a given `inner` keeps its own policy."""
     if arity is not None and (isinstance(arity, bool) or arity not in ARITIES):
         raise ValueError(f"{layer}: `arity` must be 1 or 2, got {arity!r}.")
     if inner is None:
-        return InnerNonlinearity(arity=2 if arity is None else arity)
+        return InnerNonlinearity(arity=2 if arity is None else arity, dtype=dtype)
     if isinstance(inner, dict):
         inner = keras.saving.deserialize_keras_object(inner)
     if not isinstance(inner, keras.layers.Layer) or getattr(inner, "arity", None) not in ARITIES:
@@ -77,12 +78,12 @@ def pair(x, arity, pairing):
 
 
 def apply_inner(layer, z, training):
-    """Normalise, pair, apply the shared g to every pair, drop out. `z`: (..., arity*units)."""
+    """Normalise, pair, apply the shared g to every pair, drop out. `z`: (..., arity*units).
+    g computes in its own compute dtype; its output is cast to the layer's."""
     if layer.normalize:
         z = layer_norm(z, layer._norm_axes(len(z.shape)), layer.epsilon)
     pairs = pair(z, layer.arity, layer.pairing)
-    y = layer.inner(pairs)
-    y = ops.squeeze(y, -1)
+    y = ops.cast(ops.squeeze(layer.inner(pairs), -1), layer.compute_dtype)
     if training and layer.dropout > 0:
         y = keras.random.dropout(y, layer.dropout, seed=layer.seed_generator)
     return y

@@ -24,6 +24,9 @@ class ActivationAdapter(keras.layers.Layer):
     `leaky_relu(x) = 0.8 * gamma(x; n, 0) + 0.2 * x`, or
     `hard_sigmoid(x) = minimum(gamma(x + 3; n, 0), 6) / 6`.
 
+    The unit keeps its own dtype policy (create it with the adapter's `dtype` to compute in
+    the same precision); its output is cast to the adapter's compute dtype.
+
     Args:
         unit: the learnable activation layer (or its serialized config).
         pre_scale, pre_shift: affine map applied to the input before the unit.
@@ -106,7 +109,7 @@ class ActivationAdapter(keras.layers.Layer):
             z = ops.multiply(z, self.pre_scale)
         if self.pre_shift != 0.0:
             z = ops.add(z, self.pre_shift)
-        u = unit(z)
+        u = ops.cast(unit(z), x.dtype)  # a unit with another dtype policy: back to ours
         if self.max_value is not None:
             u = ops.minimum(u, self.max_value)
         if self.scale != 1.0:

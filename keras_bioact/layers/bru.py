@@ -27,6 +27,13 @@ class BRU(keras.layers.Layer):
     fixed per-layer hyper-parameter (larger in early layers); pair the preceding layer with
     `keras_bioact.initializers.BRUInitializer(r, form)` for the paper's r-dependent init.
 
+    Every `r > 0` is supported: for `r < 1` the positive branch grows like `x ** (1/r)` and
+    exceeds the float range at moderate inputs (`r = 0.5`: `x > 1020` in float16, `x > 7e19`
+    in float32). There the output saturates at the largest finite value of the compute dtype,
+    and the gradients are those of the unsaturated formula, themselves saturated where they
+    exceed the range (never inf or NaN; `keras_bioact.ops.eru`). `r` is stored in the
+    variable dtype (float32 under mixed precision).
+
     Args:
         form: `"eru"` (default) or `"oru"`.
         r: initial (or fixed) radix, > 0. Default 2.

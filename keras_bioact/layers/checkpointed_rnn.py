@@ -107,12 +107,12 @@ class CheckpointedRNN(keras.layers.RNN):
             return self._tf_loop(step, time_major, initial_state, full, return_all)
         if keras.backend.backend() == "torch":
             return self._torch_loop(step, time_major, initial_state, return_all)
-        head = ops.reshape(time_major[: full * length], (full, length) + tuple(time_major.shape[1:]))
+        head = ops.reshape(time_major[: full * length], (full, length) + tuple(ops.shape(time_major)[1:]))
         # The outer scan makes the backward pass walk the segments one at a time, so only one
         # segment's internals are alive at once (a Python loop lets the compiler keep them all).
         states, outputs = ops.scan(lambda c, seg: run(c, seg), initial_state, head)
         if return_all:
-            outputs = ops.reshape(outputs, (full * length,) + tuple(outputs.shape[2:]))
+            outputs = ops.reshape(outputs, (full * length,) + tuple(ops.shape(outputs)[2:]))
         else:
             outputs = outputs[-1]
         if steps % length:
@@ -135,10 +135,10 @@ class CheckpointedRNN(keras.layers.RNN):
             return states, (ops.stack(outputs) if return_all else outputs[-1])
 
         variables = self.cell.trainable_variables
-        head = ops.reshape(time_major[: full * length], (full, length) + tuple(time_major.shape[1:]))
+        head = ops.reshape(time_major[: full * length], (full, length) + tuple(ops.shape(time_major)[1:]))
         states, outputs = _tf_segments.segment_scan(segment, head, states, variables)
         if return_all:
-            outputs = ops.reshape(outputs, (full * length,) + tuple(outputs.shape[2:]))
+            outputs = ops.reshape(outputs, (full * length,) + tuple(ops.shape(outputs)[2:]))
         else:
             outputs = outputs[-1]
         if time_major.shape[0] % length:

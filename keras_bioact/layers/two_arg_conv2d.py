@@ -34,6 +34,8 @@ class TwoArgConv2D(keras.layers.Layer):
     reference implementation's stack of 1x1 convolutions). `arity=1` gives the "1-arg"
     control. Sharing g between layers works as in `TwoArgDense` (pass one
     `InnerNonlinearity` as `inner=` to every layer; `.keras` save/load keeps one instance).
+    Dtype policy as in `TwoArgDense`: the default g gets this layer's policy; a g passed as
+    `inner=` keeps its own, and its output is cast to this layer's compute dtype.
 
     Args:
         filters: number of two-argument output channels C (positive int); the convolution
@@ -93,7 +95,7 @@ class TwoArgConv2D(keras.layers.Layer):
                 f"{name}: `data_format` must be 'channels_last' or 'channels_first', got {data_format!r}."
             )
         self.data_format = data_format
-        self.inner = _two_arg.resolve_inner(inner, arity, name)
+        self.inner = _two_arg.resolve_inner(inner, arity, name, self.dtype_policy)
         self.arity = self.inner.arity
         self.pairing = _two_arg.check_pairing(pairing, name)
         self.normalize = bool(normalize)

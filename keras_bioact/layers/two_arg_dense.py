@@ -27,12 +27,17 @@ class TwoArgDense(keras.layers.Layer):
     gradients from every layer, and `.keras` save/load restores a single shared instance.
     The layer's own `bioact_parameters` is empty: g's weights are declared by g.
 
+    Dtype policy: the default g is created with this layer's dtype policy (under
+    `mixed_float16` it computes in float16 and keeps float32 weights). A g passed as `inner=`
+    keeps its own policy, whatever the layers sharing it use: it computes in its own compute
+    dtype, and each layer casts g's output to the layer's compute dtype.
+
     Args:
         units: number of two-argument units N (output width), positive int. The dense
             kernel has `arity * units` columns ("weight doubling").
         inner: the inner net g, an `InnerNonlinearity` (or a compatible layer with an `arity`
             attribute mapping `(..., arity)` to `(..., 1)`). Default None: a private
-            `InnerNonlinearity(arity)` (2 -> 64 -> 64 -> 1).
+            `InnerNonlinearity(arity)` (2 -> 64 -> 64 -> 1) with this layer's dtype policy.
         arity: 1 or 2. Default None: the arity of `inner`, or 2. A value that contradicts the
             given `inner` raises `ValueError`.
         pairing: `"adjacent"` (default, the paper's) or `"split"`.
@@ -71,7 +76,7 @@ class TwoArgDense(keras.layers.Layer):
         super().__init__(**kwargs)
         name = type(self).__name__
         self.units = _two_arg.check_positive_int(units, "units", name)
-        self.inner = _two_arg.resolve_inner(inner, arity, name)
+        self.inner = _two_arg.resolve_inner(inner, arity, name, self.dtype_policy)
         self.arity = self.inner.arity
         self.pairing = _two_arg.check_pairing(pairing, name)
         self.normalize = bool(normalize)
