@@ -1,4 +1,4 @@
-"""Shape analysis of learned two-argument nonlinearities g(a, b) (SPEC 2.4).
+"""Shape analysis of learned two-argument nonlinearities g(a, b) (Yoon et al. 2021).
 
 * `surface(inner, grid=...)`: g on a grid.
 * `xor_score(inner, ...)`: how much g looks like a soft XOR (a saddle, g ~ a*b), with the

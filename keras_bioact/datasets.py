@@ -5,7 +5,7 @@
   (`/usr/share/datasets/fashion-mnist`), from `$KERAS_BIOACT_FASHION_MNIST`, or a path.
 * `load_idx_dir`: any directory of MNIST-format IDX files (so real MNIST works where you have it).
 * `sequential`: turns images into pixel-by-pixel sequences, optionally with a fixed random
-  permutation (sequential / permuted-sequential tasks of SPEC sections 1.3 and 3.2).
+  permutation (sequential / permuted-sequential tasks of Geadah et al. 2020 and Geadah et al. 2024).
 * `pool_images`: average-pools images in square blocks (shorter pixel sequences).
 
 Every loader returns `(x_train, y_train), (x_test, y_test)` with float32 images in [0, 1]

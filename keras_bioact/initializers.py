@@ -12,7 +12,7 @@ _BRU_FORMS = ("eru", "oru")
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class BRUInitializer(keras.initializers.VarianceScaling):
-    """Kernel initializer for layers followed by a BRU activation (SPEC section 4.2).
+    """Kernel initializer for layers followed by a BRU activation (Bhumbra 2018, arXiv:1804.11237).
 
     Draws weights with variance `6 / (fan_in * (2r + 1))` for ERU layers and
     `2 / (fan_in * r)` for ORU layers. At `r = 1` the ERU rule is He initialisation.
@@ -42,7 +42,7 @@ class BRUInitializer(keras.initializers.VarianceScaling):
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class GammaGain(keras.initializers.RandomUniform):
-    """The papers' initial gain: `n0 = 5 + 2 U(0, 1)` (SPEC sections 1.2 and 3.2).
+    """The papers' initial gain: `n0 = 5 + 2 U(0, 1)` (Geadah et al. 2020; Geadah et al. 2024).
 
     Starts a gamma unit close to a ReLU-like softplus of gain 5-7.
 
@@ -62,7 +62,7 @@ class GammaGain(keras.initializers.RandomUniform):
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class Henaff(keras.initializers.Initializer):
-    """Henaff orthogonal recurrent initialisation (SPEC section 1.3).
+    """Henaff orthogonal recurrent initialisation (Henaff et al. 2016, as used by Geadah et al. 2020).
 
     `W = expm(A)` where `A` is block-diagonal skew-symmetric with 2x2 blocks
     `[[0, theta_k], [-theta_k, 0]]`, `theta_k ~ U(-pi, 0)` (`k = 1 .. floor(n/2)`; for odd `n`
@@ -114,7 +114,7 @@ class Henaff(keras.initializers.Initializer):
 class KaimingNormal(keras.initializers.VarianceScaling):
     """PyTorch's `kaiming_normal_` (fan-in, ReLU gain): `N(0, 2 / fan_in)`, not truncated.
 
-    The papers' input-kernel initialisation for psMNIST (SPEC sections 1.3 and 3.2). Keras'
+    The papers' input-kernel initialisation for psMNIST (Geadah et al. 2020; Geadah et al. 2024). Keras'
     `he_normal` uses a truncated normal; this one matches the authors' PyTorch code.
 
     Args:

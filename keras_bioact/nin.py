@@ -1,15 +1,15 @@
-"""Network-in-network helpers for two-argument units (SPEC section 2).
+"""Network-in-network helpers for two-argument units (Yoon et al. 2021, arXiv:2110.06871).
 
 * Parameter counting and matching: `inner_param_count`, `two_arg_mlp_param_count`,
   `relu_mlp_param_count`, `param_matched_relu_widths` (the ReLU baseline whose parameter count
   matches a two-argument MLP within a tolerance, 1 % by default).
 * Model builders: `two_arg_mlp`, `relu_mlp` (the paper's outer MLPs, functional models).
-* Training protocol (SPEC 2.3): `random_smooth_surface` + `pretrain_inner` (session I, g
+* Training protocol (Yoon et al. 2021): `random_smooth_surface` + `pretrain_inner` (session I, g
   pre-trained to a random smooth function), `freeze_inner` and `reinitialize_outer`
   (session III), `inner_nets` (the distinct inner nets of any model).
 
 Widths are given as *pre-activation* widths, as in the authors' configs: `[120, 120, 120]`
-with arity 2 means three layers of 60 two-argument units each. The SPEC's MNIST pair:
+with arity 2 means three layers of 60 two-argument units each. The paper's MNIST pair:
 
 >>> two_arg_mlp_param_count(784, [120, 120, 120], 10)
 113867
@@ -99,7 +99,7 @@ def param_matched_relu_widths(
     The ReLU widths are the two-argument pre-activation `widths` scaled by one common factor
     (so equal widths stay equal) and rounded; the scale whose count is closest to the
     two-argument count is returned. Only if that misses `tolerance` (small nets), the last
-    hidden width is then adjusted on its own to get closer. For SPEC's MNIST MLP
+    hidden width is then adjusted on its own to get closer. For the paper's MNIST MLP
     (`784, [120]*3, 10`) this gives
     `[112, 112, 112]` (114,362 vs 113,867 parameters, +0.43 %).
 
@@ -195,7 +195,7 @@ def relu_mlp(input_shape, widths, num_classes, dropout=0.5, name=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Training protocol (SPEC 2.3)
+# Training protocol (Yoon et al. 2021)
 
 
 def inner_nets(model):
@@ -220,7 +220,7 @@ def _gaussian_kernel_1d(coords, sigma):
 
 
 def random_smooth_surface(arity=2, grid_size=101, extent=5.0, sigma=1.0 / 3.0, seed=None):
-    """A random smooth function on a grid: SPEC 2.3 session I targets.
+    """A random smooth function on a grid: Yoon et al. 2021's session I targets.
 
     Uniform noise U(-1, 1) on a `grid_size`-point grid over `[-extent, extent]^arity`,
     convolved ("same" size, zero padding) with a normalised Gaussian of standard deviation

@@ -1,6 +1,6 @@
 """Functional forms of the keras-bioact activations, written with `keras.ops` only.
 
-For all finite inputs and every legal parameter value (SPEC section 5), every op and its
+For all finite inputs and every legal parameter value (docs/reliability.md, Numerics), every op and its
 gradient with respect to every input is exact to round-off wherever the true value is a finite
 float of the dtype it is returned in, and never NaN: branches are masked *before* they are
 evaluated, so no unused branch of a `where` ever produces Inf or NaN, and no product of a
@@ -73,7 +73,7 @@ def _gamma_terms(x, n):
 
 
 def gamma(x, n, s):
-    """Gamma activation of Geadah et al. (SPEC section 1.1).
+    """Gamma activation of Geadah et al. (Geadah et al. 2020, arXiv:2006.12253).
 
     `gamma(x; n, s) = (1 - s) * softplus(n x) / n + s * sigmoid(n x)`
 
@@ -184,7 +184,7 @@ def _bru(x, r, odd):
 
 
 def eru(x, r):
-    """Exponential root unit, the "E_rRU" of Bhumbra's BRU family (SPEC section 4.1).
+    """Exponential root unit, the "E_rRU" of Bhumbra's BRU family (Bhumbra 2018, arXiv:1804.11237).
 
     `eru(x; r) = (r^2 x + 1)^(1/r) - 1/r` for `x >= 0` and `exp(r x) - 1/r` for `x < 0`.
 
@@ -211,7 +211,7 @@ def eru(x, r):
 
 
 def oru(x, r):
-    """Odd root unit, the "O_rRU" of Bhumbra's BRU family (SPEC section 4.1).
+    """Odd root unit, the "O_rRU" of Bhumbra's BRU family (Bhumbra 2018, arXiv:1804.11237).
 
     `oru(x; r) = sign(x) * ((r^2 |x| + 1)^(1/r) - 1)`
 
@@ -248,7 +248,7 @@ def _sum_to_shape(grad, like):
 def gamma_custom_gradient(x, n, s):
     """`gamma` with a hand-written backward pass (TensorFlow and JAX backends only).
 
-    Same values as `gamma`. The backward pass uses the closed forms of SPEC section 1.1,
+    Same values as `gamma`. The backward pass uses the closed forms of Geadah et al. 2020's gamma,
     `dγ/dx = (1-s) σ + s n σ(1-σ)`, `dγ/dn = (1-s)/n (x σ - softplus_n) + s x σ(1-σ)`,
     `dγ/ds = σ - softplus_n`, from values of the forward pass kept as residuals (the backward
     pass needs no transcendental function), with `σ' = e t^2` and `x σ - softplus_n =

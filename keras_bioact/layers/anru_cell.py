@@ -93,7 +93,7 @@ def _controller_function(remat):
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class ANRUCell(keras.layers.Layer):
-    """Adaptive Nonlinearity Recurrent Unit (ANRU / "ARUN") of Geadah et al. (SPEC section 3.2).
+    """Adaptive Nonlinearity Recurrent Unit (ANRU / "ARUN") of Geadah et al. (2024, PLOS Comput Biol).
 
     Each of the `units` neurons of an Elman RNN with gamma activation has its own
     time-varying gain `n_t^i` and saturation `s_t^i`, emitted by a small controller RNN whose
@@ -123,7 +123,7 @@ class ANRUCell(keras.layers.Layer):
     `keras.layers.RNN(cell, return_sequences=True)` returns all three over time; split them
     with `ANRUCell.split_trajectories(outputs)` -> `(h, n, s)`. The recurrence is unchanged.
 
-    Initialisation (SPEC 3.2, the defaults): input kernels Kaiming normal; recurrent kernels
+    Initialisation (Geadah et al. 2024; the defaults): input kernels Kaiming normal; recurrent kernels
     Henaff orthogonal; biases 0; `n_kernel` Xavier-normal gain 0.1; `s_kernel` Xavier-normal
     gain 0.01; `n_bias = 5 + 2 U(0, 1)` (one draw); `s_bias = 0`. The network starts close to a
     softplus of gain 5-7 with s close to 0.

@@ -11,7 +11,7 @@ REGIMES = ("heterogeneous", "homogeneous", "static")
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class GammaRNNCell(keras.layers.Layer):
-    """Elman RNN cell with the gamma activation of Geadah et al. (SPEC sections 1.2-1.3).
+    """Elman RNN cell with the gamma activation of Geadah et al. (Geadah et al. 2020, arXiv:2006.12253).
 
     Formula (one step, `x_t` of shape `(batch, input_dim)`, `h` of shape `(batch, units)`):
     ```python
@@ -24,7 +24,7 @@ class GammaRNNCell(keras.layers.Layer):
     layer = keras.layers.RNN(GammaRNNCell(128, regime="heterogeneous"))
     ```
 
-    Regimes (SPEC section 1.2):
+    Regimes (Geadah et al. 2020):
     * `"heterogeneous"`: one learned pair `(n_i, s_i)` per neuron (variables of shape `(units,)`).
     * `"homogeneous"`: one learned pair `(n, s)` shared by all neurons (scalar variables).
     * `"static"`: one fixed pair (scalar, non-trainable), e.g. from a grid search. The pair is
@@ -48,7 +48,7 @@ class GammaRNNCell(keras.layers.Layer):
         kernel_initializer: input kernel init (default `"kaiming"`: `N(0, 2/fan_in)`, as the authors'
             psMNIST code; any Keras initializer or name works).
         recurrent_initializer: recurrent kernel init (default `"henaff"`, the orthogonal
-            `expm(A - A^T)` rotation init of SPEC 1.3, `keras_bioact.initializers.Henaff`).
+            `expm(A - A^T)` rotation init of Geadah et al. 2020, `keras_bioact.initializers.Henaff`).
         bias_initializer: bias init (default `"zeros"`).
         kernel_regularizer, recurrent_regularizer, bias_regularizer, n_regularizer, s_regularizer:
             optional regularizers.
@@ -56,8 +56,8 @@ class GammaRNNCell(keras.layers.Layer):
         n_constraint: constraint of `n` (default `"positive"`: `n >= 0.01`).
         s_constraint: constraint of `s` (default `None`; `"unit"` clips to [0, 1]).
         drive_input: if True, the last `units` features of every input step are an external
-            drive added to the pre-activation `a_t` (the perturbation protocol of SPEC 3.2; build the
-            inputs with `keras_bioact.layers.PreactivationDrive`). The kernels have the same shapes
+            drive added to the pre-activation `a_t` (the perturbation protocol of Geadah et al. 2024;
+            build the inputs with `keras_bioact.layers.PreactivationDrive`). The kernels have the same shapes
             as without it, so weights transfer with `set_weights`.
         **kwargs: base layer keyword arguments (`name`, `dtype`, ...).
     """

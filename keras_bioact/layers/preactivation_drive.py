@@ -8,7 +8,7 @@ KINDS = ("step", "gaussian")
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class PreactivationDrive(keras.layers.Layer):
-    """External drive added to the pre-activations of a recurrent layer (SPEC section 3.2).
+    """External drive added to the pre-activations of a recurrent layer (Geadah et al. 2024).
 
     The authors perturb a trained RNN by adding a drive `xi_t` to every pre-activation `a_t`
     for a window of time steps: a constant step `xi` (`"step"`) or Gaussian noise

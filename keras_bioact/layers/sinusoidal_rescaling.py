@@ -6,7 +6,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class SinusoidalRescaling(keras.layers.Layer):
-    """Sinusoidal rescaling of input sequences (the `SinTransform` shift of SPEC section 1.3).
+    """Sinusoidal rescaling of input sequences (the `SinTransform` shift of Geadah et al. 2020).
 
     For inputs of shape `(batch, T, features)`:
     ```python

@@ -42,7 +42,7 @@ class TwoArgDense(keras.layers.Layer):
             given `inner` raises `ValueError`.
         pairing: `"adjacent"` (default, the paper's) or `"split"`.
         normalize: apply LayerNorm without affine parameters before g. Default True (keeps the
-            inputs of g in the range it was pre-trained on, SPEC 5.8).
+            inputs of g in the range it was pre-trained on; see docs/reliability.md, Numerics).
         epsilon: LayerNorm epsilon. Default 1e-5.
         dropout: dropout rate on the outputs, in [0, 1). Default 0 (the paper uses 0.5).
         use_bias: add a bias to the pre-activations. Default True.
