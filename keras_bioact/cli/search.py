@@ -24,13 +24,11 @@ SETTINGS = {
     "mode": "evolution.mode",
     "out": "output.dir",
 }
-# run_spec's keywords (and settings keys) as flags, to name the flag in an error
+# run_spec's keywords as flags, to name the flag in an error
 FLAGS = {
-    **{keyword: "--" + keyword.replace("_", "-") for keyword in (
-        "workers", "n_trials", "storage", "study_name", "timeout", "export", "create_only",
-        "resume", "overwrite", "allow_code",
-    )},
-    **{key: "--" + flag.replace("_", "-") for flag, key in SETTINGS.items()},
+    keyword: "--" + keyword.replace("_", "-")
+    for keyword in ("workers", "n_trials", "storage", "study_name", "timeout", "export", "create_only",
+                    "resume", "overwrite", "allow_code")
 }  # fmt: skip
 
 
@@ -92,10 +90,13 @@ def register(subparsers):
 
 
 def error(e):
-    """Print a `BioactError` (a `SpecError` naming a run_spec keyword names its flag); exit code 2."""
+    """Print a `BioactError`, naming the flag where a `SpecError` names a run_spec keyword or
+    setting; exit code 2."""
     from keras_bioact.search.spec import SpecError
 
-    if isinstance(e, SpecError) and e.key in FLAGS:
+    if isinstance(e, SpecError) and e.source == "settings":
+        e = SpecError("command line", e.key, e.reason)
+    elif isinstance(e, SpecError) and e.key in FLAGS:
         e = SpecError(e.source, FLAGS[e.key], e.reason)
     print(f"bioact: error: {e}", file=sys.stderr)
     return 2

@@ -59,7 +59,8 @@ def run_spec(
         create_only: `[optuna]` specs: create the study in its storage and return (do this once
             before starting workers on other machines).
         settings: `{dotted key: value}` of `[evolution]` and `[output]` keys, checked against the
-            schema (e.g. `{"evolution.popsize": 8, "output.dir": "runs/x"}`).
+            schema (e.g. `{"evolution.popsize": 8, "output.dir": "runs/x"}`); an error names
+            the key with the source `settings`.
         log: function the progress lines, the summary and the results are printed with.
 
     **`[optuna]` specs** (an Optuna study): the study is created in its storage (or continued:
@@ -116,10 +117,10 @@ def run_spec(
     for key, value in (settings or {}).items():
         table = key.partition(".")[0]
         if table not in ("evolution", "output") or key.partition(".")[2] not in schema.TABLES[table]:
-            raise SpecError(spec.source, key, "is not a key of the [evolution] or [output] table")
+            raise SpecError("settings", key, "is not a key of the [evolution] or [output] table")
         if table != spec.engine and table != "output":
-            raise SpecError(spec.source, key, f"does not apply to an {spec.engine} spec")
-        spec.override(key, value, source=spec.source)
+            raise SpecError("settings", key, f"does not apply to an {spec.engine} spec")
+        spec.override(key, value, source="settings")
     for name, value in values.items():
         if value is None:
             continue
