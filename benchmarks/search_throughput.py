@@ -105,21 +105,24 @@ def _compute(epochs):
 def measure_reuse(n_trials, reuse):
     import optuna
 
-    from keras_bioact.search import load_spec
-    from keras_bioact.search.objective import make_objective
+    from keras_bioact.search import load_spec, make_objective, pruner_from_spec, sampler_from_spec
+    from keras_bioact.search.data import load_data
+    from keras_bioact.search.models import model_builder
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_spec(ROOT / "search" / "quickstart.toml")
-    data, (shape, classes) = spec.load_data()
+    data, (shape, classes) = load_data(spec)
     objective = make_objective(
-        spec.model_builder(shape, classes),
+        model_builder(spec, shape, classes),
         data,
         space=spec.space,
         budget=spec.budget,
         metric=spec.metric,
         reuse_compiled=reuse,
     )
-    study = optuna.create_study(direction="maximize", sampler=spec.make_sampler(), pruner=spec.make_pruner())
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler_from_spec(spec), pruner=pruner_from_spec(spec)
+    )
     start = time.perf_counter()
     study.optimize(objective, n_trials=n_trials)
     search = time.perf_counter() - start

@@ -21,6 +21,8 @@ import struct
 
 import numpy as np
 
+from keras_bioact.errors import BioactError
+
 __all__ = [
     "load", "load_digits", "load_fashion_mnist", "load_idx_dir", "pool_images", "sequential",
     "DatasetNotFoundError", "MAX_FILE_BYTES", "regular_file",
@@ -41,7 +43,7 @@ _IDX_NAMES = {
 MAX_FILE_BYTES = 2 << 30
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(BioactError, FileNotFoundError):
     """A data set is not installed; the message says how to install it."""
 
 

@@ -152,14 +152,16 @@ def run_arm(args, config, arm, seed, log=print):
     import optuna
 
     from keras_bioact import search
-    from keras_bioact.search import holdout
+    from keras_bioact.search.optuna import holdout
 
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     name = f"{args.dataset}-{args.arch}-{arm}-seed{seed}-{digest}"
     spec = spec_for(args, arm, seed, f"sqlite:///{work / name}.db", name)
-    study = search.create_study(name, spec.storage, spec.directions, spec.make_sampler(), spec.make_pruner())
+    study = search.create_study(
+        name, spec.storage, spec.directions, search.sampler_from_spec(spec), search.pruner_from_spec(spec)
+    )
     start = time.perf_counter()
 
     def on_trial(st, t):
@@ -167,7 +169,7 @@ def run_arm(args, config, arm, seed, log=print):
         log(f"  {name} trial {t.number}: {t.state.name} {fam} lr={t.params.get('learning_rate', '-')} "
             f"val={t.value if t.values else '-'}")  # fmt: skip
 
-    search.run(study, spec.build_objective(), n_trials=spec.n_trials, on_trial=on_trial)
+    search.run(study, search.objective_from_spec(spec), n_trials=spec.n_trials, on_trial=on_trial)
     scores = holdout.score_on_test(spec, study, k=1, log=log)
     wall = time.perf_counter() - start
     best = holdout._top(study, 1)

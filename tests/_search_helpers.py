@@ -17,7 +17,7 @@ def sleepy_objective(space, delay=0.05):
     """A keras-free objective: samples an activation config and scores it quickly."""
 
     def objective(trial):
-        from keras_bioact.search.objective import worker_identity
+        from keras_bioact.search.optuna.objective import worker_identity
 
         trial.set_user_attr("worker", worker_identity())  # first, as make_objective does
         config = space_lib.sample(space, trial)

@@ -8,8 +8,8 @@ import optuna
 import pytest
 
 from keras_bioact.cli import main
-from keras_bioact.search import SearchSpace, create_study, load_spec
-from keras_bioact.search.spec import SearchSpec
+from keras_bioact.search import SearchSpace, create_study, load_spec, pruner_from_spec, sampler_from_spec
+from keras_bioact.search.optuna import objective as objective_lib
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,8 +44,8 @@ def test_every_shipped_spec_parses_and_validates():
     for path in SPECS:
         spec = load_spec(path)
         assert spec.study_name and spec.n_trials >= 1
-        spec.make_sampler()
-        spec.make_pruner()
+        sampler_from_spec(spec)
+        pruner_from_spec(spec)
         assert SearchSpace.from_dict(spec.space.to_dict()) == spec.space
     assert load_spec(ROOT / "search" / "compare_families.toml").directions == ["maximize", "minimize"]
 
@@ -83,10 +83,10 @@ def test_every_shipped_spec_parses_and_validates():
     ],
 )
 def test_bad_specs_fail_before_training_naming_key_and_file(tmp_path, capsys, monkeypatch, edit, key):
-    def no_training(self, data=None):
+    def no_training(spec, data=None):
         raise AssertionError("training started for an invalid specification")
 
-    monkeypatch.setattr(SearchSpec, "build_objective", no_training)
+    monkeypatch.setattr(objective_lib, "objective_from_spec", no_training)
     text = GOOD.replace(*edit).format(tmp=tmp_path)
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -112,10 +112,10 @@ def test_bad_command_line_values_and_unreadable_files(tmp_path, capsys):
 
 
 def test_create_only_makes_the_study_once_for_later_workers(tmp_path, monkeypatch):
-    def no_training(self, data=None):
+    def no_training(spec, data=None):
         raise AssertionError("--create-only must not train")
 
-    monkeypatch.setattr(SearchSpec, "build_objective", no_training)
+    monkeypatch.setattr(objective_lib, "objective_from_spec", no_training)
     path = tmp_path / "good.toml"
     path.write_text(GOOD.format(tmp=tmp_path))
     assert main(["search", str(path), "--create-only"]) == 0

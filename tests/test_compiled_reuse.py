@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from keras_bioact.search import Activation, Budget, SearchSpace, make_objective, mlp
-from keras_bioact.search._compiled import architecture_key
+from keras_bioact.search.optuna._compiled import architecture_key
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from keras_bioact.cli import main
+from keras_bioact.search import data
 from keras_bioact.search.evolution import load_best
-from keras_bioact.search.spec import SearchSpec, SpecError, load_spec
+from keras_bioact.search.spec import SpecError, load_spec
 
 SEARCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "search")
 
@@ -53,7 +54,7 @@ def test_bad_spec_fails_early_naming_key_and_file(tmp_path, capsys, text, key):
 
 
 def test_unwritable_output_dir_fails_before_any_work(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(SearchSpec, "load_splits", lambda spec: pytest.fail("data loaded"))
+    monkeypatch.setattr(data, "load_splits", lambda spec: pytest.fail("data loaded"))
     path = tmp_path / "ok.toml"
     path.write_text("[evolution]\npopsize = 4\n")
     assert main(["evolve", str(path), "--out", "/proc/bioact-cannot-write-here"]) == 2

@@ -7,9 +7,10 @@ import pytest
 
 from keras_bioact import datasets
 from keras_bioact.cli import main
-from keras_bioact.search import create_study, holdout, open_storage, parse_spec
-from keras_bioact.search.objective import make_objective
-from keras_bioact.search.spec import shape_and_classes
+from keras_bioact.search import create_study, objective_from_spec, open_storage, parse_spec, sampler_from_spec
+from keras_bioact.search.data import load_data, load_splits, shape_and_classes
+from keras_bioact.search.optuna import holdout
+from keras_bioact.search.optuna.objective import make_objective
 
 pytestmark = pytest.mark.single_backend
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,7 +35,7 @@ def _spec(tmp_path, **data):
 def test_validation_comes_out_of_train_with_a_seed_and_test_is_untouched(tmp_path):
     spec = _spec(tmp_path, validation_fraction=0.25)
     del spec.data["max_train"]
-    splits = spec.load_splits()
+    splits = load_splits(spec)
     (x_tr, y_tr), (x_te, y_te) = datasets.load_digits()
     assert len(splits["train"][0]) + len(splits["val"][0]) == len(x_tr)
     assert len(splits["val"][0]) == round(0.25 * len(x_tr))
@@ -42,18 +43,18 @@ def test_validation_comes_out_of_train_with_a_seed_and_test_is_untouched(tmp_pat
     assert all(r.tobytes() in rows for r in splits["val"][0])  # validation rows come from train
     np.testing.assert_array_equal(splits["test"][0], x_te)
     np.testing.assert_array_equal(splits["test"][1], y_te)
-    (_, (x_val, _)), _ = spec.load_data()
+    (_, (x_val, _)), _ = load_data(spec)
     np.testing.assert_array_equal(x_val, splits["val"][0])  # what the search scores on
-    again = _spec(tmp_path, validation_fraction=0.25).load_splits()["val"][0]
-    other = _spec(tmp_path, validation_fraction=0.25, seed=1).load_splits()["val"][0]
-    np.testing.assert_array_equal(again, spec.load_splits()["val"][0][: len(again)])
+    again = load_splits(_spec(tmp_path, validation_fraction=0.25))["val"][0]
+    other = load_splits(_spec(tmp_path, validation_fraction=0.25, seed=1))["val"][0]
+    np.testing.assert_array_equal(again, load_splits(spec)["val"][0][: len(again)])
     assert not np.array_equal(other, again)
 
 
 def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
     spec = _spec(tmp_path)
-    study = create_study("h", open_storage(spec.storage, heartbeat=None), sampler=spec.make_sampler())
-    study.optimize(spec.build_objective(), n_trials=2)
+    study = create_study("h", open_storage(spec.storage, heartbeat=None), sampler=sampler_from_spec(spec))
+    study.optimize(objective_from_spec(spec), n_trials=2)
     scores = holdout.score_on_test(spec, study)
     best = study.best_trial
     assert list(scores) == [best.number]
@@ -61,7 +62,7 @@ def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
     assert record["metric"] == "test_accuracy" and 0.0 <= record["value"] <= 1.0
     assert record["validation"] == best.value and record["n_test"] == 450
     # the retraining reproduces the trial: scored on validation it gives the trial's own value
-    splits = spec.load_splits()
+    splits = load_splits(spec)
     from keras_bioact.search.templates import mlp
 
     input_shape, num_classes = shape_and_classes(splits)
@@ -79,7 +80,7 @@ def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
     def no_retraining(*args, **kwargs):
         raise AssertionError("a scored trial was retrained")
 
-    monkeypatch.setattr("keras_bioact.search.objective.make_objective", no_retraining)
+    monkeypatch.setattr("keras_bioact.search.optuna.objective.make_objective", no_retraining)
     assert holdout.score_on_test(spec, study) == scores  # stored in the study, scored once
 
 

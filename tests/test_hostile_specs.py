@@ -13,11 +13,14 @@ import keras
 import numpy as np
 import pytest
 
-import keras_bioact.search.run_evolution as run_evolution_module
+import keras_bioact.search.evolution.runner as run_evolution_module
 from keras_bioact import datasets
 from keras_bioact.cli import main
+from keras_bioact.search import sampler_from_spec
 from keras_bioact.search.evolution import evolve
-from keras_bioact.search.spec import SearchSpec, SpecError, load_spec, parse_spec
+from keras_bioact.search.optuna import objective as objective_lib
+from keras_bioact.search.optuna.study import open_study
+from keras_bioact.search.spec import SpecError, load_spec, parse_spec
 
 pytestmark = pytest.mark.single_backend
 
@@ -98,7 +101,7 @@ def workdir(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("training started for a refused spec")
 
-    monkeypatch.setattr(SearchSpec, "build_objective", no_training)
+    monkeypatch.setattr(objective_lib, "objective_from_spec", no_training)
     monkeypatch.setattr(run_evolution_module, "run_evolution", no_training)
     return tmp_path
 
@@ -167,14 +170,12 @@ def test_a_device_pipe_or_folder_as_the_spec_file_is_never_read(workdir, capsys)
 
 
 def test_an_optuna_refusal_is_a_sampler_error_not_a_storage_error(workdir):
-    from keras_bioact.cli.search import _open_study
-
     (workdir / "s.toml").write_text(OPT + '[optuna.sampler]\nname = "cmaes"\npopulation_size = 6')
     spec = load_spec(workdir / "s.toml")
-    assert spec.make_sampler()._popsize == 6  # CmaEsSampler calls it popsize
+    assert sampler_from_spec(spec)._popsize == 6  # CmaEsSampler calls it popsize
     spec.sampler = {"name": "nsga2", "population_size": 1}  # past the schema, as the API allows
     with pytest.raises(SpecError, match=r"s\.toml: optuna\.sampler\.population_size: refused by Optuna"):
-        _open_study(spec)
+        open_study(spec)
     assert not (workdir / "s.db").exists()
 
 

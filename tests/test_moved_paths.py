@@ -45,3 +45,41 @@ def test_importing_search_stays_light():
     root = pathlib.Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+# `keras_bioact.search.__all__` before the split into search.spec, search.optuna and search.evolution
+PUBLIC = (
+    "Activation BASELINES BRUSpace Budget Diverged EvolutionResult FAMILIES GammaSpace OBJECTIVES PRUNERS "
+    "SAMPLERS SearchSpace SearchSpec SpaceError SpecError TEMPLATES TWO_ARG_MISSING TwoArgSpace "
+    "best_activation best_activation_config allow_code best_trials cnn count_finished create_study "
+    "default_storage direction_of evolve export_trials load_best load_spec load_study make_objective "
+    "make_pruner make_sampler mlp open_storage parse_spec recover_dead_trials register_template "
+    "resolve_template run sample save_plots trial_rows"
+).split()
+
+
+def test_the_public_names_of_search_keep_working():
+    import keras_bioact.search as search
+    from keras_bioact.search import evolution, optuna, spec
+
+    assert set(PUBLIC) <= set(search.__all__)
+    for name in PUBLIC:
+        assert getattr(search, name) is not None, name
+    assert search.run is optuna.workers.run and callable(search.run)  # the function, not a module
+    assert search.SearchSpec is spec.SearchSpec and search.evolve is evolution.evolve
+    # the old module keras_bioact.search.spec is now the spec package, with the same names
+    for name in ("SearchSpec", "SpecDeprecationWarning", "SpecError", "load_spec", "parse_spec"):
+        assert name in spec.__all__ and getattr(spec, name) is getattr(spec.reader, name)
+
+
+def test_the_old_study_module_gives_all_its_names(monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras_bioact.search.study", raising=False)
+    with pytest.warns(DeprecationWarning, match="import keras_bioact.search.optuna instead"):
+        from keras_bioact.search.study import count_finished, export_trials, run, save_plots, trial_rows
+    from keras_bioact.search.optuna import export, workers
+
+    assert (run, count_finished) == (workers.run, workers.count_finished)
+    assert export_trials is export.export_trials and (save_plots, trial_rows) == (
+        export.save_plots,
+        export.trial_rows,
+    )

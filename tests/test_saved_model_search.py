@@ -11,8 +11,9 @@ import pytest
 
 from keras_bioact.cli import main
 from keras_bioact.layers import BRU, GammaActivation
-from keras_bioact.search import Activation, holdout
-from keras_bioact.search.saved_model import converted_builder, convertible
+from keras_bioact.search import Activation
+from keras_bioact.search.models import converted_builder, convertible
+from keras_bioact.search.optuna import holdout
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -109,17 +109,18 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _worker_command_lines_while_running(proc, spec, timeout=600):
-    """The command lines (as `ps` shows everyone) of the worker processes searching `spec`."""
+def _worker_command_lines_while_running(proc, timeout=600):
+    """The command lines (as `ps` shows everyone) of the worker processes that `proc` started."""
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         lines = []
         for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
             try:
                 line = pathlib.Path(cmdline).read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                stat = pathlib.Path(cmdline).with_name("stat").read_text()
             except OSError:
                 continue
-            if "--worker-index" in line and spec in line:
+            if "--worker-index" in line and int(stat.rsplit(")", 1)[1].split()[1]) == proc.pid:
                 lines.append(line)
         if len(lines) >= 2:
             return lines
@@ -168,7 +169,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
     ]
     with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
         proc = subprocess.Popen(cmd, env=ENV, stdout=out, stderr=err)
-        command_lines = _worker_command_lines_while_running(proc, str(spec))
+        command_lines = _worker_command_lines_while_running(proc)
         proc.wait(timeout=840)
     out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
     assert proc.returncode == 0, out + err

@@ -167,3 +167,50 @@ def test_space_for_workers_is_plain_data():
     # what workers receive from a spec is data: a dict round trip gives the same space
     space = SearchSpace.from_dict({"families": ["gamma", "relu"]})
     assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("when", ["while it trains", "after it returns"])
+def test_a_worker_skips_a_trial_that_another_process_finished_and_goes_on(tmp_path, when):
+    """Another process's recovery may fail a live worker's trial (it took the worker for dead).
+    The worker skips that trial with one line and finishes its trials, instead of exiting 1 with
+    Optuna's UpdateFinishedTrialError ("Trial#4 has already finished")."""
+    from _search_helpers import sleepy_objective
+    from optuna.trial import TrialState
+
+    from keras_bioact.search import run
+
+    url = f"sqlite:///{tmp_path}/u.db"
+    study = create_study("u", open_storage(url, heartbeat=None))
+    outside = load_study("u", open_storage(url, heartbeat=None))  # the recovering process's view
+    inner = sleepy_objective(SearchSpace.from_dict({"families": ["gamma"]}), delay=0.0)
+
+    def objective(trial):
+        if trial.number == 1 and when == "while it trains":  # the worker then records into it
+            outside._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        value = inner(trial)
+        if trial.number == 1 and when == "after it returns":  # the worker then tells its value
+            outside._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return value
+
+    lines = []
+    run(study, objective, n_trials=4, log=lines.append)
+    assert count_finished(study) == 4 and study.trials[1].state == TrialState.FAIL
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL] + [
+        TrialState.COMPLETE
+    ] * 3
+    assert len(lines) == 1 and lines[0].startswith("trial 1 was finished by another process"), lines
+
+
+@pytest.mark.single_backend
+def test_a_worker_still_fails_on_an_error_of_its_own(tmp_path):
+    from keras_bioact.search import run
+
+    study = create_study("e", open_storage(f"sqlite:///{tmp_path}/e.db", heartbeat=None))
+
+    def objective(trial):
+        raise ValueError("a bug in the objective")
+
+    with pytest.raises(ValueError, match="a bug in the objective"):
+        run(study, objective, n_trials=2, log=pytest.fail)
+    assert len(study.trials) == 1

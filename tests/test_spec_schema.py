@@ -7,15 +7,14 @@ import sys
 
 import pytest
 
-from keras_bioact.search import schema
-from keras_bioact.search.spec import SpecDeprecationWarning, SpecError, parse_spec
+from keras_bioact.search.spec import SpecDeprecationWarning, SpecError, parse_spec, schema
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_docs_specs_md_is_generated_from_the_schema():
     assert (ROOT / "docs" / "specs.md").read_text() == schema.markdown(), (
-        "regenerate: python -m keras_bioact.search.schema > docs/specs.md"
+        "regenerate: python -m keras_bioact.search.spec > docs/specs.md"
     )
 
 

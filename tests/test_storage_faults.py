@@ -16,7 +16,7 @@ import pytest
 
 from keras_bioact.cli import main
 from keras_bioact.search import create_study, load_study, open_storage, recover_dead_trials
-from keras_bioact.search.storage import StorageError
+from keras_bioact.search.optuna.storage import StorageError
 
 pytestmark = pytest.mark.single_backend
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -112,12 +112,12 @@ def test_the_retry_chain_survives_repeated_kills_before_parameters_are_sampled(t
 
 
 def test_a_trial_whose_worker_never_recorded_itself_is_failed_after_the_grace(tmp_path, monkeypatch):
-    from keras_bioact.search import study as study_lib
+    from keras_bioact.search.optuna import workers
 
     study = create_study("o", open_storage(f"sqlite:///{tmp_path}/o.db", heartbeat=None))
     orphan = study.ask({"x": optuna.distributions.FloatDistribution(-1, 1)})  # killed before recording
     assert recover_dead_trials(study) == []  # within the grace: it may still be starting
-    monkeypatch.setattr(study_lib, "ORPHAN_GRACE", 0)
+    monkeypatch.setattr(workers, "ORPHAN_GRACE", 0)
     assert recover_dead_trials(study) == [orphan.number]
     failed = study.trials[orphan.number]
     assert failed.state == optuna.trial.TrialState.FAIL
@@ -183,12 +183,12 @@ HOSTILE = [
 def test_hostile_storages_are_refused_with_exit_2_and_nothing_written(
     tmp_path, monkeypatch, capsys, how, storage, files, fragment
 ):
-    from keras_bioact.search.spec import SearchSpec
+    from keras_bioact.search.optuna import objective as objective_lib
 
-    def no_training(self, data=None):
+    def no_training(spec, data=None):
         raise AssertionError("training started with a refused storage")
 
-    monkeypatch.setattr(SearchSpec, "build_objective", no_training)
+    monkeypatch.setattr(objective_lib, "objective_from_spec", no_training)
     monkeypatch.chdir(tmp_path)
     for name, content in files.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)

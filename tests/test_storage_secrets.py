@@ -1,6 +1,7 @@
 """A password in a storage URL never leaves the process: not in messages, not on worker command
 lines, not in the study's stored spec."""
 
+import io
 import json
 import os
 import pathlib
@@ -11,10 +12,11 @@ import sys
 import pytest
 from sqlalchemy.engine import make_url
 
-from keras_bioact.cli import build_parser
-from keras_bioact.cli import search as search_cli
 from keras_bioact.search import load_spec
-from keras_bioact.search.storage import StorageError, display_url, open_storage, redact
+from keras_bioact.search.optuna import study as study_lib
+from keras_bioact.search.optuna.storage import StorageError, display_url, open_storage, redact
+from keras_bioact.search.optuna.workers import worker_command, worker_main
+from keras_bioact.search.spec import SpecError
 
 pytestmark = pytest.mark.single_backend
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -112,24 +114,29 @@ def test_a_password_never_reaches_stdout_or_stderr(tmp_path, how):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]  # nothing written
 
 
-def _args(*argv):
-    return build_parser().parse_args(["search", *argv])
-
-
-def test_workers_get_the_url_in_their_environment_not_on_their_command_line(tmp_path, monkeypatch):
+def test_workers_get_the_url_on_stdin_not_on_their_command_line_or_in_their_environment(
+    tmp_path, monkeypatch
+):
     url = f"postgresql+psycopg2://bioact:{PASSWORD}@db/bioact"
     (tmp_path / "spec.toml").write_text(SPEC.format(storage=f'storage = "{url}"'))
     spec = load_spec(tmp_path / "spec.toml")
     monkeypatch.setenv("PYTHONPATH", f":{ROOT}:")  # empty entries: the working directory
-    cmd, env = search_cli.worker_command(spec, _args(str(tmp_path / "spec.toml")))
-    assert not any(PASSWORD in arg for arg in cmd) and "--storage" not in cmd
-    assert env[search_cli.WORKER_STORAGE] == url
-    assert cmd[:4] == [sys.executable, "-P", "-m", "keras_bioact.cli"]  # no working directory on sys.path
+    cmd, env, job = worker_command(spec)
+    assert not any(PASSWORD in arg for arg in cmd) and not any(PASSWORD in value for value in env.values())
+    # -P: no working directory on sys.path
+    assert cmd == [sys.executable, "-P", "-m", "keras_bioact.search.optuna"]
     assert env["PYTHONPATH"] == str(ROOT)
-    # the worker side: the URL comes from the environment, which the worker then forgets
-    monkeypatch.setenv(search_cli.WORKER_STORAGE, url)
-    worker = search_cli._resolve(_args(str(tmp_path / "spec.toml"), "--worker-index", "1"))
-    assert worker.storage == url and search_cli.WORKER_STORAGE not in os.environ
+    # the worker side: the URL comes with the job on stdin
+    seen = []
+
+    def open_study(spec, worker_index):
+        seen.append((spec.storage, worker_index))
+        raise SpecError(spec.source, "optuna.storage", "not opened in this test")
+
+    monkeypatch.setattr(study_lib, "open_study", open_study)
+    stdin = io.BytesIO(json.dumps({**job, "index": 3}).encode())
+    assert worker_main(["--worker-index", "3"], stdin=stdin) == 2
+    assert seen == [(url, 3)]
 
 
 def test_the_stored_spec_has_no_password(tmp_path):
@@ -137,7 +144,7 @@ def test_the_stored_spec_has_no_password(tmp_path):
     (tmp_path / "spec.toml").write_text(SPEC.format(storage=f'storage = "{url}"'))
     spec = load_spec(tmp_path / "spec.toml")
     assert PASSWORD in json.dumps(spec.raw)  # the spec file has it ...
-    stored = search_cli.stored_spec(spec)
+    stored = study_lib.stored_spec(spec)
     assert PASSWORD not in json.dumps(stored)  # ... the study does not
     assert stored["raw"]["optuna"]["storage"] == "postgresql+psycopg2://bioact:***@db/bioact"
     assert stored["raw"]["data"] == spec.raw["data"] and spec.storage == url  # nothing else changed

@@ -60,6 +60,7 @@ def run(args):
     import keras
 
     import keras_bioact  # noqa: F401  (registers the serializable layers)
+    from keras_bioact._io import atomic_write
     from keras_bioact.callbacks import _figures, _inspect
     from keras_bioact.callbacks.activation_inspector import _DEFAULT_REFERENCES, _xor_score
 
@@ -94,9 +95,7 @@ def run(args):
                 )
 
         def save(suffix, png, entry=entry, stem=stem):
-            path = os.path.join(args.out, f"{stem}_{suffix}.png")
-            with open(path, "wb") as f:
-                f.write(png)
+            path = atomic_write(os.path.join(args.out, f"{stem}_{suffix}.png"), png)
             entry["files"].append(os.path.basename(path))
 
         if item.has_curves():
@@ -132,8 +131,7 @@ def run(args):
                     _figures.trajectories_png(n_t[0], s_t[0], f"{item.tag}: n_t, s_t", dpi=args.dpi),
                 )
         summary["layers"].append(entry)
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    atomic_write(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=2))
     files = sum(len(e["files"]) for e in summary["layers"])
     print(f"wrote {files} figure(s) and summary.json to {args.out}")
     return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from keras_bioact.cli._report import export, score_on_test, summary
-from keras_bioact.cli.search import _error
+from keras_bioact.cli.search import error
 
 
 def register(subparsers):
@@ -33,45 +32,25 @@ def register(subparsers):
     s.set_defaults(func=cmd_show)
 
 
-def _stored_spec(study, args):
-    """The spec the study was created with (stored as data), re-validated; None if absent."""
-    from keras_bioact.search.spec import SpecError, parse_spec
-    from keras_bioact.search.templates import allow_code
-
-    stored = study.user_attrs.get("spec")
-    if not isinstance(stored, dict) or not isinstance(stored.get("raw"), dict):
-        return None
-    try:
-        for module in args.allow_code:
-            allow_code(module)
-        return parse_spec(stored["raw"], source=f"{stored.get('source', '<spec>')} (stored in the study)")
-    except (SpecError, ValueError) as e:
-        print(f"not scoring on the test split: {e}", file=sys.stderr)
-        return None
-
-
 def cmd_show(args):
-    import optuna
+    from keras_bioact.errors import BioactError
+    from keras_bioact.search.optuna import StorageError, show_study
 
-    from keras_bioact.search.storage import StorageError, display_url, open_storage, redact
-    from keras_bioact.search.study import load_study
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    shown = display_url(args.storage)
     try:
-        study = load_study(args.study, open_storage(args.storage, create=False))
-    except StorageError as e:
-        return _error(f"--storage: {e}")
-    except KeyError:
-        return _error(f"no study {args.study!r} in {shown}")
-    except Exception as e:
-        return _error(
-            f"--storage: cannot open storage {shown!r}: {type(e).__name__}: {redact(e, args.storage)}"
+        result = show_study(
+            args.study,
+            args.storage,
+            top=args.top,
+            export=args.export,
+            test=not args.no_test,
+            allow_code=args.allow_code,
         )
-    spec = _stored_spec(study, args)
-    if spec is not None and not args.no_test:
-        score_on_test(spec, study)
-    summary(study, args.top, spec)
-    if args.export:
-        export(study, args.export)
+    except StorageError as e:
+        print(f"bioact: error: --storage: {e}", file=sys.stderr)
+        return 2
+    except BioactError as e:
+        return error(e)
+    if result.test_error:
+        print(f"bioact: error: {result.test_error}", file=sys.stderr)
+        return 1
     return 0

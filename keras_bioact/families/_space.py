@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from keras_bioact.errors import BioactError
+
 __all__ = [
     "SpaceError",
     "SubSpace",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-class SpaceError(ValueError):
+class SpaceError(BioactError):
     """An invalid search space. `key` is the dotted path of the offending entry."""
 
     def __init__(self, key, message):

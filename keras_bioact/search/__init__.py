@@ -1,19 +1,28 @@
-"""Activation search: Optuna studies here, EvoTorch evolution in `keras_bioact.search.evolution`
-(`evolve`, `EvolutionResult` and `load_best` are also importable from here).
+"""Activation search: one specification format (`load_spec`, `parse_spec`: a `SearchSpec`), two
+engines, one entry point (`run_spec`).
 
-Spaces are data (`SearchSpace`, serialisable to TOML/JSON), a model builder turns an
-`Activation` into a Keras model, `make_objective` trains and scores it, and the study helpers
-create/resume studies on an embedded SQLite file (default) or any Optuna RDB URL, run workers,
-recover trials of killed workers, and export results.
+* `keras_bioact.search.spec`: the specification (schema, reader, checks), plain data;
+* `keras_bioact.search.optuna`: the Optuna engine (objective, studies, storages, workers,
+  held-out scores, exports); its helpers are also importable from here;
+* `keras_bioact.search.evolution`: the EvoTorch engine (`evolve`, `EvolutionResult` and
+  `load_best` are also importable from here);
+* shared by both: `activation` (`Activation`), `space` (`SearchSpace`), `templates`, `data`
+  (the splits), `models` (the model builder), `metrics`.
 
 ```python
 from keras_bioact import search
 
+result = search.run_spec("search/quickstart.toml")   # what `bioact search` does
+layer = search.best_activation(result.study)          # a ready-to-use Keras layer
+```
+
+Step by step, with your own objective:
+
+```python
 spec = search.load_spec("search/quickstart.toml")
 study = search.create_study(spec.study_name, spec.storage, spec.directions,
-                            spec.make_sampler(), spec.make_pruner())
-search.run(study, spec.build_objective(), n_trials=spec.n_trials)
-layer = search.best_activation(study)          # a ready-to-use Keras layer
+                            search.sampler_from_spec(spec), search.pruner_from_spec(spec))
+search.run(study, search.objective_from_spec(spec), n_trials=spec.n_trials)
 ```
 
 Importing this package does not import Optuna, Keras or EvoTorch; they are loaded when used.
@@ -22,7 +31,33 @@ Modules that moved keep their old import paths for one release (`_moved.MOVED`).
 
 from keras_bioact.search import _moved
 from keras_bioact.search.activation import TWO_ARG_MISSING, Activation
-from keras_bioact.search.objective import OBJECTIVES, Budget, Diverged, direction_of, make_objective
+from keras_bioact.search.metrics import OBJECTIVES, direction_of
+from keras_bioact.search.optuna import (
+    PRUNERS,
+    SAMPLERS,
+    Diverged,
+    SearchResult,
+    best_activation,
+    best_activation_config,
+    best_trials,
+    count_finished,
+    create_study,
+    default_storage,
+    export_trials,
+    load_study,
+    make_objective,
+    make_pruner,
+    make_sampler,
+    objective_from_spec,
+    open_storage,
+    pruner_from_spec,
+    recover_dead_trials,
+    run,
+    sampler_from_spec,
+    save_plots,
+    trial_rows,
+)
+from keras_bioact.search.runner import preflight, run_spec
 from keras_bioact.search.space import (
     BASELINES,
     FAMILIES,
@@ -33,26 +68,7 @@ from keras_bioact.search.space import (
     TwoArgSpace,
     sample,
 )
-from keras_bioact.search.spec import SearchSpec, SpecError, load_spec, parse_spec
-from keras_bioact.search.study import (
-    PRUNERS,
-    SAMPLERS,
-    best_activation,
-    best_activation_config,
-    best_trials,
-    count_finished,
-    create_study,
-    default_storage,
-    export_trials,
-    load_study,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    recover_dead_trials,
-    run,
-    save_plots,
-    trial_rows,
-)
+from keras_bioact.search.spec import Budget, SearchSpec, SpecError, load_spec, parse_spec
 from keras_bioact.search.templates import TEMPLATES, allow_code, cnn, mlp, register_template, resolve_template
 
 __all__ = [
@@ -67,6 +83,7 @@ __all__ = [
     "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
+    "SearchResult",
     "SearchSpace",
     "SearchSpec",
     "SpaceError",
@@ -92,13 +109,18 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "mlp",
+    "objective_from_spec",
     "open_storage",
     "parse_spec",
+    "preflight",
+    "pruner_from_spec",
     "recover_dead_trials",
     "register_template",
     "resolve_template",
     "run",
+    "run_spec",
     "sample",
+    "sampler_from_spec",
     "save_plots",
     "trial_rows",
 ]

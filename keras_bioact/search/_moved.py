@@ -16,8 +16,15 @@ MOVED = {
     "keras_bioact.search.evaluator": "keras_bioact.search.evolution.fitness",
     "keras_bioact.search.evolution_loggers": "keras_bioact.search.evolution.loggers",
     "keras_bioact.search.evolution_result": "keras_bioact.search.evolution.result",
+    "keras_bioact.search.holdout": "keras_bioact.search.optuna.holdout",
+    "keras_bioact.search.objective": "keras_bioact.search.optuna.objective",
     "keras_bioact.search.population": "keras_bioact.search.evolution.population",
     "keras_bioact.search.run_evolution": "keras_bioact.search.evolution.runner",
+    "keras_bioact.search.saved_model": "keras_bioact.search.models",
+    "keras_bioact.search.schema": "keras_bioact.search.spec.schema",
+    "keras_bioact.search.storage": "keras_bioact.search.optuna.storage",
+    # the names of the old module now live in optuna.study, .workers and .export: the package has them all
+    "keras_bioact.search.study": "keras_bioact.search.optuna",
 }
 
 

@@ -20,8 +20,9 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
 import time
+
+from keras_bioact._io import atomic_write
 
 __all__ = ["SCHEMA", "RunStore", "backend_versions", "load_run", "safe_name", "write_json_atomic"]
 
@@ -51,21 +52,10 @@ def _clean(obj):
 
 
 def write_json_atomic(path, obj):
-    """Write `obj` as JSON to `path` atomically: readers see the old file or the whole new one."""
+    """Write `obj` as JSON to `path` atomically (`keras_bioact._io.atomic_write`): readers see
+    the old file or the whole new one."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_clean(obj), indent=1, allow_nan=False, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return pathlib.Path(atomic_write(path, json.dumps(_clean(obj), indent=1, allow_nan=False) + "\n"))
 
 
 def load_run(path):

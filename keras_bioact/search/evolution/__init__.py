@@ -25,7 +25,7 @@ from keras_bioact.search.evolution.fitness import (
 from keras_bioact.search.evolution.population import PopulationTrainer
 from keras_bioact.search.evolution.result import EvolutionResult, load_best
 from keras_bioact.search.evolution.runner import run_evolution
-from keras_bioact.search.schema import ALGORITHMS
+from keras_bioact.search.spec.schema import ALGORITHMS
 
 __all__ = [
     "ALGORITHMS",

@@ -44,7 +44,7 @@ from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME
 from keras_bioact.search.evolution.fitness import GRANULARITIES, TARGETS, _resolve_metric
 from keras_bioact.search.evolution.result import result_from
 from keras_bioact.search.evolution.runtime import _ensure_ray, _weights_fingerprint
-from keras_bioact.search.schema import ALGORITHMS, SEED_MAX, bad_value
+from keras_bioact.search.spec.schema import ALGORITHMS, SEED_MAX, bad_value
 
 __all__ = ["MODES", "evolve"]
 

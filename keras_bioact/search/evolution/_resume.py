@@ -1,6 +1,6 @@
 """Checkpoints of `evolve` (private): refuse to guess when opening an output directory, check
 that a resumed run has the same settings and start model, and save / restore a search's
-state in the `checkpoint.npz` format of `keras_bioact.search.checkpoint`.
+state in the `checkpoint.npz` format of `keras_bioact.search.evolution.checkpoint`.
 
 The state of a search is the searcher's tensors, the problem's own random generator, the
 history and the best genome so far; restoring it makes a resumed run continue exactly as the
@@ -9,7 +9,7 @@ they were when it was written (kept for the format); they are never restored, be
 `evolve` draws nothing from the global generators.
 
 A checkpoint fills only the state of a freshly built searcher and problem (see
-`keras_bioact.search.checkpoint`), and its numbers must be ones the run can have written:
+`keras_bioact.search.evolution.checkpoint`), and its numbers must be ones the run can have written:
 `check_meta` refuses a generation, history or best fitness that the `GenerationTracker` cannot
 have produced, `restore` a checkpoint beyond the configured generations, a step counter other
 than the generation and a best genome of another length or not finite.
@@ -148,9 +148,9 @@ def check_resume(meta, config, model, path):
     changed = [k for k in RESUME_KEYS if saved.get(k) != now.get(k)]
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
-        raise ValueError(f"evolve: cannot resume {path}: the settings changed ({detail}).")
+        raise CheckpointError(f"evolve: cannot resume {path}: the settings changed ({detail}).")
     if _weights_fingerprint(model) != meta["fingerprint"]:
-        raise ValueError(
+        raise CheckpointError(
             f"evolve: cannot resume {path}: the model's weights differ from those of the interrupted run "
             "(rebuild or reload the same starting model)."
         )

@@ -39,10 +39,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from keras_bioact._io import atomic_write
+from keras_bioact.errors import BioactError
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -69,29 +71,12 @@ MAX_DEPTH = 16  # nesting of meta.json (a genuine one: 8 levels, more only in al
 _SKIP = ("_problem", "_first_step_datetime", "LazyReporter", "__exclude", "DISTRIBUTION_", "_hook")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BioactError):
     """An evolution checkpoint that cannot be used; the message names the file (and is cut to
     1,000 characters, since it may quote the file)."""
 
     def __init__(self, message):
         super().__init__(message if len(message) <= 1000 else message[:1000] + " ...")
-
-
-def atomic_write(path, payload):
-    """Write `payload` (bytes) to `path` through a temporary file and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ------------------------------------------------------------------------------------------

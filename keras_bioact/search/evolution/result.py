@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
+from keras_bioact._io import atomic_write as _atomic_write
 from keras_bioact.params import activation_parameters
-from keras_bioact.search.evolution.checkpoint import atomic_write as _atomic_write
 
 __all__ = ["EvolutionResult", "load_best"]
 
@@ -31,6 +31,8 @@ class EvolutionResult:
             `best_so_far`, `evaluations`, `seconds`).
         config: the search settings.
         out_dir: where files were written (or `None`).
+        summary: a run of a spec (`keras_bioact.search.run_spec`): what it wrote to
+            `summary.json` (validation fitness, test accuracy, ...); else `None`.
     """
 
     best_fitness: float
@@ -39,6 +41,7 @@ class EvolutionResult:
     history: list
     config: dict
     out_dir: str | None = None
+    summary: dict | None = None
 
     def apply(self, model):
         """Write the best parameters into `model` (a model with the same layer names)."""

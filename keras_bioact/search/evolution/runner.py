@@ -20,11 +20,12 @@ def _build(spec, train, n_classes):
     import keras
 
     from keras_bioact.search.activation import Activation
+    from keras_bioact.search.models import model_builder
 
     if spec.model_path:
         return keras.saving.load_model(spec.model_path, compile=False, safe_mode=True)
     keras.utils.set_random_seed(int(spec.budget.seed))  # the model's initial weights, as for a trial
-    build = spec.model_builder(train[0].shape[1:], n_classes)
+    build = model_builder(spec, train[0].shape[1:], n_classes)
     return build(Activation(spec.evolution["activation"]))
 
 
@@ -78,27 +79,26 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     """
     import keras
 
-    from keras_bioact.search._spec_checks import output_dir
+    from keras_bioact._io import atomic_write
+    from keras_bioact.search import data
     from keras_bioact.search.evolution._evolve import evolve
     from keras_bioact.search.evolution._resume import open_checkpoint
-    from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME, atomic_write
+    from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME
+    from keras_bioact.search.evolution.runtime import _model_to_bytes
+    from keras_bioact.search.spec.checks import output_dir
 
     out_dir = os.path.abspath(spec.output["dir"])
     open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
     output_dir(spec)
-    splits = spec.load_splits()
+    splits = data.load_splits(spec)
     train, val, test = splits["train"], splits["val"], splits["test"]
     start_path = os.path.join(out_dir, "start_model.keras")
     if resume and os.path.exists(start_path):
         model = keras.saving.load_model(start_path, compile=False, safe_mode=True)
     else:
-        from keras_bioact.search.spec import shape_and_classes
-
-        model = _build(spec, train, shape_and_classes(splits)[1])
+        model = _build(spec, train, data.shape_and_classes(splits)[1])
         pretrain(model, train, val, spec, progress=progress)
-        tmp = start_path + ".tmp.keras"
-        model.save(tmp)
-        os.replace(tmp, start_path)
+        atomic_write(start_path, _model_to_bytes(model))
     start_acc = accuracy(model, test[0], test[1])
     ev = {k: v for k, v in spec.evolution.items() if k != "activation"}
     result = evolve(
@@ -129,8 +129,8 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
             model = learn_like_fitness(model, train, ev)
             summary["best_val_accuracy_after_learning"] = accuracy(model, val[0], val[1])
         summary["best_test_accuracy"] = accuracy(model, test[0], test[1])
-        model.save(os.path.join(out_dir, "best_model.keras"))
-        atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2).encode())
+        atomic_write(os.path.join(out_dir, "best_model.keras"), _model_to_bytes(model))
+        atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     log(json.dumps(summary, indent=2))
     log(protocol_line(spec))
     return result, summary

@@ -6,70 +6,14 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
 
 from keras_bioact.search import space as space_lib
-from keras_bioact.search._compiled import CompiledModels
 from keras_bioact.search.activation import Activation
+from keras_bioact.search.metrics import OBJECTIVES, direction_of
+from keras_bioact.search.optuna._compiled import CompiledModels
+from keras_bioact.search.spec.model import Budget
 
-__all__ = ["Budget", "Diverged", "OBJECTIVES", "direction_of", "make_objective"]
-
-# Extra objectives (multi-objective studies) and their directions.
-OBJECTIVES = {"params": "minimize", "fit_time": "minimize", "step_time": "minimize"}
-
-
-def direction_of(name):
-    """Direction of a metric or extra objective: losses/errors/times/params minimise."""
-    if name in OBJECTIVES:
-        return OBJECTIVES[name]
-    low = name.lower()
-    return "minimize" if any(k in low for k in ("loss", "error", "mse", "mae")) else "maximize"
-
-
-# Upper bounds of budgets nobody means (a typo such as 1e12 would train until killed).
-MAX_EPOCHS = 100_000
-MAX_BATCH_SIZE = 1 << 20
-
-
-@dataclass
-class Budget:
-    """Training budget of one trial.
-
-    Args:
-        epochs: epochs of `model.fit` (also the pruning steps).
-        batch_size: batch size.
-        learning_rate: Adam learning rate.
-        max_train: use at most this many training samples (None: all).
-        seed: base seed; trial `k` trains with seed `seed + k`.
-        jit_compile: passed to `model.compile`.
-    """
-
-    epochs: int = 5
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    max_train: int | None = None
-    seed: int = 0
-    jit_compile: object = "auto"
-
-    def validate(self, key="budget"):
-        for name, hi in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-                raise space_lib.SpaceError(f"{key}.{name}", f"must be an integer in [1, {hi:,}], got {v!r}")
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-            raise space_lib.SpaceError(f"{key}.learning_rate", f"must be a number in (0, 10], got {lr!r}")
-        if self.max_train is not None and (
-            isinstance(self.max_train, bool) or not isinstance(self.max_train, int) or self.max_train < 1
-        ):
-            raise space_lib.SpaceError(f"{key}.max_train", f"must be an integer >= 1, got {self.max_train!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise space_lib.SpaceError(f"{key}.seed", f"must be an integer, got {self.seed!r}")
-        if self.jit_compile not in ("auto", True, False):
-            raise space_lib.SpaceError(
-                f"{key}.jit_compile", f"must be 'auto', true or false, got {self.jit_compile!r}"
-            )
-        return self
+__all__ = ["Diverged", "make_objective", "objective_from_spec", "worker_identity"]
 
 
 class Diverged(RuntimeError):
@@ -261,3 +205,27 @@ def make_objective(
     objective.compiled = compiled
     objective.directions = [direction_of(metric)] + [direction_of(o) for o in objectives]
     return objective
+
+
+def objective_from_spec(spec, data=None):
+    """The Optuna objective of a `SearchSpec`: its model, space, budget, metric and extra
+    objectives, on its training and validation splits (`data`, or loaded from the spec)."""
+    from keras_bioact.search.data import load_data
+    from keras_bioact.search.models import model_builder
+
+    if data is None:
+        data, (input_shape, num_classes) = load_data(spec)
+    else:
+        import numpy as np
+
+        input_shape = tuple(np.asarray(data[0][0]).shape[1:])
+        num_classes = int(max(np.max(data[0][1]), np.max(data[1][1]))) + 1
+    return make_objective(
+        model_builder(spec, input_shape, num_classes),
+        data,
+        space=spec.space,
+        budget=spec.budget,
+        metric=spec.metric,
+        objectives=spec.extra,
+        prune=spec.pruner.get("name", "none") != "none",
+    )

@@ -1,7 +1,7 @@
-"""The checks of `keras_bioact.search.spec` that go beyond one key's type and range.
+"""The checks of a specification that go beyond one key's type and range.
 
 Each function fills part of a `SearchSpec` from its tables (already checked against
-`keras_bioact.search.schema`) and raises `SpecError` naming the file and the dotted key. No
+`keras_bioact.search.spec.schema`) and raises `SpecError` naming the file and the dotted key. No
 function here imports Keras, Optuna or a backend, except `algorithm_options`, which is tried on
 the real EvoTorch class when given.
 """
@@ -10,15 +10,28 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import tempfile
 
 from keras_bioact import families
-from keras_bioact.search import schema
 from keras_bioact.search import space as space_lib
-from keras_bioact.search.objective import OBJECTIVES, direction_of
-from keras_bioact.search.spec import _NAME, SpecError, _stem
+from keras_bioact.search.metrics import OBJECTIVES, direction_of
+from keras_bioact.search.spec import schema
+from keras_bioact.search.spec.model import SpecError
 
 DATASETS = ("digits", "fashion_mnist", "fashion-mnist")
+NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def default_storage(study_name):
+    """The embedded default: an SQLite file `<study_name>.db` in the working directory."""
+    return f"sqlite:///{study_name}.db"
+
+
+def stem(source, fallback):
+    """The spec file's name without `.toml` (a study or output name), else `fallback`."""
+    name = pathlib.Path(str(source)).stem if not str(source).startswith("<") else ""
+    return name if name and NAME.match(name) else fallback
 
 
 def data(spec, table, source):
@@ -107,7 +120,7 @@ def model(spec, table, source):
 
 def _keras_file(path, source):
     """A zip archive with config.json, of at most `MAX_FILE_BYTES` packed and unpacked (the
-    sizes zipfile reads at most). Whether Keras loads it is `SearchSpec.preflight`'s check."""
+    sizes zipfile reads at most). Whether Keras loads it is `keras_bioact.search.preflight`'s check."""
     import zipfile
 
     from keras_bioact.datasets import MAX_FILE_BYTES
@@ -132,13 +145,11 @@ def _keras_file(path, source):
 
 
 def optuna(spec, tables, source):
-    from keras_bioact.search.study import default_storage
-
     opt = tables["optuna"]
-    name = opt.get("study", _stem(source, ""))
+    name = opt.get("study", stem(source, ""))
     if not name:
         raise SpecError(source, "optuna.study", "is required (no spec file name to default to)")
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise SpecError(source, "optuna.study", f"use letters, digits, '_', '-', '.' only, got {name!r}")
     spec.study_name = name
     spec.storage = opt.get("storage", default_storage(name))
@@ -186,7 +197,7 @@ def optuna(spec, tables, source):
 def optuna_model(spec, source):
     """Families the model can take: a saved model's activations convert to parametric ones."""
     if spec.model_path:
-        from keras_bioact.search.saved_model import convertible
+        from keras_bioact.search.models import convertible
 
         legal = convertible()
         bad = [f for f in spec.space.families if f not in legal]

@@ -10,7 +10,7 @@ whichever of `bioact search` or `bioact show` gets there first.
 
 from __future__ import annotations
 
-__all__ = ["protocol_line", "score_on_test", "test_metric", "test_scores"]
+__all__ = ["protocol_line", "score_best", "score_on_test", "test_metric", "test_scores"]
 
 ATTR = "test_scores"
 
@@ -44,17 +44,18 @@ def score_on_test(spec, study, k=1, log=None):
     the test split; returns `test_scores(study)`. Trials already scored are not retrained."""
     import optuna
 
-    from keras_bioact.search.objective import make_objective
-    from keras_bioact.search.spec import shape_and_classes
+    from keras_bioact.search.data import load_splits, shape_and_classes
+    from keras_bioact.search.models import model_builder
+    from keras_bioact.search.optuna import objective as objective_lib
 
     scores = test_scores(study)
     todo = [t for t in _top(study, k) if t.number not in scores]
     if not todo:
         return scores
-    splits = spec.load_splits()
-    build = spec.model_builder(*shape_and_classes(splits))
+    splits = load_splits(spec)
+    build = model_builder(spec, *shape_and_classes(splits))
     metric = spec.metric if spec.metric.startswith("val_") else "val_" + spec.metric
-    objective = make_objective(
+    objective = objective_lib.make_objective(
         build,
         (splits["train"], splits["test"]),
         space=spec.space,
@@ -77,6 +78,21 @@ def score_on_test(spec, study, k=1, log=None):
         merged = {**{str(n): r for n, r in test_scores(study).items()}, str(t.number): scores[t.number]}
         study.set_user_attr(ATTR, merged)
     return test_scores(study)
+
+
+def score_best(spec, study, log=print):
+    """`score_on_test(spec, study, k=1)` where it applies (a single-objective study with a
+    complete trial), as `bioact search` and `bioact show` do; returns None, or the message of
+    the error that kept the best trial from being scored (its search results stay as they are)."""
+    from optuna.trial import TrialState
+
+    if len(study.directions) > 1 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    try:
+        score_on_test(spec, study, k=1, log=log)
+    except Exception as e:  # never lose the summary and the export over the held-out score
+        return f"could not score the best trial on the test split: {type(e).__name__}: {e}"
+    return None
 
 
 def protocol_line(spec):

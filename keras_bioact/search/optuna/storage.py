@@ -19,9 +19,9 @@ server. Before Optuna touches a file, it is checked:
   `<journal>.partial-<offset>` with a warning, so the next append does not glue a new record
   to it (which would make every record after it unreadable). Every complete record is kept.
 
-Errors are `StorageError` (a `ValueError`) naming the URL, shown by `display_url` (password
-hidden), and the file. A password is best left out of the URL: PostgreSQL's client reads it
-from the `PGPASSWORD` environment variable or `~/.pgpass`.
+Errors are `StorageError` (a `BioactError`, so a `ValueError`) naming the URL, shown by
+`display_url` (password hidden), and the file. A password is best left out of the URL:
+PostgreSQL's client reads it from the `PGPASSWORD` environment variable or `~/.pgpass`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ import pathlib
 import re
 import urllib.parse
 import warnings
+
+from keras_bioact.errors import BioactError
+from keras_bioact.search.spec.checks import default_storage
 
 __all__ = [
     "DEFAULT_HEARTBEAT",
@@ -53,13 +56,8 @@ _SECRET_KEY = re.compile(r"pass|secret|token", re.IGNORECASE)
 _LOCAL = ("sqlite:", "journal:")
 
 
-class StorageError(ValueError):
+class StorageError(BioactError):
     """A storage URL or file that cannot be used; the message names it (password hidden)."""
-
-
-def default_storage(study_name):
-    """The embedded default: an SQLite file `<study_name>.db` in the working directory."""
-    return f"sqlite:///{study_name}.db"
 
 
 def _secret_spans(url):

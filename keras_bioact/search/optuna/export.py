@@ -1,0 +1,312 @@
+"""Results of an Optuna study: its best trial and activation, its trials as rows (`trials.csv`,
+`trials.json`), plots, TensorBoard HParams logs (`export`, one folder with all of them), and the
+summary table that `bioact search` and `bioact show` print (`summary`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pathlib
+
+from keras_bioact._io import atomic_write
+from keras_bioact.search.activation import Activation
+
+__all__ = [
+    "best_activation",
+    "best_activation_config",
+    "best_trial",
+    "best_trials",
+    "export_results",
+    "export_trials",
+    "format_table",
+    "pruning_line",
+    "save_plots",
+    "summary",
+    "trial_rows",
+]
+
+
+def best_trial(study):
+    """The best trial (the first Pareto-optimal one of a multi-objective study); `ValueError` if
+    there is no complete trial yet."""
+    import optuna
+
+    if len(study.directions) > 1:
+        trials = study.best_trials
+        if not trials:
+            raise ValueError(f"study {study.study_name!r} has no complete trial yet")
+        return trials[0]
+    try:
+        return study.best_trial
+    except ValueError as e:
+        raise ValueError(f"study {study.study_name!r} has no complete trial yet") from e
+    except optuna.exceptions.OptunaError:  # pragma: no cover
+        raise
+
+
+def best_activation_config(study, trial=None):
+    """The activation configuration (dict) of the best trial (first Pareto trial for
+    multi-objective studies), or of `trial`."""
+    trial = trial or best_trial(study)
+    config = trial.user_attrs.get("activation")
+    if config is None:
+        raise ValueError(
+            f"trial {trial.number} has no `activation` user attribute (not a keras-bioact trial)"
+        )
+    return config
+
+
+def best_activation(study, index=0, trial=None):
+    """The best trial's activation as a ready-to-use Keras layer for activation site `index`
+    (the family's unit: a `GammaActivation`, `BRU`, `keras.layers.Activation`, ...; see
+    `keras_bioact.families`). For families whose nonlinearity lives inside the Dense layer
+    (`two_arg`), this is the configured shared inner network (`InnerNonlinearity`); use
+    `Activation(best_activation_config(study)).dense(units)` for whole blocks."""
+    return Activation(best_activation_config(study, trial)).unit(index)
+
+
+def _value_columns(study):
+    names = study.user_attrs.get("objective_names")
+    if names and len(names) == len(study.directions):
+        return list(names)
+    return ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
+
+
+def trial_rows(study):
+    """One flat dict per trial (number, state, values, family, params, fit seconds, ...)."""
+    rows = []
+    columns = _value_columns(study)
+    for t in study.get_trials(deepcopy=False):
+        row = {"number": t.number, "state": t.state.name}
+        values = t.values or [None] * len(columns)
+        for c, v in zip(columns, values, strict=False):
+            row[c] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+        row["family"] = (t.user_attrs.get("activation") or {}).get("family", t.params.get("family"))
+        for k, v in sorted(t.params.items()):
+            if k != "family":
+                row[f"param_{k}"] = v
+        row["params"] = t.user_attrs.get("params")
+        row["fit_seconds"] = t.user_attrs.get("fit_seconds")
+        row["duration_seconds"] = t.duration.total_seconds() if t.duration is not None else None
+        row["failure_reason"] = t.user_attrs.get("failure_reason")
+        row["activation"] = json.dumps(t.user_attrs.get("activation"), sort_keys=True)
+        rows.append(row)
+    return rows
+
+
+def best_trials(study, k=10):
+    """Rows (see `trial_rows`) of the `k` best complete trials, best first (Pareto-optimal
+    trials for multi-objective studies)."""
+    import optuna
+
+    rows = {r["number"]: r for r in trial_rows(study)}
+    if len(study.directions) > 1:
+        chosen = [t.number for t in study.best_trials]
+    else:
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        complete = [t for t in complete if t.value is not None and math.isfinite(t.value)]
+        reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        chosen = [t.number for t in sorted(complete, key=lambda t: t.value, reverse=reverse)]
+    return [rows[n] for n in chosen[:k]]
+
+
+def export_trials(study, path):
+    """Write every trial to `path` as CSV (`.csv`) or JSON (`.json`)."""
+    import csv
+
+    path = pathlib.Path(path)
+    rows = trial_rows(study)
+    if path.suffix == ".json":
+        payload = {
+            "study": study.study_name,
+            "directions": [d.name.lower() for d in study.directions],
+            "objectives": _value_columns(study),
+            "trials": rows,
+        }
+        try:
+            payload["best_activation"] = best_activation_config(study)
+        except ValueError:
+            payload["best_activation"] = None
+        atomic_write(path, json.dumps(payload, indent=2, default=str))
+    elif path.suffix == ".csv":
+        fields = []
+        for r in rows:
+            fields += [k for k in r if k not in fields]
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(path, text.getvalue())
+    else:
+        raise ValueError(f"export_trials: use a .csv or .json path, got {path}")
+    return path
+
+
+def save_plots(study, directory, png=True, log=print):
+    """Save optimisation history, parameter importances and parallel coordinates as HTML
+    (plotly; `plotly.min.js` is written into `directory`, so the pages work offline) and, with
+    `png`, as PNG (matplotlib backend of `optuna.visualization`; plotly's static export needs a
+    browser). Returns the written paths. Plots that need more trials than the study has
+    (importance needs >= 2 complete trials) are skipped."""
+    import warnings
+
+    import optuna
+
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    multi = len(study.directions) > 1
+    target = (lambda t: t.values[0]) if multi else None
+    name0 = _value_columns(study)[0]
+    plots = {
+        "history": ("plot_optimization_history", {}),
+        "importance": ("plot_param_importances", {}),
+        "parallel_coordinates": ("plot_parallel_coordinate", {}),
+    }
+    if multi:
+        plots["pareto_front"] = ("plot_pareto_front", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for stem, (fn_name, kwargs) in plots.items():
+            kw = dict(kwargs)
+            if multi and stem != "pareto_front":
+                kw.update(target=target, target_name=name0)
+            try:
+                fig = getattr(optuna.visualization, fn_name)(study, **kw)
+                out = directory / f"{stem}.html"
+                # plotly.min.js is written once next to the plots: they work offline
+                atomic_write(out, fig.to_html(include_plotlyjs="directory"))
+                if not (directory / "plotly.min.js").exists():
+                    from plotly.offline import get_plotlyjs
+
+                    atomic_write(directory / "plotly.min.js", get_plotlyjs())
+                written.append(out)
+            except (ValueError, RuntimeError, ZeroDivisionError) as e:
+                log(f"skipped {stem}.html: {e}")
+                continue
+            if png:
+                import matplotlib
+
+                matplotlib.use("Agg")
+                import matplotlib.pyplot as plt
+
+                try:
+                    ax = getattr(optuna.visualization.matplotlib, fn_name)(study, **kw)
+                    fig_m = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+                    out = directory / f"{stem}.png"
+                    png_bytes = io.BytesIO()
+                    fig_m.savefig(png_bytes, format="png", dpi=100, bbox_inches="tight")
+                    plt.close(fig_m)
+                    atomic_write(out, png_bytes.getvalue())
+                    written.append(out)
+                except (ValueError, RuntimeError, ZeroDivisionError) as e:
+                    log(f"skipped {stem}.png: {e}")
+    return written
+
+
+def format_table(rows, columns):
+    """`rows` (dicts) as a text table of `columns` (floats to 4 digits, None as `-`)."""
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def pruning_line(study):
+    """What pruning saved, from the trials' epoch times; None without pruned trials.
+
+    A pruned trial ran k of the E epochs of a complete trial; the epochs it did not run are
+    priced at the study's mean epoch time (training plus validation)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    timed = [t for t in trials if t.user_attrs.get("epoch_seconds")]
+    complete = [t for t in timed if t.state == TrialState.COMPLETE]
+    pruned = [t for t in timed if t.state == TrialState.PRUNED]
+    if not pruned or not complete:
+        return None
+    full = max(len(t.user_attrs["epoch_seconds"]) for t in complete)
+    seconds = [x for t in timed for x in t.user_attrs["epoch_seconds"]]
+    per_epoch = sum(seconds) / len(seconds)
+    ran = [len(t.user_attrs["epoch_seconds"]) for t in pruned]
+    saved = sum(full - k for k in ran) * per_epoch
+    spent = sum(float(t.user_attrs.get("fit_seconds", 0.0)) for t in timed)
+    cost = (sum(t.user_attrs.get("fit_seconds", 0.0) for t in pruned) / len(pruned)) / (
+        sum(t.user_attrs.get("fit_seconds", 0.0) for t in complete) / len(complete)
+    )
+    return (
+        f"pruning: {len(pruned)} of {len(timed)} trials stopped after {sum(ran) / len(ran):.1f} of {full} "
+        f"epochs on average; a pruned trial cost {cost:.2f} of a complete one in fit time, saving about "
+        f"{saved:.0f} s ({saved / (spent + saved):.0%} of the training time without pruning)"
+    )
+
+
+def summary(study, top=5, spec=None, log=print):
+    """Print (with `log`) the study's trial counts and its `top` best trials as a table, with
+    their test scores where scored, the protocol of `spec`, what pruning saved and the best
+    activation."""
+    from collections import Counter
+
+    from keras_bioact.search.optuna.holdout import protocol_line, test_scores
+
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name.lower() for t in trials)
+    log(
+        f"\nstudy {study.study_name!r}: {len(trials)} trials ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + ")"
+    )
+    rows = best_trials(study, top)
+    if not rows:
+        log("no complete trial yet")
+        return
+    for r in rows:
+        params = {k[len("param_") :]: v for k, v in r.items() if k.startswith("param_")}
+        r["parameters"] = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+        )
+    values = _value_columns(study)
+    scores = test_scores(study)
+    if scores:
+        name = next(iter(scores.values()))["metric"]
+        for r in rows:
+            if r["number"] in scores:
+                r[name] = scores[r["number"]]["value"]
+        values = values[:1] + [name] + values[1:]
+    columns = ["number"] + values + ["family", "params", "fit_seconds", "parameters"]
+    log(format_table(rows, columns))
+    if spec is not None:
+        log(protocol_line(spec))
+    line = pruning_line(study)
+    if line:
+        log(line)
+    try:
+        log(f"best activation: {best_activation_config(study)}")
+    except ValueError:
+        pass
+
+
+def export_results(study, directory, log=print):
+    """Write `trials.csv`, `trials.json`, the plots and TensorBoard HParams logs (one session per
+    trial: `tensorboard --logdir DIR/tensorboard`) to `directory`; returns the written paths."""
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    written = [export_trials(study, d / "trials.csv"), export_trials(study, d / "trials.json")]
+    written += save_plots(study, d, log=log)
+    from keras_bioact.callbacks import OptunaTensorBoardCallback
+
+    OptunaTensorBoardCallback(d / "tensorboard").log_study(study)
+    written.append(d / "tensorboard")
+    log("wrote " + ", ".join(str(p) for p in written))
+    return written

@@ -1,0 +1,177 @@
+"""Reading a specification: `load_spec` (a TOML file) and `parse_spec` (a dict), with the
+translation of earlier spec formats (`SpecDeprecationWarning`). The checks beyond one key's type
+and range are `checks`; every key is declared in `schema`."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import warnings
+
+from keras_bioact.search import space as space_lib
+from keras_bioact.search.spec import checks, schema
+from keras_bioact.search.spec.model import Budget, SearchSpec, SpecError
+
+__all__ = ["SpecDeprecationWarning", "load_spec", "parse_spec"]
+
+_TOP = ("data", "model", "budget", "output", "space", "optuna", "evolution")
+
+
+class SpecDeprecationWarning(FutureWarning):
+    """A key of an earlier spec format, translated to its new place."""
+
+
+def load_spec(path):
+    """Read and validate a TOML specification file; raises `SpecError` (naming the file and
+    the key) on any problem."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    from keras_bioact.datasets import regular_file
+
+    path = pathlib.Path(path)
+    try:
+        regular_file(path, schema.MAX_SPEC_BYTES)
+        text = path.read_bytes()
+    except OSError as e:
+        raise SpecError(str(path), "<file>", f"cannot read the specification ({e.strerror})") from None
+    except ValueError as e:
+        raise SpecError(str(path), "<file>", f"not read: {e}") from None
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpecError(str(path), "<toml>", f"not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        limit = schema.MAX_DEPTH
+        raise SpecError(str(path), "<toml>", f"nested too deeply (at most {limit} levels)") from None
+    return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw, source="<spec>"):
+    """Validate a specification given as a dict (parsed TOML); returns a `SearchSpec`."""
+    if not isinstance(raw, dict):
+        raise SpecError(source, "<top>", "a specification must be a TOML table")
+    bad = schema.bad_value(raw, "")
+    if bad:
+        raise SpecError(source, *bad)
+    raw = _migrate(copy.deepcopy(raw), source)
+    stored = copy.deepcopy(raw)
+    for k in raw:
+        if k not in _TOP:
+            raise SpecError(source, k, f"unknown table; legal tables: {', '.join(_TOP)}")
+        if not isinstance(raw[k], dict):
+            raise SpecError(source, k, f"must be a table, got {type(raw[k]).__name__}")
+    engines = [e for e in schema.ENGINES if e in raw]
+    if len(engines) != 1:
+        raise SpecError(
+            source,
+            "<top>",
+            "a spec needs exactly one engine table: [optuna] (an Optuna study) or [evolution] "
+            f"(an EvoTorch evolution), got {engines or 'neither'}; see docs/specs.md",
+        )
+    engine = engines[0]
+    tables = {}
+    for table in ("data", "budget", "output", engine):
+        tables[table] = _check_table(raw.get(table, {}), table, source)
+    if engine == "optuna":
+        for sub in ("sampler", "pruner"):
+            if sub in tables["optuna"]:
+                tables[f"optuna.{sub}"] = _check_table(tables["optuna"][sub], f"optuna.{sub}", source)
+    spec = SearchSpec(engine=engine, source=str(source), raw=stored)
+    checks.data(spec, tables["data"], source)
+    checks.model(spec, dict(raw.get("model", {})), source)
+    spec.budget = Budget(**tables["budget"])
+    spec.output = dict(tables["output"])
+    if engine == "optuna":
+        _check_budget(spec, source)
+        checks.optuna(spec, tables, source)
+        try:
+            spec.space = space_lib.SearchSpace.from_dict(raw.get("space", {}))
+        except space_lib.SpaceError as e:
+            raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
+        checks.optuna_model(spec, source)
+    else:
+        if "space" in raw:
+            raise SpecError(
+                source, "space", "is the Optuna search space; evolution evolves `evolution.target`"
+            )
+        checks.evolution(spec, tables["evolution"], source)
+        spec.output.setdefault("dir", f"runs/{checks.stem(source, 'evolve')}")
+        spec.output.setdefault("tensorboard", True)
+    return spec
+
+
+def _check_budget(spec, source):
+    if spec.budget.epochs < 1:
+        raise SpecError(source, "budget.epochs", f"must be >= 1 for optuna trials, got {spec.budget.epochs}")
+
+
+def _check_table(table, name, source):
+    """Check `table`'s keys and values against the schema; returns a copy."""
+    if not isinstance(table, dict):
+        raise SpecError(source, name, f"must be a table, got {type(table).__name__}")
+    keys = schema.TABLES[name]
+    for k, v in table.items():
+        if k not in keys:
+            raise SpecError(source, f"{name}.{k}", f"unknown key; legal keys: {', '.join(keys)}")
+        reason = schema.check_value(f"{name}.{k}", keys[k], v)
+        if reason:
+            raise SpecError(source, f"{name}.{k}", reason)
+    return dict(table)
+
+
+def _deprecated(source, old, new):
+    warnings.warn(
+        f"{source}: {old} is deprecated; it is now {new} (see docs/specs.md)",
+        SpecDeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def _migrate(raw, source):
+    """Translate keys of earlier spec formats (with a deprecation warning), or fail naming the
+    new key where no mechanical translation exists."""
+    moves = {"study": "optuna", "objective": "optuna", "sampler": "optuna.sampler", "pruner": "optuna.pruner"}
+    old_tables = [t for t in moves if t in raw]
+    if old_tables and "optuna" in raw:
+        raise SpecError(
+            source, old_tables[0], f"[{old_tables[0]}] is the earlier form of [optuna]; use one of them"
+        )
+    if old_tables:
+        optuna = {}
+        for t in old_tables:
+            table = raw.pop(t)
+            if not isinstance(table, dict):
+                raise SpecError(source, t, f"must be a table, got {type(table).__name__}")
+            if t in ("sampler", "pruner"):
+                optuna[t] = table
+                _deprecated(source, f"[{t}]", f"[optuna.{t}]")
+                continue
+            for k, v in table.items():
+                optuna["study" if (t, k) == ("study", "name") else k] = v
+            names = ", ".join(f"{t}.{k}" for k in table)
+            _deprecated(source, f"[{t}] ({names})", "[optuna] (study.name is optuna.study)")
+        raw["optuna"] = optuna
+    data, model = raw.get("data"), raw.get("model")
+    if isinstance(data, dict) and "limit" in data:
+        _deprecated(source, "data.limit", "data.max_train")
+        limit = data.pop("limit")
+        if limit:
+            data.setdefault("max_train", limit)
+    if isinstance(model, dict):
+        for old, new in schema.LEGACY.items():
+            table, _, key = old.partition(".")
+            if table != "model" or key not in model:
+                continue
+            if new is None:
+                raise SpecError(
+                    source, old, f"is no longer a key; the activation is set by {schema.LEGACY_HINT}"
+                )
+            new_table, new_key = new.split(".")
+            budget = raw.setdefault(new_table, {})
+            if isinstance(budget, dict) and new_key in budget:
+                raise SpecError(source, old, f"is the earlier name of {new}; give only {new}")
+            _deprecated(source, old, new)
+            budget[new_key] = model.pop(key)
+    return raw
