@@ -5,12 +5,12 @@ layers use `Bounds` as the single source of truth for a parameter's legal range:
 parameter view, the search spaces and the evolution engine read the bounds from it.
 """
 
-import math
-
 import keras
 from keras import ops
 
-__all__ = ["Bounds", "get"]
+from keras_bioact import _checks
+
+__all__ = ["Bounds", "get", "names"]
 
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
@@ -23,15 +23,14 @@ class Bounds(keras.constraints.Constraint):
     """
 
     def __init__(self, min_value=None, max_value=None):
-        for name, value in (("min_value", min_value), ("max_value", max_value)):
-            if value is not None and not math.isfinite(float(value)):
-                raise ValueError(f"Bounds: `{name}` must be a finite number or None, got {value!r}.")
-        if min_value is not None and max_value is not None and float(min_value) > float(max_value):
+        min_value = _checks.number(min_value, "min_value", "Bounds", none=True)
+        max_value = _checks.number(max_value, "max_value", "Bounds", none=True)
+        if min_value is not None and max_value is not None and min_value > max_value:
             raise ValueError(
                 f"Bounds: `min_value` ({min_value}) must be <= `max_value` ({max_value})."
             )
-        self.min_value = None if min_value is None else float(min_value)
-        self.max_value = None if max_value is None else float(max_value)
+        self.min_value = min_value
+        self.max_value = max_value
 
     def __call__(self, w):
         if self.min_value is not None:
@@ -55,6 +54,11 @@ def get(identifier):
     if isinstance(identifier, str) and identifier in _ALIASES:
         return Bounds(*_ALIASES[identifier])
     return keras.constraints.get(identifier)
+
+
+def names():
+    """The constraint names `get` takes: Keras' (`"non_neg"`, `"max_norm"`, ...) and the aliases."""
+    return sorted({*_checks.public_names(keras.constraints), *_ALIASES})
 
 
 def bounds_of(constraint):

@@ -5,9 +5,12 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["BRUInitializer", "GammaGain", "Henaff", "KaimingNormal", "get"]
+from keras_bioact import _checks
+
+__all__ = ["BRUInitializer", "GammaGain", "Henaff", "KaimingNormal", "get", "names"]
 
 _BRU_FORMS = ("eru", "oru")
+_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")  # Keras: normal = truncated
 
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
@@ -26,11 +29,11 @@ class BRUInitializer(keras.initializers.VarianceScaling):
     """
 
     def __init__(self, r=2.0, form="eru", distribution="truncated_normal", seed=None):
-        r = float(r)
+        r = _checks.number(r, "r", "BRUInitializer")
         if not r > 0:
             raise ValueError(f"BRUInitializer: `r` must be > 0, got {r}.")
-        if form not in _BRU_FORMS:
-            raise ValueError(f"BRUInitializer: `form` must be one of {_BRU_FORMS}, got {form!r}.")
+        _checks.choice(form, _BRU_FORMS, "form", "BRUInitializer")
+        _checks.choice(distribution, _DISTRIBUTIONS, "distribution", "BRUInitializer")
         scale = 6.0 / (2.0 * r + 1.0) if form == "eru" else 2.0 / r
         super().__init__(scale=scale, mode="fan_in", distribution=distribution, seed=seed)
         self.r = r
@@ -53,11 +56,13 @@ class GammaGain(keras.initializers.RandomUniform):
     """
 
     def __init__(self, minval=5.0, maxval=7.0, seed=None):
-        if not float(minval) > 0:
+        minval = _checks.number(minval, "minval", "GammaGain")
+        maxval = _checks.number(maxval, "maxval", "GammaGain")
+        if not minval > 0:
             raise ValueError(f"GammaGain: `minval` must be > 0 (the gain n must be > 0), got {minval}.")
-        if float(maxval) < float(minval):
+        if maxval < minval:
             raise ValueError(f"GammaGain: `maxval` ({maxval}) must be >= `minval` ({minval}).")
-        super().__init__(minval=float(minval), maxval=float(maxval), seed=seed)
+        super().__init__(minval=minval, maxval=maxval, seed=seed)
 
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
@@ -80,12 +85,14 @@ class Henaff(keras.initializers.Initializer):
     """
 
     def __init__(self, low=-math.pi, high=0.0, seed=None):
-        if not float(low) <= float(high):
+        low = _checks.number(low, "low", "Henaff")
+        high = _checks.number(high, "high", "Henaff")
+        if not low <= high:
             raise ValueError(f"Henaff: `low` ({low}) must be <= `high` ({high}).")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"Henaff: `seed` must be an int or None, got {seed!r}.")
-        self.low = float(low)
-        self.high = float(high)
+        self.low = low
+        self.high = high
         self.seed = seed
 
     def __call__(self, shape, dtype=None):
@@ -141,3 +148,8 @@ def get(identifier):
     if isinstance(identifier, str) and identifier.lower() in _NAMES:
         return _NAMES[identifier.lower()]()
     return keras.initializers.get(identifier)
+
+
+def names():
+    """The initializer names `get` takes: Keras' (`"zeros"`, `"he_normal"`, ...) and the above."""
+    return sorted({*_checks.public_names(keras.initializers), *_NAMES})

@@ -118,13 +118,13 @@ def _run_hooks(cb, model, epochs, clock=None, epoch_seconds=1.0):
 
 
 def test_inspector_cadence(tmp_path):
-    # Scalars every 2nd epoch, images only after the last epoch.
+    # Scalars every 2nd epoch, images only after the first and the last epoch.
     cb = ActivationInspector(tmp_path, every_n_epochs=2, images_every_n_epochs=None, max_overhead=None)
-    _run_hooks(cb, _model(), epochs=3)
+    _run_hooks(cb, _model(), epochs=5)
     acc = _accumulator(str(tmp_path / "train"))
-    assert [e.step for e in acc.Scalars("bioact/gamma/n/mean")] == [1, 2]
-    assert [e.step for e in acc.Images("bioact/gamma/curves")] == [2]
-    assert [e.step for e in acc.Histograms("bioact/bru/r")] == [1, 2]
+    assert [e.step for e in acc.Scalars("bioact/gamma/n/mean")] == [0, 1, 3, 4]
+    assert [e.step for e in acc.Images("bioact/gamma/curves")] == [0, 4]
+    assert [e.step for e in acc.Histograms("bioact/bru/r")] == [0, 1, 3, 4]
 
 
 def test_inspector_cost_budget(tmp_path, monkeypatch):
@@ -148,9 +148,23 @@ def test_inspector_cost_budget(tmp_path, monkeypatch):
     cb._write_parameters = costly_write
     _run_hooks(cb, _model(), epochs=10, clock=Clock, epoch_seconds=1.0)
     acc = _accumulator(str(tmp_path / "train"))
-    # Epoch 0 compiles (left out of the budget); 1 s epochs, 10 % budget, 0.17 s per write:
-    # written at epochs 1, 4, 6, 7, 9 (the last epoch always).
-    assert [e.step for e in acc.Scalars("bioact/gamma/n/mean")] == [1, 4, 6, 7, 9]
+    # Epoch 0 compiles and is always written (both left out of the budget); then 1 s epochs,
+    # 10 % budget, 0.17 s per write: written at epochs 2, 4, 6, 7 and 9 (the last epoch always).
+    assert [e.step for e in acc.Scalars("bioact/gamma/n/mean")] == [0, 2, 4, 6, 7, 9]
+
+
+def test_inspector_writes_the_first_and_the_last_epoch_whatever_the_budget(tmp_path):
+    # A small model trains in milliseconds per epoch: the default 5 % budget cannot afford the
+    # images (tens of ms) in between, but the starting and the final shapes are written.
+    cb = ActivationInspector(tmp_path, images_every_n_epochs=1)
+    _fit(_model(), [cb], epochs=6)
+    acc = _accumulator(str(tmp_path / "train"))
+    for tag in ("bioact/gamma/curves", "bioact/bru/curves"):
+        steps = [e.step for e in acc.Images(tag)]
+        assert steps[0] == 0 and steps[-1] == 5, steps
+        assert len(steps) < 6, steps  # the budget did thin the epochs in between
+    steps = [e.step for e in acc.Scalars("bioact/gamma/n/mean")]
+    assert steps[0] == 0 and steps[-1] == 5, steps
 
 
 def test_inspector_without_bioact_layers_warns(tmp_path):

@@ -308,6 +308,10 @@ def test_every_supported_activation_starts_exactly():
     x = _x((32, 6), seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # no deviation warning: every start is exact
+        # Deep in this untrained chain of 25 layers the pre-activations are near-constant (std
+        # ~1e-5): the gains of the last ReLU-likes stay at the bound, which is warned about
+        # (tested in test_degenerate_probe_warns_naming_the_layer_and_the_gain_stays_bounded).
+        warnings.filterwarnings("ignore", "convert: the probe inputs are degenerate", UserWarning)
         new, report = keras_bioact.convert(model, probe_data=x, return_report=True)
     labels = [c.activation for c in report.converted]
     expected = [a if a != "leaky_relu" else "leaky_relu(negative_slope=0.2)" for a in SUPPORTED_ACTIVATIONS]
@@ -349,6 +353,34 @@ def test_calibrated_gain_follows_the_scale_of_the_preactivations():
     # n ~ ln2 / (0.5 % of std): ~1e5 times larger for pre-activations 1e5 times smaller.
     assert low(gains["small"]) > 1e4 * low(gains["large"])
     assert report.relative_output_deviation <= 0.01
+
+
+def test_degenerate_probe_warns_naming_the_layer_and_the_gain_stays_bounded():
+    from keras_bioact.conversion._calibrate import GAIN_BOUND
+
+    inputs = keras.Input((6,))
+    ok = L.Dense(8, activation="relu", name="ok")(inputs)
+    # Zero variance: a zero kernel makes every pre-activation the constant bias.
+    flat = L.Dense(8, activation="relu", name="flat", kernel_initializer="zeros", bias_initializer="ones")(ok)
+    # Near-constant: pre-activations of std ~1e-9 asked for gains ~1e11 before the bound.
+    tiny = L.Dense(8, activation="relu", name="tiny")(L.Rescaling(1e-9)(inputs))
+    model = keras.Model(inputs, L.Dense(2)(L.Concatenate()([ok, flat, tiny])), name="probed")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        new, report = keras_bioact.convert(model, probe_data=_x((16, 6), seed=5), return_report=True)
+    gains = {c.path.split("/")[-1]: _np(new.get_layer(c.new_layer).n) for c in report.converted}
+    assert all(0 < g.min() and g.max() <= GAIN_BOUND for g in gains.values()), gains
+    assert gains["ok"].max() < GAIN_BOUND  # calibrated, not bounded
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    (message,) = [m for m in messages if "probe inputs are degenerate" in m]
+    assert "probed/flat (relu): 8 of 8 gain(s), zero spread" in message
+    assert "probed/tiny (relu): 8 of 8 gain(s), std <= " in message
+    assert "probed/ok" not in message
+    by_name = {c.path.split("/")[-1]: c for c in report.converted}
+    assert by_name["ok"].degenerate is None and by_name["flat"].degenerate[:2] == (8, 8)
+    assert "degenerate probe for 8 of 8 gain(s)" in str(report)
+    # The honest price of the bound: the tiny layer no longer starts exactly on its 1e-9 scale.
+    assert any("move by more than" in m and "probed/tiny" in m for m in messages)
 
 
 def test_without_default_probe_falls_back_with_a_warning():

@@ -22,7 +22,7 @@ class ActivationInspector(keras.callbacks.Callback):
     * every `every_n_epochs` epochs: a histogram of each activation parameter
       (`bioact/<layer>/n`, `.../s`, `.../r`, ...) and its summary scalars
       (`bioact/<layer>/n/mean`, `/std`, `/min`, `/max`);
-    * every `images_every_n_epochs` epochs and after the last epoch, images:
+    * every `images_every_n_epochs` epochs, images:
       * `bioact/<layer>/curves`: the population of per-neuron activation curves over
         `input_range` (thin lines up to `max_lines` neurons, median and 5-95 % / 25-75 %
         quantile bands above), with the reference functions (ReLU, softplus, sigmoid, ELU);
@@ -31,6 +31,10 @@ class ActivationInspector(keras.callbacks.Callback):
       * adaptive RNN cells (ANRU), on a fixed probe batch: `bioact/<layer>/trajectories`
         (n_t and s_t over time for the first probe sequence) and histograms
         `bioact/<layer>/n_t`, `bioact/<layer>/s_t` of all their values.
+
+    The first and the last epoch of every `fit` are always written (histograms, scalars and
+    images), whatever the cadence and the cost budget, so the starting and the learned shapes
+    are both on record; the budget only thins the epochs in between.
 
     Step numbers are epochs (0-based), like the `epoch_*` scalars of
     `keras.callbacks.TensorBoard`. Summaries are written with `keras_bioact.callbacks.SummaryWriter`,
@@ -44,9 +48,11 @@ class ActivationInspector(keras.callbacks.Callback):
 
     Args:
         log_dir: the TensorBoard log directory (the same as `keras.callbacks.TensorBoard`'s).
-        every_n_epochs: write histograms and scalars every this many epochs. Default 1.
-        images_every_n_epochs: render images every this many epochs (and always after the last
-            epoch); `None` renders them only after the last epoch. Default 10.
+        every_n_epochs: write histograms and scalars every this many epochs (and always after
+            the first and the last epoch). Default 1.
+        images_every_n_epochs: render images every this many epochs (and always after the first
+            and the last epoch); `None` renders them only after the first and the last epoch.
+            Default 10.
         input_range: `(low, high)` of the x grid of the activation curves. Default `(-4, 4)`.
         num_points: grid points of the curves. Default 161.
         max_lines: draw neurons as individual lines up to this many, quantile bands above.
@@ -64,9 +70,10 @@ class ActivationInspector(keras.callbacks.Callback):
         max_overhead: cost budget, a fraction of training time. A write that is due is postponed
             (to the first later epoch that affords it) while the time this callback has spent
             plus the last measured cost of that write exceeds `max_overhead` times the training
-            time so far (the first, compiling, epoch excluded). Default 0.05 (5 %); `None`
-            writes whenever due. The last epoch is always written (in `on_train_end`), whatever
-            the budget.
+            time so far. Default 0.05 (5 %); `None` writes whenever due. The first epoch
+            (compilation) is outside the budget: its training time is not counted, and its
+            writes are always made and not counted either. The last epoch is always written
+            (in `on_train_end`), whatever the budget.
         figsize: size of the curve images in inches. Default `(4, 3)`.
         dpi: resolution of the images. Default 80.
     """
@@ -199,27 +206,28 @@ class ActivationInspector(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.perf_counter()
-        if self._epoch_t0 is not None and self._epochs_seen > 0:
-            # Training time the budget is measured against; the first epoch (compilation) is left out.
-            self._train_time += t0 - self._epoch_t0
+        # The first epoch (compilation) is outside the budget: its time is not counted, and its
+        # summaries (the starting shapes) are always written.
+        first = self._epochs_seen == 0
+        if self._epoch_t0 is not None and not first:
+            self._train_time += t0 - self._epoch_t0  # the training time the budget is measured against
         self._epochs_seen += 1
         self._last_epoch = epoch
-        if (epoch + 1) % self.every_n_epochs == 0:
+        if first or (epoch + 1) % self.every_n_epochs == 0:
             self._pending_scalars = True
-        if (
-            self.images
-            and self.images_every_n_epochs is not None
-            and (epoch + 1) % self.images_every_n_epochs == 0
+        if self.images and (
+            first
+            or (self.images_every_n_epochs is not None and (epoch + 1) % self.images_every_n_epochs == 0)
         ):
             self._pending_images = True
         if not (self._pending_scalars or self._pending_images) or not self._discover():
             return
         wrote = False
-        if self._pending_scalars and self._affordable("scalars"):
-            self._timed("scalars", self._write_parameters, epoch)
+        if self._pending_scalars and (first or self._affordable("scalars")):
+            self._timed("scalars", self._write_parameters, epoch, budgeted=not first)
             self._pending_scalars, wrote = False, True
-        if self._pending_images and self._affordable("images"):
-            self._timed("images", self._write_images, epoch)
+        if self._pending_images and (first or self._affordable("images")):
+            self._timed("images", self._write_images, epoch, budgeted=not first)
             self._pending_images, wrote = False, True
         if wrote:
             self._writer.flush()
@@ -245,12 +253,13 @@ class ActivationInspector(keras.callbacks.Callback):
             cost = (0.002 if what == "scalars" else 0.05) * len(self._layers)
         return self._spent + cost <= self.max_overhead * self._train_time
 
-    def _timed(self, what, fn, epoch):
+    def _timed(self, what, fn, epoch, budgeted=True):
         t = time.perf_counter()
         fn(epoch)
         cost = time.perf_counter() - t
         self._cost[what] = cost
-        self._spent += cost
+        if budgeted:
+            self._spent += cost
 
     def _discover(self, quiet_if_unbuilt=False):
         if self._layers is not None:

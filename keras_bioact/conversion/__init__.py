@@ -60,9 +60,19 @@ is raised 4x (up to 3 times) while the model's outputs move by more than half th
 their scale. Each new activation is then compared with the original on the tensors it receives, and a
 `UserWarning` names every layer whose output moves by more than `tolerance` of its scale, and the
 model if its outputs do. A large `n` makes the gamma a sharp ReLU: training can still lower it,
-but slowly. Untrained deep models (`weights=None`) can have pre-activations of std 1e-5..1e-13
-(MobileNetV2), which gives gains up to 1e15; pass a number (e.g. `relu_gain=20`) for a smoother,
-less exact start.
+but slowly; pass a number (e.g. `relu_gain=20`) for a smoother, less exact start.
+
+Calibrated gains are bounded: `n <= 1e6`. At that gain a gamma is within `ln2 / n = 7e-7` of the
+ReLU, a few float32 ulps for inputs of order 1, the scale training brings pre-activations to
+(BatchNorm in training mode, standardised inputs); a larger gain only fits probe pre-activations of
+tiny scale, an exactness the first training step undoes, and `n` could not be trained back down
+(the gradient with respect to `n` is at most `ln2 / n**2`). Where a unit's probe pre-activations
+are degenerate, with zero or near-zero spread (a constant, or a std below about 1.4e-4 at the
+default `tolerance`, where the calibrated gain would pass the bound), the probe cannot calibrate
+the gain: it starts at the bound, the report says so (`ConvertedActivation.degenerate`), and a
+`UserWarning` names the layer. Untrained deep models (`weights=None`) in inference mode can have
+such pre-activations (std 1e-5..1e-13 in MobileNetV2, which asked for gains up to 2.5e15): pass
+`probe_data` from the data the model will see, or convert the trained model.
 
 (***) with `exact=True` (default): the fitted gamma plus the fixed difference between the original
 and the fit at its initial parameters (`ActivationAdapter(correction=...)`); the second number is

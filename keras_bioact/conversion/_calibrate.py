@@ -17,7 +17,14 @@ from keras import ops
 from keras_bioact.layers.gamma_activation import GammaActivation
 
 PROBE_BATCH = 4
-_N_MAX = 1e20  # activations of untrained deep models can be ~1e-11 (MobileNetV2, weights=None)
+# The largest calibrated gain. At n = 1e6 a gamma is within ln2 / n = 7e-7 of the ReLU: a few
+# float32 ulps for inputs of order 1, the scale training brings pre-activations to (BatchNorm in
+# training mode, standardised inputs). A larger gain fits only probe pre-activations of tiny scale
+# (untrained deep models in inference mode reach std 1e-11, which asked for n = 2.5e15 in
+# MobileNetV2): an exactness that the first training step undoes, while n could not be trained
+# back (the gradient of gamma with respect to n is at most ln2 / n**2 in magnitude).
+GAIN_BOUND = 1e6
+_N_OBSERVE = 1e20  # during the std pass only: a ReLU to float32 precision at any input scale
 _N_MIN = 0.01
 _MAX_ROUNDS = 4
 
@@ -106,22 +113,35 @@ def _observe_deviation(record, inputs, outputs):
     record["relative_deviation"] = max(record.get("relative_deviation", 0.0), dev / _scale(old))
 
 
-def _set_gains(records, factor):
-    """`n = factor * c / min(std(input), scale of the original output)`, per parameter.
+def _gains(record, factor):
+    """`n = factor * c / min(std(input), scale of the original output)`, per parameter, within
+    `[_N_MIN, GAIN_BOUND]` (a zero std gives the bound).
 
     `c` is the factor by which the fixed arithmetic scales the gamma's deviation at its kink
     (`|scale|`, times the kink's distance from 0 when gated), so the new layer's deviation
     `c ln2 / n` is `ln2 / factor` times the scales of its inputs and outputs.
     """
+    recipe = record["recipe"]
+    c = abs(recipe.scale) * (max(1.0, abs(recipe.pre_shift / recipe.pre_scale)) if recipe.gate else 1.0)
+    std = np.minimum(record["input_std"], record["output_scale"])
+    with np.errstate(divide="ignore"):
+        return np.clip(factor * c / std, _N_MIN, GAIN_BOUND)
+
+
+def _set_gains(records, factor):
     for record in records:
-        recipe = record["recipe"]
-        c = abs(recipe.scale) * (max(1.0, abs(recipe.pre_shift / recipe.pre_scale)) if recipe.gate else 1.0)
-        std = np.minimum(record["input_std"], record["output_scale"])
-        positive = std[std > 0]
-        floor = 1e-3 * float(positive.mean()) if positive.size else 1.0
-        n = np.clip(factor * c / np.maximum(std, floor), _N_MIN, _N_MAX)
         unit = record["unit"]
-        unit.n.assign(n.astype(unit.n.dtype))
+        unit.n.assign(_gains(record, factor).astype(unit.n.dtype))
+
+
+def _mark_degenerate(record, factor):
+    """Record the parameters whose probe inputs are degenerate: zero or near-zero spread (a
+    constant, or a scale so small that the gain for `factor` would exceed `GAIN_BOUND`), so that
+    the probe cannot calibrate their gain and it stays at the bound."""
+    degenerate = _gains(record, factor) >= GAIN_BOUND
+    if degenerate.any():
+        std = np.minimum(record["input_std"], record["output_scale"])
+        record["degenerate"] = (int(degenerate.sum()), int(degenerate.size), float(std[degenerate].max()))
 
 
 def _outputs(model, probe):
@@ -145,9 +165,12 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
 
     Gains are set per parameter to `n = factor / min(std(input), std(original output))`,
     `factor = ln 2 / (tolerance / 2)` (a gamma with gain `n` is at most `ln 2 / n` above the
-    ReLU, at 0; see `_set_gains`); while the model's outputs still move by more than half the
+    ReLU, at 0; see `_gains`); while the model's outputs still move by more than half the
     `tolerance` times their scale (a margin for inputs other than the probe), `factor` is
-    raised 4x (at most 3 times). Fills `record["relative_deviation"]`.
+    raised 4x (at most 3 times). Gains are bounded by `GAIN_BOUND`; parameters whose probe
+    inputs ask for more at the first `factor` (zero or near-zero spread) are degenerate:
+    `record["degenerate"] = (count, total, largest std among them)`. Fills
+    `record["relative_deviation"]`.
 
     Returns:
         dict with `output_deviation` (max abs difference of the outputs),
@@ -167,7 +190,7 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
         for record in relu_records:
             unit = record["unit"]
             # n = 1e20: a ReLU to float32 precision, so every unit sees the original pre-activations.
-            unit.n.assign(np.full(tuple(unit.n.shape), _N_MAX, dtype=unit.n.dtype))
+            unit.n.assign(np.full(tuple(unit.n.shape), _N_OBSERVE, dtype=unit.n.dtype))
         with _observing(relu_records, _observe_std):
             new_model(probe, training=False)
     def measure(factor):
@@ -181,6 +204,8 @@ def calibrate(model, new_model, records, probe, tolerance, calibrate_gains):
         return _compare(before, after)
 
     factor = math.log(2.0) / (0.5 * tolerance)  # half the tolerance per layer
+    for record in relu_records:
+        _mark_degenerate(record, factor)
     previous = math.inf
     for round_ in range(_MAX_ROUNDS):
         absolute, relative, scale = measure(factor)

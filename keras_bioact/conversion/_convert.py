@@ -6,7 +6,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_bioact.conversion._calibrate import calibrate, default_probe
+from keras_bioact.conversion._calibrate import GAIN_BOUND, calibrate, default_probe
 from keras_bioact.conversion._graph import Converter, is_functional, is_sequential, unsupported
 from keras_bioact.conversion._recipes import ALIASES, SUPPORTED_ACTIVATIONS
 from keras_bioact.conversion.rules import get_rule
@@ -38,6 +38,10 @@ class ConvertedActivation:
         composition: the fixed arithmetic around the unit (e.g. `"x*gamma(x)"`), or `None`.
         relative_deviation: `max |new - old| / std(old)` of this activation on the tensors it
             receives during the probe pass, or `None` if no probe pass was made.
+        degenerate: `None`, or `(count, total, std)` when the probe inputs of `count` of the
+            unit's `total` gains were degenerate (pre-activations with zero or near-zero spread,
+            `std` the largest of theirs): those gains could not be calibrated and stay at the
+            bound `GAIN_BOUND` (see `keras_bioact.conversion`).
     """
 
     path: str
@@ -51,6 +55,7 @@ class ConvertedActivation:
     max_deviation: float
     composition: str | None = None
     relative_deviation: float | None = None
+    degenerate: tuple | None = None
 
 
 @dataclasses.dataclass
@@ -96,7 +101,7 @@ class ConversionReport:
             )
             lines.append(
                 f"  {c.path} ({c.activation}, {c.source}) -> {c.new_layer}: {family}({params}){shape}"
-                f"  max dev {c.max_deviation:.3g}{relative}"
+                f"  max dev {c.max_deviation:.3g}{relative}{_degenerate_note(c)}"
             )
         for path, reason in self.skipped:
             lines.append(f"  skipped {path}: {reason}")
@@ -106,6 +111,17 @@ class ConversionReport:
                 f"({self.relative_output_deviation:.3%} of the output scale {self.output_scale:.3g})"
             )
         return "\n".join(lines)
+
+
+def _degenerate_note(c):
+    if c.degenerate is None:
+        return ""
+    count, total, std = c.degenerate
+    return f"; degenerate probe for {count} of {total} gain(s) ({_spread(std)}): n = bound {GAIN_BOUND:g}"
+
+
+def _spread(std):
+    return "zero spread" if std == 0 else f"std <= {std:.2g}"
 
 
 def _deviation(record, probe, rule):
@@ -223,9 +239,13 @@ def convert(
         trainable: make the new activation parameters trainable (default True).
         relu_gain: gain `n` of every gamma replacing a ReLU-like activation (deviation
             `ln 2 / relu_gain` at the kink), or `None` (default) to calibrate it per channel on
-            probe inputs (see `keras_bioact.conversion`). Without usable probe inputs (inputs with
-            unknown dimensions or non-float dtypes, and no `probe_data`) `None` falls back to 20
-            with a warning.
+            probe inputs (see `keras_bioact.conversion`). Calibrated gains are at most 1e6 (where
+            the gamma is a ReLU to float32 precision for inputs of order 1; a larger gain would
+            only fit probe pre-activations of tiny scale and could not be trained back down);
+            a `UserWarning` names every layer whose probe pre-activations are degenerate (zero or
+            near-zero spread), whose gains could not be calibrated and start at that bound.
+            Without usable probe inputs (inputs with unknown dimensions or non-float dtypes, and
+            no `probe_data`) `None` falls back to 20 with a warning.
         affine: for the gamma family, allow fixed arithmetic around the gamma (see
             `keras_bioact.conversion`): tanh becomes `2 * gamma(x; 2, 1) - 1` (exact), relu6 a
             clipped gamma,
@@ -338,6 +358,7 @@ def convert(
                 max_deviation=dev,
                 composition=_composition(record),
                 relative_deviation=record.get("relative_deviation"),
+                degenerate=record.get("degenerate"),
             )
         )
     report = ConversionReport(converted=converted, skipped=converter.skipped, probe_range=(low, high))
@@ -356,6 +377,22 @@ def _warn(model, report, low, high, warn_deviation, tolerance):
         warnings.warn(
             f"convert: NO activation of {model.name!r} was replaced; the returned model is a plain copy. "
             f"Skipped: {reasons}{' ...' if len(report.skipped) > 5 else ''}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    degenerate = [c for c in report.converted if c.degenerate is not None]
+    if degenerate:
+        warnings.warn(
+            "convert: the probe inputs are degenerate for these layers (pre-activations with zero or "
+            "near-zero spread), so their gains n could not be calibrated and start at the bound "
+            f"{GAIN_BOUND:g} (a larger gain would not survive training; see keras_bioact.conversion): "
+            + ", ".join(
+                f"{c.path} ({c.activation}): {c.degenerate[0]} of {c.degenerate[1]} gain(s), "
+                f"{_spread(c.degenerate[2])}"
+                for c in degenerate
+            )
+            + ". Pass `probe_data=` drawn from the data the model will see, convert the trained model, "
+            "or fix `relu_gain=`.",
             UserWarning,
             stacklevel=3,
         )

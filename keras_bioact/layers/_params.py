@@ -1,6 +1,12 @@
-"""Shared plumbing for the per-neuron activation parameters of keras-bioact layers."""
+"""Shared plumbing of the keras-bioact layers: per-neuron activation parameters, and the
+identifier arguments (initializers, constraints, regularizers, activations), whose bad values
+raise a `ValueError` naming the argument and its legal values at construction."""
 
-from keras import initializers
+import keras
+
+from keras_bioact import _checks
+from keras_bioact import constraints as bioact_constraints
+from keras_bioact import initializers as bioact_initializers
 
 
 def normalize_shared_axes(shared_axes, layer):
@@ -44,16 +50,18 @@ def param_shape(input_shape, shared_axes, layer):
 
 
 def initializer(value, name, layer, minimum=None):
-    """`keras.initializers.get`, also taking a plain number, checked against a lower bound."""
+    """`keras_bioact.initializers.get`, also taking a plain number, checked against a lower bound."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if minimum is not None and not value > minimum:
             raise ValueError(f"{layer}: `{name}` must be > {minimum}, got {value}.")
-        return initializers.Constant(float(value))
-    init = initializers.get(value)
+        return keras.initializers.Constant(float(value))
+    legal = ("a number, a keras initializer (object or config dict)", bioact_initializers.get,
+             bioact_initializers.names())
+    init = _checks.identifier(bioact_initializers.get, value, name, layer, legal)
     if minimum is not None:
         config = init.get_config()
         low = config.get("value", config.get("minval"))
-        if isinstance(init, initializers.Zeros):  # no config, but certainly not > minimum
+        if isinstance(init, keras.initializers.Zeros):  # no config, but certainly not > minimum
             low = 0.0
         if isinstance(low, (int, float)) and not low > minimum:
             raise ValueError(
@@ -61,3 +69,33 @@ def initializer(value, name, layer, minimum=None):
                 f"with {config} can produce {low}."
             )
     return init
+
+
+def constraint(value, name, layer):
+    """`keras_bioact.constraints.get` (Keras' constraints and the aliases "positive", "unit")."""
+    legal = ("None, a keras constraint (object, callable or config dict)", bioact_constraints.get,
+             bioact_constraints.names())
+    return _checks.identifier(bioact_constraints.get, value, name, layer, legal)
+
+
+def regularizer(value, name, layer):
+    """`keras.regularizers.get`."""
+    get = keras.regularizers.get
+    legal = ("None, a keras regularizer (object, callable or config dict)", get,
+             _checks.public_names(keras.regularizers))
+    return _checks.identifier(get, value, name, layer, legal)
+
+
+def activation(value, name, layer):
+    """`keras.activations.get`."""
+    get = keras.activations.get
+    legal = ("None, a callable", get, _checks.public_names(keras.activations))
+    return _checks.identifier(get, value, name, layer, legal)
+
+
+def deserialized(value, name, layer, legal):
+    """A keras object from its config dict (anything else is returned as it is)."""
+    def get(v):
+        return keras.saving.deserialize_keras_object(v) if isinstance(v, dict) else v
+
+    return _checks.identifier(get, value, name, layer, legal)

@@ -2,19 +2,12 @@
 
 from keras import ops
 
-from keras_bioact import initializers as bioact_initializers
-
 
 def check_units(value, name, layer):
     """A strictly positive int (bools rejected), else `ValueError` naming the argument."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{layer}: `{name}` must be a positive integer (>= 1), got {value!r}.")
     return value
-
-
-def initializer(value):
-    """An initializer from a name (incl. "henaff", "kaiming", "gamma_gain"), config or object."""
-    return bioact_initializers.get(value)
 
 
 def split_drive(inputs, units, drive_input):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_bioact.layers import _params
 from keras_bioact.layers.inner_nonlinearity import ARITIES, InnerNonlinearity
 
 PAIRINGS = ("adjacent", "split")
@@ -12,12 +13,6 @@ def check_positive_int(value, arg, layer):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{layer}: `{arg}` must be a positive int, got {value!r}.")
     return int(value)
-
-
-def check_pairing(pairing, layer):
-    if pairing not in PAIRINGS:
-        raise ValueError(f"{layer}: `pairing` must be one of {PAIRINGS}, got {pairing!r}.")
-    return pairing
 
 
 def check_dropout(rate, layer):
@@ -33,13 +28,13 @@ def resolve_inner(inner, arity, layer, dtype):
         raise ValueError(f"{layer}: `arity` must be 1 or 2, got {arity!r}.")
     if inner is None:
         return InnerNonlinearity(arity=2 if arity is None else arity, dtype=dtype)
-    if isinstance(inner, dict):
-        inner = keras.saving.deserialize_keras_object(inner)
+    legal = (
+        "None or a layer with an `arity` attribute of 1 or 2 (such as "
+        "keras_bioact.layers.InnerNonlinearity), or its config"
+    )
+    inner = _params.deserialized(inner, "inner", layer, legal)
     if not isinstance(inner, keras.layers.Layer) or getattr(inner, "arity", None) not in ARITIES:
-        raise ValueError(
-            f"{layer}: `inner` must be None or a layer with an `arity` attribute of 1 or 2 "
-            f"(such as keras_bioact.layers.InnerNonlinearity), got {inner!r}."
-        )
+        raise ValueError(f"{layer}: `inner` must be {legal}, got {inner!r}.")
     if arity is not None and inner.arity != arity:
         raise ValueError(
             f"{layer}: `arity`={arity} does not match the shared `inner` net's arity "

@@ -1,7 +1,9 @@
 import keras
 from keras import ops
 
+from keras_bioact import _checks
 from keras_bioact import ops as bioact_ops
+from keras_bioact.layers import _params
 
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
@@ -56,10 +58,10 @@ class ActivationAdapter(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(unit, dict):
-            unit = keras.saving.deserialize_keras_object(unit)
+        legal = "a keras Layer (a keras-bioact activation layer) or its config"
+        unit = _params.deserialized(unit, "unit", "ActivationAdapter", legal)
         if not isinstance(unit, keras.layers.Layer):
-            raise ValueError(f"ActivationAdapter: `unit` must be a keras Layer, got {type(unit).__name__}.")
+            raise ValueError(f"ActivationAdapter: `unit` must be {legal}, got {type(unit).__name__}.")
         numbers = {
             "pre_scale": pre_scale,
             "pre_shift": pre_shift,
@@ -70,8 +72,7 @@ class ActivationAdapter(keras.layers.Layer):
         if max_value is not None:
             numbers["max_value"] = max_value
         for key, value in numbers.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-                raise ValueError(f"ActivationAdapter: `{key}` must be a finite number, got {value!r}.")
+            _checks.number(value, key, "ActivationAdapter")
         self.unit = unit
         self.pre_scale = float(pre_scale)
         self.pre_shift = float(pre_shift)
@@ -86,7 +87,8 @@ class ActivationAdapter(keras.layers.Layer):
                     "ActivationAdapter: `correction` must be None or a dict with keys 'activation', 'n', "
                     f"'s'; got {correction!r}."
                 )
-            keras.activations.get(correction["activation"])  # raises for an unknown name
+            names = _checks.public_names(keras.activations)
+            _checks.choice(correction["activation"], names, "correction['activation']", "ActivationAdapter")
             if not float(correction["n"]) > 0:
                 raise ValueError(
                     f"ActivationAdapter: `correction['n']` must be > 0, got {correction['n']!r}."

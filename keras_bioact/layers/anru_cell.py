@@ -3,7 +3,7 @@ from keras import initializers, ops, regularizers
 
 from keras_bioact import ops as bioact_ops
 from keras_bioact.initializers import GammaGain
-from keras_bioact.layers import _rnn
+from keras_bioact.layers import _params, _rnn
 
 CONTROLLER_PARAMETERS = (
     "controller_input_kernel",
@@ -197,21 +197,28 @@ class ANRUCell(keras.layers.Layer):
             raise ValueError(f"{name}: `n_min` must be a number > 0, got {n_min!r}.")
         self.n_min = n_min
         self.use_bias = bool(use_bias)
-        get = _rnn.initializer
-        self.kernel_initializer = get(kernel_initializer)
-        self.recurrent_initializer = get(recurrent_initializer)
-        self.bias_initializer = get(bias_initializer)
-        self.controller_input_initializer = get(controller_input_initializer)
-        self.controller_recurrent_initializer = get(controller_recurrent_initializer)
-        self.controller_bias_initializer = get(controller_bias_initializer)
-        self.n_kernel_initializer = get(n_kernel_initializer or _xavier_normal(0.1))
-        self.s_kernel_initializer = get(s_kernel_initializer or _xavier_normal(0.01))
-        self.n_bias_initializer = get(n_bias_initializer or GammaGain())
-        self.s_bias_initializer = get(s_bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.controller_regularizer = regularizers.get(controller_regularizer)
+        initializers_ = {
+            "kernel_initializer": kernel_initializer,
+            "recurrent_initializer": recurrent_initializer,
+            "bias_initializer": bias_initializer,
+            "controller_input_initializer": controller_input_initializer,
+            "controller_recurrent_initializer": controller_recurrent_initializer,
+            "controller_bias_initializer": controller_bias_initializer,
+            "n_kernel_initializer": n_kernel_initializer or _xavier_normal(0.1),
+            "s_kernel_initializer": s_kernel_initializer or _xavier_normal(0.01),
+            "n_bias_initializer": n_bias_initializer or GammaGain(),
+            "s_bias_initializer": s_bias_initializer,
+        }
+        for arg, value in initializers_.items():
+            setattr(self, arg, _params.initializer(value, arg, name))
+        regularizers_ = {
+            "kernel_regularizer": kernel_regularizer,
+            "recurrent_regularizer": recurrent_regularizer,
+            "bias_regularizer": bias_regularizer,
+            "controller_regularizer": controller_regularizer,
+        }
+        for arg, value in regularizers_.items():
+            setattr(self, arg, _params.regularizer(value, arg, name))
         self.return_trajectories = bool(return_trajectories)
         self.remat = bool(remat)
         self.drive_input = bool(drive_input)

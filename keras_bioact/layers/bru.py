@@ -3,6 +3,7 @@ import numbers
 import keras
 from keras import constraints, regularizers
 
+from keras_bioact import _checks
 from keras_bioact import constraints as bioact_constraints
 from keras_bioact import ops as bioact_ops
 from keras_bioact.layers import _params
@@ -62,8 +63,7 @@ class BRU(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         name = type(self).__name__
-        if form not in FORMS:
-            raise ValueError(f"{name}: `form` must be one of {tuple(FORMS)}, got {form!r}.")
+        _checks.choice(form, tuple(FORMS), "form", name)
         if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 < r < float("inf"):
             raise ValueError(f"{name}: `r` must be a finite number > 0, got {r!r}.")
         self.form = form
@@ -77,8 +77,8 @@ class BRU(keras.layers.Layer):
                     "to learn a smaller radix."
                 )
             r_constraint = bioact_constraints.Bounds(min_value=1.0)
-        self.r_constraint = bioact_constraints.get(r_constraint)
-        self.r_regularizer = regularizers.get(r_regularizer)
+        self.r_constraint = _params.constraint(r_constraint, "r_constraint", name)
+        self.r_regularizer = _params.regularizer(r_regularizer, "r_regularizer", name)
         self.shared_axes = _params.normalize_shared_axes(shared_axes, name)
         self.supports_masking = True
 

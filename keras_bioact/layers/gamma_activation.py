@@ -1,7 +1,6 @@
 import keras
 from keras import constraints, initializers, regularizers
 
-from keras_bioact import constraints as bioact_constraints
 from keras_bioact import ops as bioact_ops
 from keras_bioact.initializers import GammaGain
 from keras_bioact.layers import _params
@@ -69,10 +68,10 @@ class GammaActivation(keras.layers.Layer):
             GammaGain() if n_initializer is None else n_initializer, "n_initializer", name, minimum=0.0
         )
         self.s_initializer = _params.initializer(s_initializer, "s_initializer", name)
-        self.n_regularizer = regularizers.get(n_regularizer)
-        self.s_regularizer = regularizers.get(s_regularizer)
-        self.n_constraint = bioact_constraints.get(n_constraint)
-        self.s_constraint = bioact_constraints.get(s_constraint)
+        self.n_regularizer = _params.regularizer(n_regularizer, "n_regularizer", name)
+        self.s_regularizer = _params.regularizer(s_regularizer, "s_regularizer", name)
+        self.n_constraint = _params.constraint(n_constraint, "n_constraint", name)
+        self.s_constraint = _params.constraint(s_constraint, "s_constraint", name)
         self.shared_axes = _params.normalize_shared_axes(shared_axes, name)
         if isinstance(trainable_params, str):
             trainable_params = (trainable_params,)

@@ -1,7 +1,7 @@
 import keras
 from keras import activations, constraints, initializers, regularizers
 
-from keras_bioact import constraints as bioact_constraints
+from keras_bioact import _checks
 from keras_bioact import ops as bioact_ops
 from keras_bioact.initializers import GammaGain
 from keras_bioact.layers import _params, _rnn
@@ -89,28 +89,26 @@ class GammaRNNCell(keras.layers.Layer):
         super().__init__(**kwargs)
         name = type(self).__name__
         self.units = _rnn.check_units(units, "units", name)
-        if regime not in REGIMES:
-            raise ValueError(f"{name}: `regime` must be one of {REGIMES}, got {regime!r}.")
-        self.regime = regime
+        self.regime = _checks.choice(regime, REGIMES, "regime", name)
         self.n_initializer = _params.initializer(
             GammaGain() if n is None else n, "n", name, minimum=0.0
         )
         self.s_initializer = _params.initializer(s, "s", name)
-        self.activation = None if activation is None else activations.get(activation)
+        self.activation = None if activation is None else _params.activation(activation, "activation", name)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = _rnn.initializer(kernel_initializer)
-        self.recurrent_initializer = _rnn.initializer(recurrent_initializer)
-        self.bias_initializer = _rnn.initializer(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.n_regularizer = regularizers.get(n_regularizer)
-        self.s_regularizer = regularizers.get(s_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.n_constraint = bioact_constraints.get(n_constraint)
-        self.s_constraint = bioact_constraints.get(s_constraint)
+        self.kernel_initializer = _params.initializer(kernel_initializer, "kernel_initializer", name)
+        self.recurrent_initializer = _params.initializer(recurrent_initializer, "recurrent_initializer", name)
+        self.bias_initializer = _params.initializer(bias_initializer, "bias_initializer", name)
+        self.kernel_regularizer = _params.regularizer(kernel_regularizer, "kernel_regularizer", name)
+        self.recurrent_regularizer = _params.regularizer(recurrent_regularizer, "recurrent_regularizer", name)
+        self.bias_regularizer = _params.regularizer(bias_regularizer, "bias_regularizer", name)
+        self.n_regularizer = _params.regularizer(n_regularizer, "n_regularizer", name)
+        self.s_regularizer = _params.regularizer(s_regularizer, "s_regularizer", name)
+        self.kernel_constraint = _params.constraint(kernel_constraint, "kernel_constraint", name)
+        self.recurrent_constraint = _params.constraint(recurrent_constraint, "recurrent_constraint", name)
+        self.bias_constraint = _params.constraint(bias_constraint, "bias_constraint", name)
+        self.n_constraint = _params.constraint(n_constraint, "n_constraint", name)
+        self.s_constraint = _params.constraint(s_constraint, "s_constraint", name)
         self.drive_input = bool(drive_input)
         self.state_size = self.units
         self.output_size = self.units

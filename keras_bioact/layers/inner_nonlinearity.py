@@ -1,6 +1,8 @@
 import keras
 from keras import activations, initializers, ops, regularizers
 
+from keras_bioact.layers import _params
+
 ARITIES = (1, 2)
 
 
@@ -70,11 +72,11 @@ class InnerNonlinearity(keras.layers.Layer):
             )
         self.arity = int(arity)
         self.hidden_units = tuple(int(h) for h in hidden_units)
-        self.activation = activations.get(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activation = _params.activation(activation, "activation", name)
+        self.kernel_initializer = _params.initializer(kernel_initializer, "kernel_initializer", name)
+        self.bias_initializer = _params.initializer(bias_initializer, "bias_initializer", name)
+        self.kernel_regularizer = _params.regularizer(kernel_regularizer, "kernel_regularizer", name)
+        self.bias_regularizer = _params.regularizer(bias_regularizer, "bias_regularizer", name)
         self.input_spec = keras.layers.InputSpec(min_ndim=1, axes={-1: self.arity})
 
     @property

@@ -61,12 +61,7 @@ def _initializer(value, constraint, layer):
                 "`beta_constraint`."
             )
         return initializers.Constant(float(value))
-    try:
-        return initializers.get(value)
-    except (ValueError, TypeError) as e:
-        raise ValueError(
-            f"{layer}: `beta_initializer` must be a number or a Keras initializer, got {value!r} ({e})."
-        ) from None
+    return _params.initializer(value, "beta_initializer", layer)
 
 
 # Registered as "keras_bioact>LearnableSwish", the name .keras files saved by earlier versions
@@ -121,21 +116,9 @@ class LearnableSwish(keras.layers.Layer):
         super().__init__(**kwargs)
         name = type(self).__name__
         self.supports_masking = True
-        try:
-            self.beta_constraint = bioact_constraints.get(beta_constraint)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                f"{name}: `beta_constraint` must be None, a constraint or its name, got "
-                f"{beta_constraint!r} ({e})."
-            ) from None
+        self.beta_constraint = _params.constraint(beta_constraint, "beta_constraint", name)
         self.beta_initializer = _initializer(beta_initializer, self.beta_constraint, name)
-        try:
-            self.beta_regularizer = regularizers.get(beta_regularizer)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                f"{name}: `beta_regularizer` must be None, a regularizer or its name, got "
-                f"{beta_regularizer!r} ({e})."
-            ) from None
+        self.beta_regularizer = _params.regularizer(beta_regularizer, "beta_regularizer", name)
         self.shared_axes = _params.normalize_shared_axes(shared_axes, name)
 
     def build(self, input_shape):

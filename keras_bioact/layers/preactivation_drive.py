@@ -3,6 +3,8 @@ import math
 import keras
 from keras import ops
 
+from keras_bioact import _checks
+
 KINDS = ("step", "gaussian")
 
 
@@ -43,8 +45,7 @@ class PreactivationDrive(keras.layers.Layer):
         name = type(self).__name__
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"{name}: `units` must be a positive integer, got {units!r}.")
-        if kind not in KINDS:
-            raise ValueError(f"{name}: `kind` must be one of {KINDS}, got {kind!r}.")
+        _checks.choice(kind, KINDS, "kind", name)
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
             math.isfinite(strength) and strength >= 0
         ):

@@ -3,6 +3,8 @@ import math
 import keras
 from keras import ops
 
+from keras_bioact import _checks
+
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class SinusoidalRescaling(keras.layers.Layer):
@@ -33,8 +35,7 @@ class SinusoidalRescaling(keras.layers.Layer):
         super().__init__(**kwargs)
         name = type(self).__name__
         for arg, value in (("amplitude", amplitude), ("frequency", frequency), ("phase", phase)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name}: `{arg}` must be a finite number, got {value!r}.")
+            _checks.number(value, arg, name)
         if period is not None and (isinstance(period, bool) or not isinstance(period, (int, float))
                                    or not period > 0):
             raise ValueError(f"{name}: `period` must be None or a number > 0, got {period!r}.")

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_bioact.layers import _params
+
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class TabulatedInner(keras.layers.Layer):
@@ -39,10 +41,10 @@ class TabulatedInner(keras.layers.Layer):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         name = type(self).__name__
-        if isinstance(inner, dict):
-            inner = keras.saving.deserialize_keras_object(inner)
+        legal = "an InnerNonlinearity (arity 1 or 2) or its config"
+        inner = _params.deserialized(inner, "inner", name, legal)
         if not isinstance(inner, keras.layers.Layer) or getattr(inner, "arity", None) not in (1, 2):
-            raise ValueError(f"{name}: `inner` must be an InnerNonlinearity (arity 1 or 2), got {inner!r}.")
+            raise ValueError(f"{name}: `inner` must be {legal}, got {inner!r}.")
         if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
             raise ValueError(f"{name}: `grid` must be an integer >= 2, got {grid!r}.")
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:

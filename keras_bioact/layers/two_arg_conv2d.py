@@ -1,7 +1,10 @@
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keras_bioact.layers import _two_arg
+from keras_bioact import _checks
+from keras_bioact.layers import _params, _two_arg
+
+_DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def _tuple2(value, arg, layer):
@@ -85,29 +88,23 @@ class TwoArgConv2D(keras.layers.Layer):
         self.kernel_size = _tuple2(kernel_size, "kernel_size", name)
         self.strides = _tuple2(strides, "strides", name)
         self.dilation_rate = _tuple2(dilation_rate, "dilation_rate", name)
-        padding = str(padding).lower()
-        if padding not in ("valid", "same"):
-            raise ValueError(f"{name}: `padding` must be 'valid' or 'same', got {padding!r}.")
-        self.padding = padding
+        padding = padding.lower() if isinstance(padding, str) else padding
+        self.padding = _checks.choice(padding, ("valid", "same"), "padding", name)
         data_format = keras.backend.image_data_format() if data_format is None else data_format
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                f"{name}: `data_format` must be 'channels_last' or 'channels_first', got {data_format!r}."
-            )
-        self.data_format = data_format
+        self.data_format = _checks.choice(data_format, _DATA_FORMATS, "data_format", name)
         self.inner = _two_arg.resolve_inner(inner, arity, name, self.dtype_policy)
         self.arity = self.inner.arity
-        self.pairing = _two_arg.check_pairing(pairing, name)
+        self.pairing = _checks.choice(pairing, _two_arg.PAIRINGS, "pairing", name)
         self.normalize = bool(normalize)
         self.epsilon = float(epsilon)
         self.dropout = _two_arg.check_dropout(dropout, name)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel_initializer = _params.initializer(kernel_initializer, "kernel_initializer", name)
+        self.bias_initializer = _params.initializer(bias_initializer, "bias_initializer", name)
+        self.kernel_regularizer = _params.regularizer(kernel_regularizer, "kernel_regularizer", name)
+        self.bias_regularizer = _params.regularizer(bias_regularizer, "bias_regularizer", name)
+        self.kernel_constraint = _params.constraint(kernel_constraint, "kernel_constraint", name)
+        self.bias_constraint = _params.constraint(bias_constraint, "bias_constraint", name)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.input_spec = keras.layers.InputSpec(ndim=4)

@@ -1,7 +1,8 @@
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keras_bioact.layers import _two_arg
+from keras_bioact import _checks
+from keras_bioact.layers import _params, _two_arg
 
 
 @keras.saving.register_keras_serializable(package="keras_bioact")
@@ -78,17 +79,17 @@ class TwoArgDense(keras.layers.Layer):
         self.units = _two_arg.check_positive_int(units, "units", name)
         self.inner = _two_arg.resolve_inner(inner, arity, name, self.dtype_policy)
         self.arity = self.inner.arity
-        self.pairing = _two_arg.check_pairing(pairing, name)
+        self.pairing = _checks.choice(pairing, _two_arg.PAIRINGS, "pairing", name)
         self.normalize = bool(normalize)
         self.epsilon = float(epsilon)
         self.dropout = _two_arg.check_dropout(dropout, name)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel_initializer = _params.initializer(kernel_initializer, "kernel_initializer", name)
+        self.bias_initializer = _params.initializer(bias_initializer, "bias_initializer", name)
+        self.kernel_regularizer = _params.regularizer(kernel_regularizer, "kernel_regularizer", name)
+        self.bias_regularizer = _params.regularizer(bias_regularizer, "bias_regularizer", name)
+        self.kernel_constraint = _params.constraint(kernel_constraint, "kernel_constraint", name)
+        self.bias_constraint = _params.constraint(bias_constraint, "bias_constraint", name)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
