@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from keras_bioact import GammaActivation
-from keras_bioact.callbacks import ActivationInspector, _figures
+from keras_bioact.callbacks import ActivationInspector, figures
 from keras_bioact.cli import main as bioact
 from keras_bioact.datasets import load_digits
 
@@ -69,7 +69,7 @@ def main():
     grid = np.linspace(-3, 3, 61)
     a, b = np.meshgrid(grid, grid)
     g = np.tanh(a) * np.tanh(b) + 0.1 * (a + b)
-    png = _figures.surface_png(
+    png = figures.surface_png(
         grid, grid, g, "inner g(a, b) (example: tanh(a) tanh(b) + 0.1 (a + b))", dpi=90
     )
     with open(os.path.join(HERE, "inspector_surface.png"), "wb") as f:

@@ -30,7 +30,7 @@ __all__ = [
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "KERAS_BIOACT_FASHION_MNIST"
-_IDX_NAMES = {
+IDX_NAMES = {
     "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
     "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
     "test_images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
@@ -143,8 +143,8 @@ def _read_idx(path, expected_ndim):
     return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
-def _find(directory, key):
-    for stem in _IDX_NAMES[key]:
+def find_idx(directory, key):
+    for stem in IDX_NAMES[key]:
         for suffix in ("", ".gz"):
             candidate = directory / (stem + suffix)
             if candidate.exists():
@@ -155,8 +155,8 @@ def _find(directory, key):
 def load_idx_dir(path, name="IDX data set", install_hint=None):
     """Load an MNIST-format directory (train/t10k images and labels, `.gz` or not)."""
     directory = pathlib.Path(path)
-    files = {key: _find(directory, key) for key in _IDX_NAMES}
-    missing = [_IDX_NAMES[k][0] for k, v in files.items() if v is None]
+    files = {key: find_idx(directory, key) for key in IDX_NAMES}
+    missing = [IDX_NAMES[k][0] for k, v in files.items() if v is None]
     if missing:
         hint = f" {install_hint}" if install_hint else ""
         raise DatasetNotFoundError(

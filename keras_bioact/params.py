@@ -105,7 +105,7 @@ class ActivationParameter:
         return u
 
 
-def _layers(model):
+def walk_layers(model):
     seen = set()
     stack = [model]
     while stack:
@@ -133,7 +133,7 @@ def activation_parameters(model, trainable_only=False):
     """
     found = []
     seen_vars = set()
-    for layer in _layers(model):
+    for layer in walk_layers(model):
         names = getattr(layer, "bioact_parameters", ())
         if names and not layer.built:
             raise ValueError(

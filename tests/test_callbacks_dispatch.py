@@ -15,7 +15,7 @@ from keras import ops
 
 from keras_bioact import ops as bioact_ops
 from keras_bioact.callbacks import ActivationInspector
-from keras_bioact.callbacks._inspect import find_layers
+from keras_bioact.callbacks.inspection import find_layers
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("matplotlib")

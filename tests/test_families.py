@@ -12,7 +12,7 @@ from bioact_testing import to_numpy
 
 from keras_bioact import conversion, families
 from keras_bioact.families import Family, get_family, register_family
-from keras_bioact.families._space import SubSpace, choices, suggest_choice
+from keras_bioact.families.space import SubSpace, choices, suggest_choice
 from keras_bioact.search import Activation, SearchSpace, sample
 from keras_bioact.search.spec import SpecError, parse_spec
 

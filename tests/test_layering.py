@@ -41,10 +41,11 @@ def _modules(root):
     return out
 
 
-def _imports(root):
+def _imports(root, private_names=None):
     """`[(importer, imported, "file:line")]`: every import of a module of the tree by another."""
     modules = _modules(root)
     top = root.name
+    private_names = [] if private_names is None else private_names
 
     def known(name):  # the module itself, or the package it is an attribute of
         while name not in modules and "." in name:
@@ -57,6 +58,7 @@ def _imports(root):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
+                names = [()] * len(targets)
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
@@ -64,13 +66,33 @@ def _imports(root):
                     base = ".".join(parent + ([node.module] if node.module else []))
                 # `from pkg import mod` imports the submodule `pkg.mod` when there is one.
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+                names = [() if f"{base}.{a.name}" in modules else (a.name,) for a in node.names]
             else:
                 continue
-            for target in targets:
+            for target, imported_names in zip(targets, names, strict=True):
                 if target == top or target.startswith(top + "."):
                     where = f"{path.relative_to(root.parent)}:{node.lineno}"
                     out.append((name, known(target), where))
+                    private_names.append((name, target, imported_names, where))
     return out
+
+
+def private_imports(root):
+    """`["file:line -> name", ...]`: private names (a `_module` or an `_attribute`) that a
+    module imports from another package. Helpers that other packages use have public names;
+    a top-level private module (`keras_bioact._io`) is shared plumbing and may be imported."""
+    found = []
+    _imports(root, private_names := [])
+    for importer, target, names, where in private_names:
+        if _package(importer) == _package(target):
+            continue
+        inner = target.split(".")[2:]  # components below the package
+        private = [part for part in inner if part.startswith("_") and part != "__init__"]
+        private += [n for n in names if n.startswith("_") and not n.startswith("__")]
+        line = f"{where} -> {target}: {', '.join(private)}"
+        if private and line not in found:
+            found.append(line)
+    return found
 
 
 def _package(module):
@@ -173,6 +195,11 @@ def test_layering_rules():
         assert _exists(ROOT, unit), f"rule package {unit!r} is gone: update FORBIDDEN"
     violations = rule_violations(ROOT)
     assert not violations, "\n".join(violations)
+
+
+def test_no_package_imports_another_packages_private_names():
+    found = private_imports(ROOT)
+    assert not found, "private names imported across packages:\n" + "\n".join(found)
 
 
 # ---------------------------------------------------------------------------- the checker itself

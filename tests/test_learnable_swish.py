@@ -185,7 +185,7 @@ def test_evolution_target_selects_beta_only():
 
 
 def test_inspector_draws_reference_curves():
-    from keras_bioact.callbacks._inspect import find_layers
+    from keras_bioact.callbacks.inspection import find_layers
 
     inputs = keras.Input((3,))
     unit = LearnableSwish(beta_initializer="random_uniform")

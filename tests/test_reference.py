@@ -7,7 +7,7 @@ import pytest
 from bioact_testing import eru_ref, gamma_ref, oru_ref, to_numpy
 
 from keras_bioact import reference
-from keras_bioact.callbacks import _figures
+from keras_bioact.callbacks import figures
 from keras_bioact.conversion import SUPPORTED_ACTIVATIONS
 from keras_bioact.families import baselines, get_family
 
@@ -60,5 +60,5 @@ def test_every_caller_uses_the_one_copy():
     assert get_family("bru").reference is reference.bru
     assert get_family("learnable_swish").reference is reference.swish
     x = np.linspace(-3.0, 3.0, 7)
-    for name, fn in {**baselines.NUMPY, **_figures.REFERENCES}.items():
+    for name, fn in {**baselines.NUMPY, **figures.REFERENCES}.items():
         np.testing.assert_array_equal(fn(x), reference.activation(name)(x))

@@ -5,9 +5,9 @@ import warnings
 import keras
 import numpy as np
 
-from keras_bioact.callbacks import _figures, _inspect
+from keras_bioact.callbacks import figures, inspection
 
-_DEFAULT_REFERENCES = ("relu", "softplus", "sigmoid", "elu")
+DEFAULT_REFERENCES = ("relu", "softplus", "sigmoid", "elu")
 
 
 class ActivationInspector(keras.callbacks.Callback):
@@ -86,7 +86,7 @@ class ActivationInspector(keras.callbacks.Callback):
         input_range=(-4.0, 4.0),
         num_points=161,
         max_lines=64,
-        references=_DEFAULT_REFERENCES,
+        references=DEFAULT_REFERENCES,
         probe_data=None,
         probe_size=8,
         surface_range=3.0,
@@ -118,10 +118,10 @@ class ActivationInspector(keras.callbacks.Callback):
         self.num_points = _positive_int(num_points, "num_points", name, minimum=2)
         self.max_lines = _positive_int(max_lines, "max_lines", name)
         references = tuple(references or ())
-        unknown = [r for r in references if r not in _figures.REFERENCES]
+        unknown = [r for r in references if r not in figures.REFERENCES]
         if unknown:
             raise ValueError(
-                f"{name}: `references` must be names from {tuple(_figures.REFERENCES)}, "
+                f"{name}: `references` must be names from {tuple(figures.REFERENCES)}, "
                 f"got unknown {unknown}."
             )
         self.references = references
@@ -267,7 +267,7 @@ class ActivationInspector(keras.callbacks.Callback):
         if self.model is None:
             return False
         try:
-            layers = _inspect.find_layers(self.model)
+            layers = inspection.find_layers(self.model)
         except ValueError:
             if quiet_if_unbuilt:
                 return False
@@ -309,13 +309,13 @@ class ActivationInspector(keras.callbacks.Callback):
                 w.image(f"bioact/{item.tag}/curves", png, step)
             if item.kind == "surface":
                 a, b, g = item.surface(self.surface_range)
-                score = _xor_score(item.layer, a, b, g)
+                score = xor_score_of(item.layer, a, b, g)
                 title = f"{item.tag}: g(a, b)"
                 if score is not None:
                     title += f", xor score {score:.2f}"
                     w.scalar(f"bioact/{item.tag}/xor_score", score, step)
                 w.image(
-                    f"bioact/{item.tag}/surface", _figures.surface_png(a, b, g, title, dpi=self.dpi), step
+                    f"bioact/{item.tag}/surface", figures.surface_png(a, b, g, title, dpi=self.dpi), step
                 )
             if item.has_trajectories:
                 probe = self._probe(item)
@@ -326,7 +326,7 @@ class ActivationInspector(keras.callbacks.Callback):
                         w.write(
                             step, histograms={f"bioact/{item.tag}/n_t": n_t, f"bioact/{item.tag}/s_t": s_t}
                         )
-                    png = _figures.trajectories_png(
+                    png = figures.trajectories_png(
                         n_t[0], s_t[0], f"{item.tag}: n_t, s_t (probe 0)", dpi=self.dpi
                     )
                     w.image(f"bioact/{item.tag}/trajectories", png, step)
@@ -334,7 +334,7 @@ class ActivationInspector(keras.callbacks.Callback):
     def _canvas(self, item):
         canvas = self._canvases.get(item.tag)
         if canvas is None:
-            canvas = self._canvases[item.tag] = _figures.CurveCanvas(
+            canvas = self._canvases[item.tag] = figures.CurveCanvas(
                 self._grid,
                 item.curve_title(),
                 self.max_lines,
@@ -347,7 +347,7 @@ class ActivationInspector(keras.callbacks.Callback):
     def _probe(self, item):
         key = id(item.layer)
         if key not in self._probes:
-            self._probes[key] = _inspect.probe_for(self.model, item, self.probe_data, self.probe_size)
+            self._probes[key] = inspection.probe_for(self.model, item, self.probe_data, self.probe_size)
             if self._probes[key] is None:
                 warnings.warn(
                     f"ActivationInspector: no probe batch for {item.tag!r} (pass `probe_data`); "
@@ -357,16 +357,11 @@ class ActivationInspector(keras.callbacks.Callback):
         return self._probes[key]
 
 
-def _xor_score(layer, a, b, g):
-    """The XOR score of g from `keras_bioact.analysis` (two-argument units), when available."""
-    try:
-        from keras_bioact import analysis
-    except ImportError:
-        return None
-    fn = getattr(analysis, "xor_score", None)
-    if fn is None:
-        return None
-    result = fn(layer)
+def xor_score_of(layer, a, b, g):
+    """The XOR score (`keras_bioact.analysis.xor_score`) of a two-argument unit's inner net."""
+    from keras_bioact import analysis
+
+    result = analysis.xor_score(layer)
     return float(getattr(result, "score", result))
 
 

@@ -61,15 +61,15 @@ def run(args):
 
     import keras_bioact  # noqa: F401  (registers the serializable layers)
     from keras_bioact._io import atomic_write
-    from keras_bioact.callbacks import _figures, _inspect
-    from keras_bioact.callbacks.activation_inspector import _DEFAULT_REFERENCES, _xor_score
+    from keras_bioact.callbacks import figures, inspection
+    from keras_bioact.callbacks.activation_inspector import DEFAULT_REFERENCES, xor_score_of
 
     try:
         model = keras.saving.load_model(args.model)
     except Exception as exc:  # a corrupt file or an unknown custom object
         print(f"bioact inspect: cannot load {args.model}: {exc}", file=sys.stderr)
         return 2
-    layers = _inspect.find_layers(model)
+    layers = inspection.find_layers(model)
     if not layers:
         print(
             f"bioact inspect: warning: {args.model} has no keras-bioact layers; nothing to draw.",
@@ -99,25 +99,25 @@ def run(args):
             entry["files"].append(os.path.basename(path))
 
         if item.has_curves():
-            canvas = _figures.CurveCanvas(
+            canvas = figures.CurveCanvas(
                 grid,
                 item.curve_title(),
                 args.max_lines,
-                _DEFAULT_REFERENCES if item.kind != "inner_curve" else (),
+                DEFAULT_REFERENCES if item.kind != "inner_curve" else (),
                 (4.0, 3.0),
                 args.dpi,
             )
             save("curves", canvas.render(item.curves(grid, values)))
         if values and item.kind in ("gamma", "bru", "parameters"):
-            save("parameters", _figures.parameters_png(values, item.tag, dpi=args.dpi))
+            save("parameters", figures.parameters_png(values, item.tag, dpi=args.dpi))
         if item.kind == "surface":
             a, b, g = item.surface()
-            score = _xor_score(item.layer, a, b, g)
+            score = xor_score_of(item.layer, a, b, g)
             entry["xor_score"] = score
             title = f"{item.tag}: g(a, b)" + ("" if score is None else f", xor score {score:.2f}")
-            save("surface", _figures.surface_png(a, b, g, title, dpi=args.dpi))
+            save("surface", figures.surface_png(a, b, g, title, dpi=args.dpi))
         if item.has_trajectories:
-            probe = _inspect.probe_for(model, item, probe_data, args.probe_size)
+            probe = inspection.probe_for(model, item, probe_data, args.probe_size)
             traj = item.trajectories(probe) if probe is not None else None
             if traj is not None:
                 n_t, s_t = traj
@@ -128,7 +128,7 @@ def run(args):
                 }
                 save(
                     "trajectories",
-                    _figures.trajectories_png(n_t[0], s_t[0], f"{item.tag}: n_t, s_t", dpi=args.dpi),
+                    figures.trajectories_png(n_t[0], s_t[0], f"{item.tag}: n_t, s_t", dpi=args.dpi),
                 )
         summary["layers"].append(entry)
     atomic_write(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=2))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_bioact.families import Family, register_family
-from keras_bioact.families._space import (
+from keras_bioact.families.space import (
     SubSpace,
     choices,
     suggest_choice,

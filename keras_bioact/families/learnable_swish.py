@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_bioact.families import Family, register_family
-from keras_bioact.families._space import (
+from keras_bioact.families.space import (
     SpaceError,
     SubSpace,
     check_bool,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_bioact.families import Family, register_family
-from keras_bioact.families._space import SubSpace, choices, int_choices, suggest_choice
+from keras_bioact.families.space import SubSpace, choices, int_choices, suggest_choice
 
 __all__ = ["PAIRINGS", "TWO_ARG_MISSING", "TwoArgSpace", "reference"]
 

@@ -33,9 +33,9 @@ not suggested (it is fixed), so it does not clutter importance plots.
 from __future__ import annotations
 
 from keras_bioact import families as registry
-from keras_bioact.families._space import SpaceError, choices, suggest_choice
 from keras_bioact.families.bru import BRU_FORMS, BRUSpace  # noqa: F401 - re-exported
 from keras_bioact.families.gamma import GAMMA_INITS, GAMMA_REGIMES, GammaSpace  # noqa: F401
+from keras_bioact.families.space import SpaceError, choices, suggest_choice
 from keras_bioact.families.two_arg import PAIRINGS, TwoArgSpace  # noqa: F401
 
 __all__ = [

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_bioact.params import ParameterView, _layers
+from keras_bioact.params import ParameterView, walk_layers
 
 __all__ = ["PopulationTrainer", "TrainedPopulation"]
 
@@ -61,7 +61,7 @@ def _stack(pairs, join):
 
 
 def _random_layers(model):
-    return [layer.name for layer in _layers(model) if getattr(layer, "_seed_generators", None)]
+    return [layer.name for layer in walk_layers(model) if getattr(layer, "_seed_generators", None)]
 
 
 class PopulationTrainer:

@@ -54,12 +54,12 @@ def data(spec, table, source):
 
 def _idx_dir(directory, source, key):
     """An MNIST-format directory with its four files, checked before anything is created."""
-    from keras_bioact.datasets import _IDX_NAMES, _find
+    from keras_bioact.datasets import IDX_NAMES, find_idx
 
     path = pathlib.Path(directory)
     if not path.is_dir():
         raise SpecError(source, key, f"{directory!r} is not a directory of IDX files")
-    files = {names[0]: _find(path, k) for k, names in _IDX_NAMES.items()}
+    files = {names[0]: find_idx(path, k) for k, names in IDX_NAMES.items()}
     missing = [name for name, file in files.items() if file is None]
     if missing:
         raise SpecError(source, key, f"{directory!r} lacks {', '.join(missing)} (optionally .gz)")
