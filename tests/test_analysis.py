@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from _two_arg_utils import to_np
+from helpers.two_arg import to_np
 
 from keras_bioact import analysis
 from keras_bioact.layers import InnerNonlinearity

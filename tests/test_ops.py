@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from bioact_testing import (
+from helpers.testing import (
     BACKEND,
     assert_close,
     call,

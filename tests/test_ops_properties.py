@@ -4,7 +4,7 @@ import functools
 
 import keras
 import numpy as np
-from bioact_testing import (
+from helpers.testing import (
     assert_close,
     call,
     dsigmoid,

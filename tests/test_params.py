@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from bioact_testing import to_numpy
+from helpers.testing import to_numpy
 
 from keras_bioact.layers import BRU, GammaActivation
 from keras_bioact.params import ParameterView, activation_parameters

@@ -4,7 +4,7 @@ against the tests' own float64 references and against `keras.activations`."""
 import keras
 import numpy as np
 import pytest
-from bioact_testing import eru_ref, gamma_ref, oru_ref, to_numpy
+from helpers.testing import eru_ref, gamma_ref, oru_ref, to_numpy
 
 from keras_bioact import reference
 from keras_bioact.callbacks import figures

@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from _two_arg_utils import to_np
+from helpers.two_arg import to_np
 
 from keras_bioact import nin
 from keras_bioact.layers import InnerNonlinearity, TwoArgDense

@@ -1,0 +1,1 @@
+"""Shared helpers of the test suite (importable as `helpers.*`: tests/ is on sys.path)."""
