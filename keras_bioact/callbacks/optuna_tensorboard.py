@@ -15,9 +15,12 @@ class OptunaTensorBoardCallback:
     Each finished trial becomes the run `log_dir/trial_<number>` with its parameters
     (`trial.params`) as hyper-parameters and its objective value(s) as metrics; its intermediate
     values (`trial.report`) are written as the scalar `intermediate_value` over steps; numeric
-    `trial.user_attrs` are written as metrics too (e.g. test accuracy, parameter counts).
-    Trial state maps to the session status: COMPLETE -> success, FAIL and PRUNED -> failure
-    (TensorBoard has no "pruned" status; the metric `pruned` = 1 tells pruned trials apart).
+    `trial.user_attrs` are written as metrics too (e.g. parameter counts, fit seconds). A
+    per-epoch Keras history in the user attribute `history` (`{"loss": [...], "val_loss": [...],
+    ...}`, as `keras_bioact.search.make_objective` stores it) becomes the scalars
+    `epoch/<key>` at steps 0, 1, ... (the trial's training and validation curves).
+    Trial state maps to the session status: COMPLETE -> success, FAIL -> failure, PRUNED ->
+    unknown (TensorBoard has no "pruned" status; the metric `pruned` = 1 tells pruned trials apart).
     A pruned trial's last intermediate value is written as `<metric>_at_pruning` (with
     `pruned_at_step`), never under the objective's name, so sorting by the objective ranks
     complete trials only.
@@ -57,15 +60,25 @@ class OptunaTensorBoardCallback:
     def __call__(self, study, trial):
         self.log_trial(trial)
 
-    def log_study(self, study):
-        """Write every finished trial of `study` that is not on disk yet; returns how many."""
-        return sum(self.log_trial(t) is not None for t in study.get_trials(deepcopy=False))
+    def log_study(self, study, extra=None):
+        """Write every finished trial of `study` that is not on disk yet, and `extra`
+        (`{trial number: {tag: value}}`, e.g. test scores) that is not; returns how many trials
+        were written."""
+        extra = extra or {}
+        return sum(
+            self.log_trial(t, extra.get(t.number)) is not None for t in study.get_trials(deepcopy=False)
+        )
 
-    def log_trial(self, trial):
-        """Write one (finished) `optuna.trial.FrozenTrial`; returns its run dir or None if skipped."""
+    def log_trial(self, trial, extra=None):
+        """Write one (finished) `optuna.trial.FrozenTrial`; returns its run dir or None if it was
+        on disk already. `extra` (`{tag: value}`, e.g. `{"test_accuracy": 0.91}`, known only
+        after the trial) is written once into the trial's run as well, in a file of its own
+        (suffix `.extra`), also when the session itself is on disk already."""
         state = trial.state.name
         if state not in ("COMPLETE", "PRUNED", "FAIL"):
             return None
+        if extra:
+            self._log_extra(trial, extra)
         metrics = {}
         # Optuna gives a pruned trial its last intermediate value as value: not a final value
         values = (trial.values or []) if state != "PRUNED" else []
@@ -89,7 +102,11 @@ class OptunaTensorBoardCallback:
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     metrics.setdefault(f"user_attrs/{key}", v)
         series = {step: {"intermediate_value": v} for step, v in trial.intermediate_values.items()}
-        status = {"COMPLETE": "success", "FAIL": "failure", "PRUNED": "failure"}[state]
+        history = trial.user_attrs.get("history")
+        for key, values in history.items() if isinstance(history, dict) else ():
+            for epoch, v in enumerate(values if isinstance(values, list) else ()):
+                series.setdefault(epoch, {})[f"epoch/{key}"] = v
+        status = {"COMPLETE": "success", "FAIL": "failure", "PRUNED": "unknown"}[state]
         start = trial.datetime_start.timestamp() if trial.datetime_start else None
         end = trial.datetime_complete.timestamp() if trial.datetime_complete else None
         step = max(trial.intermediate_values) if trial.intermediate_values else 0
@@ -103,3 +120,13 @@ class OptunaTensorBoardCallback:
             start_time_secs=start,
             end_time_secs=end,
         )
+
+    def _log_extra(self, trial, extra):
+        from keras_bioact.callbacks.summary_writer import SummaryWriter
+
+        path = self.logger.run_dir(self.run_name(trial))
+        if os.path.isdir(path) and any(f.endswith(".extra") for f in os.listdir(path)):
+            return
+        step = max(trial.intermediate_values) if trial.intermediate_values else 0
+        with SummaryWriter(path, filename_suffix=".extra") as writer:
+            writer.write(int(step), scalars={str(k): float(v) for k, v in extra.items()})

@@ -147,7 +147,10 @@ def test_show_prints_best_trials_and_exports_csv_json_and_plots(tmp_path, capsys
     assert len(rows["trials"]) == 8 and rows["best_activation"] == study.best_trial.user_attrs["activation"]
     csv_text = (out_dir / "trials.csv").read_text().splitlines()
     assert csv_text[0].startswith("number,state,value,family") and len(csv_text) == 9
-    for stem in ("history", "importance", "parallel_coordinates"):
+    # 8 trials, one parameter (`family`) shared by all: no importance plot, a note instead
+    assert "importances need >= 10 complete trials" in (out_dir / "importance.txt").read_text()
+    assert "importance: not plotted" in out and not (out_dir / "importance.png").exists()
+    for stem in ("history", "parallel_coordinates", "parallel_coordinates_gamma"):
         assert (out_dir / f"{stem}.html").stat().st_size > 1000
         html = (out_dir / f"{stem}.html").read_text()
         assert "cdn.plot.ly" not in html and 'src="plotly.min.js"' in html  # works offline

@@ -18,8 +18,11 @@ __all__ = [
     "best_trial",
     "best_trials",
     "export_results",
+    "MIN_IMPORTANCE_TRIALS",
     "export_trials",
     "format_table",
+    "objective_names",
+    "plot_groups",
     "pruning_line",
     "save_plots",
     "summary",
@@ -66,27 +69,48 @@ def best_activation(study, index=0, trial=None):
     return Activation(best_activation_config(study, trial)).unit(index)
 
 
-def _value_columns(study):
-    names = study.user_attrs.get("objective_names")
-    if names and len(names) == len(study.directions):
-        return list(names)
-    return ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
+def objective_names(study):
+    """The names of the study's objectives, as the spec gives them (`val_accuracy`, ...): the
+    study's `objective_names` user attribute, else `study.metric_names`, else `value`
+    (`value_0`, `value_1`, ... for several objectives)."""
+    n = len(study.directions)
+    for names in (study.user_attrs.get("objective_names"), study.metric_names):
+        if names and len(names) == n:
+            return list(names)
+    return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+
+
+_value_columns = objective_names
+
+
+def test_columns(study):
+    """`{trial number: {test metric name: value}}` of the trials scored on the test split."""
+    from keras_bioact.search.optuna.holdout import test_scores
+
+    return {n: {r["metric"]: r["value"]} for n, r in test_scores(study).items()}
 
 
 def trial_rows(study):
-    """One flat dict per trial (number, state, values, family, params, fit seconds, ...)."""
+    """One flat dict per trial (number, state, values named as the spec's objectives, the test
+    score where scored (`test_accuracy`, empty elsewhere), family, params, compile and fit
+    seconds, ...)."""
     rows = []
     columns = _value_columns(study)
+    tests = test_columns(study)
+    test_names = sorted({k for scores in tests.values() for k in scores})
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name}
         values = t.values or [None] * len(columns)
         for c, v in zip(columns, values, strict=False):
             row[c] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+        for name in test_names:
+            row[name] = tests.get(t.number, {}).get(name)
         row["family"] = (t.user_attrs.get("activation") or {}).get("family", t.params.get("family"))
         for k, v in sorted(t.params.items()):
             if k != "family":
                 row[f"param_{k}"] = v
         row["params"] = t.user_attrs.get("params")
+        row["compile_seconds"] = t.user_attrs.get("compile_seconds")
         row["fit_seconds"] = t.user_attrs.get("fit_seconds")
         row["duration_seconds"] = t.duration.total_seconds() if t.duration is not None else None
         row["failure_reason"] = t.user_attrs.get("failure_reason")
@@ -143,12 +167,67 @@ def export_trials(study, path):
     return path
 
 
+MIN_IMPORTANCE_TRIALS = 10
+"""Parameter importances are plotted from at least this many complete trials (and two
+parameters); with fewer, fANOVA's ranking is noise and the plot is skipped with a note."""
+
+
+def _family(trial):
+    return trial.params.get("family", (trial.user_attrs.get("activation") or {}).get("family"))
+
+
+def plot_groups(study):
+    """`[(suffix, trials, params)]`: the groups of complete trials plotted together, each with
+    the parameters that all its trials have (no conditional parameter shows up as "None"):
+    all trials (suffix ""), and, when the study has several families, each family's trials
+    with that family's parameters (suffix `_<family>`)."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = [t for t in complete if t.values and all(math.isfinite(v) for v in t.values)]
+
+    def shared(trials, drop=()):
+        if not trials:
+            return []
+        names = set.intersection(*(set(t.params) for t in trials)) - set(drop)
+        return sorted(names, key=lambda k: (k != "family", k))
+
+    groups = [("", complete, shared(complete))]
+    families = sorted({_family(t) for t in complete} - {None})
+    if len(families) > 1:
+        for f in families:
+            trials = [t for t in complete if _family(t) == f]
+            params = shared(trials, drop=("family",))
+            if params:
+                groups.append((f"_{f}", trials, params))
+    return groups
+
+
+def _sub_study(study, trials):
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory"
+    try:
+        sub = optuna.create_study(directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    sub.add_trials(trials)
+    return sub
+
+
 def save_plots(study, directory, png=True, log=print):
     """Save optimisation history, parameter importances and parallel coordinates as HTML
     (plotly; `plotly.min.js` is written into `directory`, so the pages work offline) and, with
     `png`, as PNG (matplotlib backend of `optuna.visualization`; plotly's static export needs a
-    browser). Returns the written paths. Plots that need more trials than the study has
-    (importance needs >= 2 complete trials) are skipped."""
+    browser). The objective axis is named as in the spec (`val_accuracy`).
+
+    The conditional parameters of a family (BRU's `form`, ...) are plotted among that family's
+    trials only (`importance_<family>`, `parallel_coordinates_<family>`, see `plot_groups`);
+    `importance` and `parallel_coordinates` show the parameters every trial has (`family`,
+    `learning_rate`). An importance plot needs `MIN_IMPORTANCE_TRIALS` complete trials of its
+    group and two parameters; otherwise it is skipped and the reason logged and written to
+    `importance.txt`. Returns the written paths."""
     import warnings
 
     import optuna
@@ -159,21 +238,38 @@ def save_plots(study, directory, png=True, log=print):
     multi = len(study.directions) > 1
     target = (lambda t: t.values[0]) if multi else None
     name0 = _value_columns(study)[0]
-    plots = {
-        "history": ("plot_optimization_history", {}),
-        "importance": ("plot_param_importances", {}),
-        "parallel_coordinates": ("plot_parallel_coordinate", {}),
-    }
+    plots = [("history", "plot_optimization_history", study, None)]
+    notes = []
+    for suffix, trials, params in plot_groups(study):
+        group = f"the {suffix[1:]} trials" if suffix else "all trials"
+        sub = _sub_study(study, trials)
+        if len(trials) < MIN_IMPORTANCE_TRIALS or len(params) < 2:
+            notes.append(
+                f"importance{suffix}: not plotted: {len(trials)} complete trials and {len(params)} "
+                f"parameter(s) among {group}; importances need >= {MIN_IMPORTANCE_TRIALS} complete "
+                "trials and >= 2 parameters"
+            )
+        else:
+            plots.append((f"importance{suffix}", "plot_param_importances", sub, params))
+        if params:
+            plots.append((f"parallel_coordinates{suffix}", "plot_parallel_coordinate", sub, params))
     if multi:
-        plots["pareto_front"] = ("plot_pareto_front", {})
+        plots.append(("pareto_front", "plot_pareto_front", study, None))
+    for note in notes:
+        log(note)
+    if notes:
+        atomic_write(directory / "importance.txt", "\n".join(notes) + "\n")
+        written.append(directory / "importance.txt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for stem, (fn_name, kwargs) in plots.items():
-            kw = dict(kwargs)
-            if multi and stem != "pareto_front":
+        for stem, fn_name, source, params in plots:
+            kw = {} if params is None else {"params": params}
+            if stem != "pareto_front":
                 kw.update(target=target, target_name=name0)
+            else:
+                kw.update(target_names=_value_columns(study))
             try:
-                fig = getattr(optuna.visualization, fn_name)(study, **kw)
+                fig = getattr(optuna.visualization, fn_name)(source, **kw)
                 out = directory / f"{stem}.html"
                 # plotly.min.js is written once next to the plots: they work offline
                 atomic_write(out, fig.to_html(include_plotlyjs="directory"))
@@ -186,23 +282,47 @@ def save_plots(study, directory, png=True, log=print):
                 log(f"skipped {stem}.html: {e}")
                 continue
             if png:
-                import matplotlib
-
-                matplotlib.use("Agg")
-                import matplotlib.pyplot as plt
-
-                try:
-                    ax = getattr(optuna.visualization.matplotlib, fn_name)(study, **kw)
-                    fig_m = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-                    out = directory / f"{stem}.png"
-                    png_bytes = io.BytesIO()
-                    fig_m.savefig(png_bytes, format="png", dpi=100, bbox_inches="tight")
-                    plt.close(fig_m)
-                    atomic_write(out, png_bytes.getvalue())
-                    written.append(out)
-                except (ValueError, RuntimeError, ZeroDivisionError) as e:
-                    log(f"skipped {stem}.png: {e}")
+                out = directory / f"{stem}.png"
+                written += [out] if _save_png(fn_name, source, kw, out, log) else []
     return written
+
+
+def _colorbar_clear_of_labels(fig, n_axes):
+    """Widen a parallel-coordinates figure to its number of axes and move its colorbar right of
+    the last axis' tick labels (Optuna puts it 0.1 axes widths away, over long category names)."""
+    fig.set_size_inches(max(6.4, 1.3 * n_axes + 2.5), 4.8)
+    main = fig.axes[0]
+    bars = [a for a in fig.axes if a.get_position().bounds != main.get_position().bounds]
+    if not bars:
+        return
+    renderer = fig.canvas.get_renderer()
+    labels_end = max(a.get_tightbbox(renderer).x1 for a in fig.axes if a not in bars)
+    x0 = fig.transFigure.inverted().transform((labels_end, 0))[0] + 0.02
+    for bar in bars:
+        _, y0, width, height = bar.get_position().bounds
+        bar.set_position([x0, y0, width, height])
+
+
+def _save_png(fn_name, study, kw, out, log):
+    import matplotlib
+    import optuna
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        ax = getattr(optuna.visualization.matplotlib, fn_name)(study, **kw)
+    except (ValueError, RuntimeError, ZeroDivisionError) as e:
+        log(f"skipped {out.name}: {e}")
+        return None
+    fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    if fn_name == "plot_parallel_coordinate":
+        _colorbar_clear_of_labels(fig, len(kw.get("params", ())) + 1)
+    png_bytes = io.BytesIO()
+    fig.savefig(png_bytes, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(out, png_bytes.getvalue())
+    return True
 
 
 def format_table(rows, columns):
@@ -299,14 +419,17 @@ def summary(study, top=5, spec=None, log=print):
 
 def export_results(study, directory, log=print):
     """Write `trials.csv`, `trials.json`, the plots and TensorBoard HParams logs (one session per
-    trial: `tensorboard --logdir DIR/tensorboard`) to `directory`; returns the written paths."""
+    trial with its training curves and, where scored, its test score: `tensorboard --logdir
+    DIR/tensorboard`) to `directory`; returns the written paths."""
     d = pathlib.Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     written = [export_trials(study, d / "trials.csv"), export_trials(study, d / "trials.json")]
     written += save_plots(study, d, log=log)
     from keras_bioact.callbacks import OptunaTensorBoardCallback
 
-    OptunaTensorBoardCallback(d / "tensorboard").log_study(study)
+    OptunaTensorBoardCallback(d / "tensorboard", metric_name=_value_columns(study)).log_study(
+        study, extra=test_columns(study)
+    )
     written.append(d / "tensorboard")
     log("wrote " + ", ".join(str(p) for p in written))
     return written

@@ -13,7 +13,7 @@ from keras_bioact.search.metrics import OBJECTIVES, direction_of
 from keras_bioact.search.optuna._compiled import CompiledModels
 from keras_bioact.search.spec.model import Budget
 
-__all__ = ["Diverged", "make_objective", "objective_from_spec", "worker_identity"]
+__all__ = ["Diverged", "compile_time", "make_objective", "objective_from_spec", "worker_identity"]
 
 
 class Diverged(RuntimeError):
@@ -38,6 +38,18 @@ def _monitor_callback(metric, epoch_seconds):
                     raise Diverged(f"{key}={float(value)} at epoch {epoch}")
 
     return _Monitor()
+
+
+def compile_time(epoch_seconds):
+    """Seconds of the first epoch spent compiling (tracing, XLA): the first epoch's time minus
+    the median of the later epochs' times (at least 0); None with fewer than two epochs. The
+    loss, metrics and evaluation step are compiled before `fit` (see `compile_model`), so the
+    first epoch's extra time is the compilation of the training step."""
+    import statistics
+
+    if len(epoch_seconds) < 2:
+        return None
+    return max(0.0, epoch_seconds[0] - statistics.median(epoch_seconds[1:]))
 
 
 def _proc_start_time(pid):
@@ -77,7 +89,8 @@ def make_objective(
         metric: Keras log key to optimise, e.g. `"val_accuracy"` (maximised) or `"val_loss"`
             (minimised); its value after the last epoch is the trial's (first) value.
         objectives: extra objectives for multi-objective studies: `"params"` (parameter
-            count), `"fit_time"` (seconds in `model.fit`), `"step_time"` (seconds per step).
+            count), `"fit_time"` (seconds in `model.fit`, compilation excluded), `"step_time"`
+            (those seconds per step).
         prune: report `metric` every epoch through optuna-integration's
             `KerasPruningCallback` (single-objective studies only).
         compile_kwargs: extra arguments of `model.compile`.
@@ -89,7 +102,9 @@ def make_objective(
             `build_model` returns compiled are always used as they are.
 
     Each trial records user attributes `activation` (the configuration, see
-    `keras_bioact.search.Activation`), `params`, `fit_seconds`, `epoch_seconds` (wall time
+    `keras_bioact.search.Activation`), `params`, `compile_seconds` (the first epoch's extra
+    time over the later epochs' median, see `compile_time`; None with one epoch run),
+    `fit_seconds` (seconds in `model.fit` less `compile_seconds`), `epoch_seconds` (wall time
     of each epoch run, validation included), `epochs_run`, `history`, `worker` and
     `reused_compiled` (whether the trial reused an earlier compiled model). A trial
     whose loss or metric becomes NaN/Inf is marked FAIL with `failure_reason` =
@@ -179,7 +194,9 @@ def make_objective(
         except Diverged as e:
             failure = f"diverged: {e}"
         finally:
-            fit_seconds = time.perf_counter() - start
+            compile_seconds = compile_time(epoch_seconds)
+            fit_seconds = time.perf_counter() - start - (compile_seconds or 0.0)
+            trial.set_user_attr("compile_seconds", compile_seconds)
             trial.set_user_attr("fit_seconds", fit_seconds)
             trial.set_user_attr("epoch_seconds", [round(t, 4) for t in epoch_seconds])
         if failure is None:

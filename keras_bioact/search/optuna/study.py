@@ -54,8 +54,10 @@ def make_pruner(name="median", **options):
     raise ValueError(f"unknown pruner {name!r}; legal: {', '.join(PRUNERS)}")
 
 
-def create_study(study_name, storage, directions=("maximize",), sampler=None, pruner=None):
-    """Create the study, or load it when it exists with the same directions.
+def create_study(study_name, storage, directions=("maximize",), sampler=None, pruner=None, metric_names=None):
+    """Create the study, or load it when it exists with the same directions. `metric_names`
+    (one per direction, e.g. `["val_accuracy"]`) name the objectives in Optuna's own views
+    (`study.metric_names`, optuna-dashboard) and in the exports.
 
     Call this ONCE before starting workers: concurrent creation of a fresh SQLite study races
     ("table studies already exists"). Workers then call `load_study`.
@@ -77,6 +79,12 @@ def create_study(study_name, storage, directions=("maximize",), sampler=None, pr
             f"study {study_name!r} exists with directions {have}, but the specification asks for "
             f"{list(directions)}; use another study name"
         )
+    if metric_names is not None and list(metric_names) != study.metric_names:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(metric_names))
     return study
 
 
@@ -129,7 +137,12 @@ def open_study(spec, worker_index=0, key="optuna.storage"):
                 spec.study_name, spec.storage, sampler_from_spec(spec, worker_index), pruner_from_spec(spec)
             )
         study = create_study(
-            spec.study_name, spec.storage, spec.directions, sampler_from_spec(spec), pruner_from_spec(spec)
+            spec.study_name,
+            spec.storage,
+            spec.directions,
+            sampler_from_spec(spec),
+            pruner_from_spec(spec),
+            metric_names=spec.objective_names,
         )
         study.set_user_attr("objective_names", spec.objective_names)
         # the validated spec, as data, so that `bioact show` can score the best trial on test
