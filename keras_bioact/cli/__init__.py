@@ -68,8 +68,8 @@ def main(argv=None):
         return 2
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"bioact: {e or 'interrupted'}", file=sys.stderr)  # a search says how to continue
         return 130
 
 

@@ -111,6 +111,7 @@ def run_study(
                 bar.set_postfix_str(_postfix(st, trial))
             bar.refresh()
 
+        failed_before = _stale(study)
         try:
             if spec.workers == 1:
                 from keras_bioact.search.optuna import objective as objective_lib
@@ -119,6 +120,14 @@ def run_study(
                 workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
             else:
                 workers.run_workers(spec, study, allow_code, on_poll=on_trial, log=log)
+        except KeyboardInterrupt:
+            bar.close()
+            failed = sorted(_stale(study) - failed_before)
+            raise KeyboardInterrupt(
+                f"interrupted: {workers.count_finished(study)}/{spec.n_trials} trials finished and saved"
+                + (f"; running trial(s) {failed} failed and re-queued" if failed else "")
+                + "; run the same command again to continue"
+            ) from None
         finally:
             bar.n = workers.count_finished(study)
             bar.close()
@@ -133,6 +142,11 @@ def run_study(
     if directory:
         export_lib.export_results(study, directory, log=log)
     return _result(study, test_error, directory)
+
+
+def _stale(study):
+    """Numbers of the trials failed as interrupted or dead (see `workers.recover_dead_trials`)."""
+    return {t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("stale")}
 
 
 def _postfix(study, trial):
