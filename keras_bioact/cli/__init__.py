@@ -11,6 +11,7 @@ import json
 import os
 import pkgutil
 import sys
+import warnings
 
 from keras_bioact import __version__
 
@@ -60,7 +61,16 @@ def build_parser():
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning):
+    """keras-bioact's own warnings (a deprecated spec key, ...) as one line, without the source
+    line that Python's format adds; other warnings as Python formats them."""
+    if category.__module__.startswith("keras_bioact"):
+        return f"bioact: warning: {message}\n"
+    return _default(message, category, filename, lineno, line)
+
+
 def main(argv=None):
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
