@@ -12,6 +12,8 @@ from keras_bioact.search.optuna.study import load_study, open_study
 
 __all__ = ["SearchResult", "run_study", "show_study"]
 
+COMPILING = "compiling the first trial..."
+
 
 @dataclass(repr=False)
 class SearchResult:
@@ -105,9 +107,11 @@ def run_study(
             dynamic_ncols=True,
         )
 
+        bar.set_postfix_str(COMPILING)  # until a trial finishes: the first one compiles the model
+
         def on_trial(st, trial=None):
             bar.n = workers.count_finished(st)
-            if trial is not None:
+            if trial is not None or bar.n > done:  # worker processes: polled, no trial given
                 bar.set_postfix_str(_postfix(st, trial))
             bar.refresh()
 
@@ -154,7 +158,8 @@ def _postfix(study, trial):
         best = study.best_value if len(study.directions) == 1 else None
     except ValueError:
         best = None
-    return f"last={trial.state.name.lower()}" + (f" best={best:.4f}" if best is not None else "")
+    last = f"last={trial.state.name.lower()}" if trial is not None else ""
+    return " ".join(p for p in (last, f"best={best:.4f}" if best is not None else "") if p)
 
 
 def show_study(study_name, storage, *, top=10, export=None, test=True, allow_code=(), log=print):
