@@ -106,8 +106,10 @@ def cmd_search(args):
     from keras_bioact.cli import backend_line
     from keras_bioact.errors import BioactError
     from keras_bioact.search import run_spec
+    from keras_bioact.search.optuna.workers import interrupt_once, restore_signals
 
     print(backend_line())
+    previous = interrupt_once()  # SIGTERM ends a search as Ctrl-C does; a second signal waits
     try:
         result = run_spec(
             args.spec,
@@ -129,6 +131,14 @@ def cmd_search(args):
         )
     except BioactError as e:
         return error(e)
+    except KeyboardInterrupt as e:  # an Optuna search says what it saved; an evolution:
+        if str(e):
+            raise
+        raise KeyboardInterrupt(
+            "interrupted: the finished generations are saved; run the same command with --resume to continue"
+        ) from None
+    finally:
+        restore_signals(previous)
     if getattr(result, "test_error", None):
         print(f"bioact: error: {result.test_error}", file=sys.stderr)
         return 1

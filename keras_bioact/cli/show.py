@@ -33,8 +33,11 @@ def register(subparsers):
 
 
 def cmd_show(args):
+    from keras_bioact.cli import backend_line
     from keras_bioact.errors import BioactError
     from keras_bioact.search.optuna import StorageError, show_study
+
+    print(backend_line())  # the test split may be scored (Keras), as by `bioact search`
 
     try:
         result = show_study(

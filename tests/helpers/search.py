@@ -8,8 +8,12 @@ from keras_bioact.search import space as space_lib
 
 
 def slow_mlp(activation, input_shape, num_classes, hidden=(8,), delay=0.0):
-    """`keras_bioact.search.mlp` that first sleeps `delay` seconds (to kill a worker mid-trial)."""
-    time.sleep(float(delay))
+    """`keras_bioact.search.mlp` that first sleeps `delay` seconds (to kill a worker mid-trial),
+    in short naps: a signal that the kernel hands to another thread (JAX's, TensorFlow's) wakes
+    no sleep of the main thread, which sees it only after its nap, as training sees it after a batch."""
+    end = time.monotonic() + float(delay)
+    while time.monotonic() < end:
+        time.sleep(min(0.1, max(0.0, end - time.monotonic())))
     return mlp(activation, input_shape, num_classes, hidden=hidden)
 
 

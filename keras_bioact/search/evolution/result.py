@@ -43,23 +43,41 @@ class EvolutionResult:
     out_dir: str | None = None
     summary: dict | None = None
 
+    def __repr__(self):
+        return (
+            f"EvolutionResult(best_fitness={self.best_fitness:.6g}, generations={len(self.history)}, "
+            f"parameters={{{', '.join(f'{k!r}: {summarise(v)}' for k, v in self.best_parameters.items())}}}, "
+            f"out_dir={self.out_dir!r})"
+        )
+
     def apply(self, model):
         """Write the best parameters into `model` (a model with the same layer names)."""
         _apply_parameters(model, self.best_parameters)
 
     def save(self, directory):
-        """Write `best_parameters.npz` (arrays by `layer/param` path) and `best.json`."""
+        """Write `best_parameters.npz` (arrays by `layer/param` path) and `best.json` (the same
+        values as lists, `parameters`, and their `shapes`)."""
         os.makedirs(directory, exist_ok=True)
         npz = os.path.join(directory, "best_parameters.npz")
         _atomic_write(npz, _npz_bytes(self.best_parameters))
         meta = {
             "best_fitness": self.best_fitness,
             "generations": len(self.history),
-            "parameters": {k: list(np.shape(v)) for k, v in self.best_parameters.items()},
+            "parameters": {k: np.asarray(v).tolist() for k, v in self.best_parameters.items()},
+            "shapes": {k: list(np.shape(v)) for k, v in self.best_parameters.items()},
             "config": self.config,
         }
         _atomic_write(os.path.join(directory, "best.json"), json.dumps(meta, indent=2, default=str).encode())
         return npz
+
+
+def summarise(value, few=4):
+    """The values of an evolved parameter in a line: all of them if at most `few`, else the
+    mean, min and max (and the count)."""
+    value = np.asarray(value, dtype="float64").ravel()
+    if value.size <= few:
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return f"mean {value.mean():.4g}, min {value.min():.4g}, max {value.max():.4g} ({value.size} values)"
 
 
 def result_from(genome, tracker, config, out_dir):

@@ -84,6 +84,7 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     from keras_bioact.search.evolution._evolve import evolve
     from keras_bioact.search.evolution._resume import open_checkpoint
     from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME
+    from keras_bioact.search.evolution.result import summarise
     from keras_bioact.search.evolution.runtime import _model_to_bytes
     from keras_bioact.search.spec.checks import output_dir
 
@@ -132,6 +133,9 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
         atomic_write(os.path.join(out_dir, "best_model.keras"), _model_to_bytes(model))
         atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     log(json.dumps(summary, indent=2))
+    log("best parameters (all in best.json and best_parameters.npz):")
+    for path, value in result.best_parameters.items():
+        log(f"  {path}: {summarise(value)}")
     log(protocol_line(spec))
     return result, summary
 

@@ -12,6 +12,8 @@ from keras_bioact.search.optuna.study import load_study, open_study
 
 __all__ = ["SearchResult", "run_study", "show_study"]
 
+COMPILING = "compiling the first trial..."
+
 
 @dataclass(repr=False)
 class SearchResult:
@@ -105,12 +107,15 @@ def run_study(
             dynamic_ncols=True,
         )
 
+        bar.set_postfix_str(COMPILING)  # until a trial finishes: the first one compiles the model
+
         def on_trial(st, trial=None):
             bar.n = workers.count_finished(st)
-            if trial is not None:
+            if trial is not None or bar.n > done:  # worker processes: polled, no trial given
                 bar.set_postfix_str(_postfix(st, trial))
             bar.refresh()
 
+        failed_before = _stale(study)
         try:
             if spec.workers == 1:
                 from keras_bioact.search.optuna import objective as objective_lib
@@ -119,6 +124,14 @@ def run_study(
                 workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
             else:
                 workers.run_workers(spec, study, allow_code, on_poll=on_trial, log=log)
+        except KeyboardInterrupt:
+            bar.close()
+            failed = sorted(_stale(study) - failed_before)
+            raise KeyboardInterrupt(
+                f"interrupted: {workers.count_finished(study)}/{spec.n_trials} trials finished and saved"
+                + (f"; running trial(s) {failed} failed and re-queued" if failed else "")
+                + "; run the same command again to continue"
+            ) from None
         finally:
             bar.n = workers.count_finished(study)
             bar.close()
@@ -135,12 +148,18 @@ def run_study(
     return _result(study, test_error, directory)
 
 
+def _stale(study):
+    """Numbers of the trials failed as interrupted or dead (see `workers.recover_dead_trials`)."""
+    return {t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("stale")}
+
+
 def _postfix(study, trial):
     try:
         best = study.best_value if len(study.directions) == 1 else None
     except ValueError:
         best = None
-    return f"last={trial.state.name.lower()}" + (f" best={best:.4f}" if best is not None else "")
+    last = f"last={trial.state.name.lower()}" if trial is not None else ""
+    return " ".join(p for p in (last, f"best={best:.4f}" if best is not None else "") if p)
 
 
 def show_study(study_name, storage, *, top=10, export=None, test=True, allow_code=(), log=print):

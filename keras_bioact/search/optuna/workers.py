@@ -31,7 +31,9 @@ __all__ = [
     "ORPHAN_GRACE",
     "WorkerError",
     "count_finished",
+    "interrupt_once",
     "recover_dead_trials",
+    "restore_signals",
     "run",
     "run_workers",
     "worker_command",
@@ -63,6 +65,33 @@ def count_finished(study):
     """Trials that count towards `n_trials`: complete, pruned, and failed by divergence
     (trials of killed workers do not count: their parameters are re-queued)."""
     return sum(_counted(t) for t in study.get_trials(deepcopy=False))
+
+
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); failed at once"
+
+
+def interrupt_once():
+    """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt once in this process; later ones do
+    nothing, so that the interrupted search finishes failing and re-queueing its running trials
+    (a worker gets Ctrl-C and then its coordinator's SIGTERM). Returns the previous handlers
+    (for `restore_signals`)."""
+    import signal
+
+    raised = []
+
+    def handler(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise KeyboardInterrupt
+
+    return {n: signal.signal(n, handler) for n in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_signals(handlers):
+    import signal
+
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 # A RUNNING trial with no `worker` attribute this many seconds after it started is an orphan.
@@ -141,15 +170,20 @@ def recover_dead_trials(study, requeue=True):
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
             failed.append(t)
-    if requeue and failed:
-        retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
-        for t in failed:
-            # A re-queued trial killed before its objective asked for the parameters has none
-            # yet; its enqueued ones (`fixed_params`) keep the retry chain going.
-            params = t.params or t.system_attrs.get("fixed_params") or {}
-            if params and t.number not in retried:
-                study.enqueue_trial(params, user_attrs={"retry_of": t.number})
+    if requeue:
+        _requeue(study, failed)
     return [t.number for t in failed]
+
+
+def _requeue(study, failed):
+    """Enqueue the parameters of the `failed` trials (once each), so they are tried again."""
+    retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+    for t in failed:
+        # A re-queued trial killed before its objective asked for the parameters has none
+        # yet; its enqueued ones (`fixed_params`) keep the retry chain going.
+        params = t.params or t.system_attrs.get("fixed_params") or {}
+        if params and t.number not in retried:
+            study.enqueue_trial(params, user_attrs={"retry_of": t.number})
 
 
 class _Worker:
@@ -170,6 +204,13 @@ class _Worker:
             value = self.objective(trial)
         except optuna.exceptions.UpdateFinishedTrialError:
             self.taken = True  # recording into it failed: it was finished elsewhere
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM: failed as if its worker had died (not counted, re-queued by
+            # `run`), and Optuna's log of the failure (a traceback) silenced
+            trial.set_user_attr("failure_reason", INTERRUPTED)
+            trial.set_user_attr("stale", True)
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
             raise
         self.returned = True
         return value
@@ -201,7 +242,9 @@ def run(study, objective, n_trials=None, timeout=None, on_trial=None, log=None):
 
     A trial of this worker that another process finished meanwhile (its recovery took this
     worker for dead) is skipped with one line to `log` (default: stderr), and the worker goes
-    on with the trials and time that remain."""
+    on with the trials and time that remain. Interrupted (KeyboardInterrupt: Ctrl-C, or
+    SIGTERM with `interrupt_once`), the trial it was running is failed and its parameters
+    re-queued at once, as `recover_dead_trials` does for a dead worker, and the interrupt goes on."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -218,6 +261,11 @@ def run(study, objective, n_trials=None, timeout=None, on_trial=None, log=None):
                 worker, n_trials=remaining, timeout=left, callbacks=[worker.after], gc_after_trial=True
             )
             return study
+        except KeyboardInterrupt:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            if worker.trial is not None:
+                _requeue(study, [study._storage.get_trial(worker.trial._trial_id)])
+            raise
         except Exception as e:
             if not worker.finished_elsewhere(study):
                 raise
@@ -304,10 +352,8 @@ def run_workers(spec, study, allow_code=(), on_poll=None, log=print):
                 log("workers exceeded the timeout by 10 minutes; terminating them")
                 break
             time.sleep(1.0)
-    except KeyboardInterrupt:
-        log("interrupted: stopping workers (finished trials are saved; re-run to continue)")
-        raise
     finally:
+        # interrupted: the workers fail and re-queue their running trials on SIGTERM
         for p in procs:
             if p.poll() is None:
                 p.terminate()
@@ -317,6 +363,7 @@ def run_workers(spec, study, allow_code=(), on_poll=None, log=print):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        recover_dead_trials(study)  # what a worker killed hard left RUNNING
     bad = [p.returncode for p in procs if p.returncode not in (0, None)]
     if bad:
         raise WorkerError(
@@ -338,6 +385,7 @@ def worker_main(argv=None, stdin=None):
     parser = argparse.ArgumentParser(prog=f"python -m {WORKER_MODULE}", description=worker_main.__doc__)
     parser.add_argument("--worker-index", type=int, required=True)
     index = parser.parse_args(argv).worker_index
+    interrupt_once()
     try:
         job = json.loads((stdin or sys.stdin.buffer).read(MAX_JOB_BYTES))
         for directory in job["code_path"]:  # where the coordinator found the allow_code modules
@@ -351,4 +399,6 @@ def worker_main(argv=None, stdin=None):
     except BioactError as e:
         print(f"worker {index}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     return 0

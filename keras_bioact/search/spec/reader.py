@@ -5,6 +5,7 @@ and range are `checks`; every key is declared in `schema`."""
 from __future__ import annotations
 
 import copy
+import difflib
 import pathlib
 import warnings
 
@@ -55,11 +56,12 @@ def parse_spec(raw, source="<spec>"):
     bad = schema.bad_value(raw, "")
     if bad:
         raise SpecError(source, *bad)
-    raw = _migrate(copy.deepcopy(raw), source)
+    written = {}  # migrated key -> the key as the user wrote it
+    raw = _migrate(copy.deepcopy(raw), source, written)
     stored = copy.deepcopy(raw)
     for k in raw:
         if k not in _TOP:
-            raise SpecError(source, k, f"unknown table; legal tables: {', '.join(_TOP)}")
+            raise SpecError(source, k, f"unknown table{_suggest(k, _TOP)}; legal tables: {', '.join(_TOP)}")
         if not isinstance(raw[k], dict):
             raise SpecError(source, k, f"must be a table, got {type(raw[k]).__name__}")
     engines = [e for e in schema.ENGINES if e in raw]
@@ -73,11 +75,13 @@ def parse_spec(raw, source="<spec>"):
     engine = engines[0]
     tables = {}
     for table in ("data", "budget", "output", engine):
-        tables[table] = _check_table(raw.get(table, {}), table, source)
+        tables[table] = _check_table(raw.get(table, {}), table, source, written)
     if engine == "optuna":
         for sub in ("sampler", "pruner"):
             if sub in tables["optuna"]:
-                tables[f"optuna.{sub}"] = _check_table(tables["optuna"][sub], f"optuna.{sub}", source)
+                tables[f"optuna.{sub}"] = _check_table(
+                    tables["optuna"][sub], f"optuna.{sub}", source, written
+                )
     spec = SearchSpec(engine=engine, source=str(source), raw=stored)
     checks.data(spec, tables["data"], source)
     checks.model(spec, dict(raw.get("model", {})), source)
@@ -107,14 +111,22 @@ def _check_budget(spec, source):
         raise SpecError(source, "budget.epochs", f"must be >= 1 for optuna trials, got {spec.budget.epochs}")
 
 
-def _check_table(table, name, source):
-    """Check `table`'s keys and values against the schema; returns a copy."""
+def _suggest(key, legal):
+    """`"; did you mean 'x'?"` for the legal name closest to `key`, or `""`."""
+    close = difflib.get_close_matches(str(key), list(legal), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_table(table, name, source, written=None):
+    """Check `table`'s keys and values against the schema; returns a copy. An unknown key is
+    named as the user wrote it (`written`: migrated key -> key of an earlier format)."""
     if not isinstance(table, dict):
         raise SpecError(source, name, f"must be a table, got {type(table).__name__}")
     keys = schema.TABLES[name]
     for k, v in table.items():
         if k not in keys:
-            raise SpecError(source, f"{name}.{k}", f"unknown key; legal keys: {', '.join(keys)}")
+            key = (written or {}).get(f"{name}.{k}", f"{name}.{k}")
+            raise SpecError(source, key, f"unknown key{_suggest(k, keys)}; legal keys: {', '.join(keys)}")
         reason = schema.check_value(f"{name}.{k}", keys[k], v)
         if reason:
             raise SpecError(source, f"{name}.{k}", reason)
@@ -129,9 +141,9 @@ def _deprecated(source, old, new):
     )
 
 
-def _migrate(raw, source):
+def _migrate(raw, source, written):
     """Translate keys of earlier spec formats (with a deprecation warning), or fail naming the
-    new key where no mechanical translation exists."""
+    new key where no mechanical translation exists; `written` gets `{new key: old key}`."""
     moves = {"study": "optuna", "objective": "optuna", "sampler": "optuna.sampler", "pruner": "optuna.pruner"}
     old_tables = [t for t in moves if t in raw]
     if old_tables and "optuna" in raw:
@@ -146,10 +158,13 @@ def _migrate(raw, source):
                 raise SpecError(source, t, f"must be a table, got {type(table).__name__}")
             if t in ("sampler", "pruner"):
                 optuna[t] = table
+                written.update({f"optuna.{t}.{k}": f"{t}.{k}" for k in table})
                 _deprecated(source, f"[{t}]", f"[optuna.{t}]")
                 continue
             for k, v in table.items():
-                optuna["study" if (t, k) == ("study", "name") else k] = v
+                new = "study" if (t, k) == ("study", "name") else k
+                optuna[new] = v
+                written[f"optuna.{new}"] = f"{t}.{k}"
             names = ", ".join(f"{t}.{k}" for k in table)
             _deprecated(source, f"[{t}] ({names})", "[optuna] (study.name is optuna.study)")
         raw["optuna"] = optuna

@@ -1,5 +1,6 @@
 """Neuroevolution building blocks that must hold on every backend (fast)."""
 
+import json
 import os
 
 import keras
@@ -132,6 +133,15 @@ def test_result_save_and_load_best(tmp_path):
     for p in select_parameters(fresh, "gamma"):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(p.variable), result.best_parameters[p.path])
     assert os.path.exists(path) and os.path.exists(tmp_path / "best.json")
+    # best.json holds the evolved values themselves (as in the .npz), and the repr is short
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert set(best["parameters"]) == set(result.best_parameters)
+    for k, v in result.best_parameters.items():
+        np.testing.assert_array_equal(np.asarray(best["parameters"][k], dtype="float32"), v)
+        assert best["shapes"][k] == list(v.shape)
+    text = repr(result)
+    assert text.startswith("EvolutionResult(best_fitness=") and len(text) < 400 and "array" not in text
+    assert "gamma/n: [" in text.replace("'", "")  # 4 values: shown as they are
     with pytest.raises(ValueError, match="no activation parameters"):
         load_best(classifier(), str(tmp_path))
 

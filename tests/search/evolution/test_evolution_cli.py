@@ -70,7 +70,7 @@ def test_shipped_specs_are_valid():
 
 
 @pytest.mark.single_backend
-def test_cli_end_to_end_and_resume(tmp_path):
+def test_cli_end_to_end_and_resume(tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_text(
         """
@@ -96,6 +96,13 @@ metric = "crossentropy"
     out = tmp_path / "run"
     args = ["evolve", str(spec), "--out", str(out), "--no-progress"]
     assert main(args) == 0
+    # the summary shows the evolved values that best.json holds (few: as they are)
+    printed = capsys.readouterr().out
+    best = json.loads((out / "best.json").read_text())
+    lines = printed.split("best parameters (all in best.json and best_parameters.npz):\n")[1].splitlines()
+    assert best["parameters"] and len(lines) >= len(best["parameters"])
+    for (path, values), line in zip(best["parameters"].items(), lines, strict=False):
+        assert line == f"  {path}: [" + ", ".join(f"{v:.4g}" for v in np.ravel(values)) + "]"
     for name in ("checkpoint.npz", "history.csv", "best_parameters.npz", "best.json", "best_model.keras"):
         assert (out / name).exists(), name
     rows = (out / "history.csv").read_text().splitlines()
