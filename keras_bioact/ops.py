@@ -147,8 +147,7 @@ def _bru(x, r, odd):
     out_dtype, x, (r,) = _prepare(x, r)
     y_max, r_max = _MAX.get(out_dtype, _MAX["float32"]), _MAX.get(r_dtype, _MAX["float32"])
 
-    @ops.custom_gradient
-    def _f(x, r):
+    def _forward(x, r):
         positive = x >= 0
         # The root branch sees max(x, 0) (ERU) or |x| (ORU), the exponential min(x, 0): each is
         # finite on the side where it is not used.
@@ -161,6 +160,16 @@ def _bru(x, r, odd):
         else:
             xn = ops.where(positive, 0.0, x)
             y = ops.minimum(ops.exp(ops.where(positive, log_root, r * xn)) - 1.0 / r, y_max)
+        return y, positive, log1p_r2a, log_root, (None if odd else xn)
+
+    if _in_torch_function_transform():
+        # torch.func (vmap, grad) cannot run the autograd.Function behind ops.custom_gradient:
+        # the same forward pass, differentiated by autodiff (equal where both are finite).
+        return _finish(_forward(x, r)[0], out_dtype)
+
+    @ops.custom_gradient
+    def _f(x, r):
+        y, positive, log1p_r2a, log_root, xn = _forward(x, r)
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -181,6 +190,17 @@ def _bru(x, r, odd):
         return y, grad
 
     return _finish(_f(x, r), out_dtype)
+
+
+def _in_torch_function_transform():
+    """Whether this runs inside a `torch.func` transform (vmap, grad, ...) on the torch backend."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return False
+    from torch._C import _functorch
+
+    return _functorch.maybe_current_level() is not None
 
 
 def eru(x, r):
