@@ -11,7 +11,19 @@ import math
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "activation", "bru", "eru", "gamma", "oru", "sigmoid", "softplus", "swish"]
+__all__ = [
+    "ACTIVATIONS",
+    "COMPOSED_PRIMITIVES",
+    "activation",
+    "bru",
+    "composed",
+    "eru",
+    "gamma",
+    "oru",
+    "sigmoid",
+    "softplus",
+    "swish",
+]
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -114,3 +126,77 @@ def activation(name, **params):
     except (KeyError, TypeError):
         raise ValueError(f"reference.activation: `name` must be one of {ACTIVATIONS}, got {name!r}") from None
     return lambda x: fn(np.asarray(x, dtype="float64"), params)
+
+
+# ------------------------------------------------------------------ composed activations
+# (keras_bioact.expressions: the grammar; keras_bioact.layers.ComposedActivation: the layer)
+
+# The input `x` and the output of every primitive not bounded by construction are clipped to
+# [-COMPOSED_VALUE_BOUND, COMPOSED_VALUE_BOUND]; `exp` sees at most COMPOSED_EXP_MAX, `square`
+# an input clipped to [-COMPOSED_SQUARE_MAX, COMPOSED_SQUARE_MAX].
+COMPOSED_VALUE_BOUND = 1e6
+COMPOSED_EXP_MAX = 10.0
+COMPOSED_SQUARE_MAX = 1000.0
+_ERF = np.vectorize(math.erf, otypes=[float])
+
+
+# name -> (f(x, *params) for unary, f(u, v, *params) for binary; names of the learnable
+# scalars, in that order; whether the output is bounded by construction)
+COMPOSED_PRIMITIVES = {
+    "identity": (lambda x: x, (), False),
+    "neg": (lambda x: -x, (), False),
+    "abs": (np.abs, (), False),
+    "relu": (lambda x: np.maximum(x, 0.0), (), False),
+    "leaky": (lambda x, a: np.where(x >= 0, x, a * x), ("a",), False),
+    "elu": (_elu, (), False),
+    "selu": (lambda x: SELU_SCALE * _elu(x, SELU_ALPHA), (), False),
+    "gelu": (lambda x: 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0))), (), False),
+    "silu": (lambda x: swish(x), (), False),
+    "swish": (lambda x, beta: swish(x, beta), ("beta",), False),
+    "mish": (lambda x: x * np.tanh(softplus(x)), (), False),
+    "softplus": (softplus, (), False),
+    "sigmoid": (sigmoid, (), True),
+    "tanh": (np.tanh, (), True),
+    "erf": (_ERF, (), True),
+    "sin": (np.sin, (), True),
+    "cos": (np.cos, (), True),
+    "softsign": (lambda x: x / (1.0 + np.abs(x)), (), True),
+    "square": (lambda x: np.clip(x, -COMPOSED_SQUARE_MAX, COMPOSED_SQUARE_MAX) ** 2, (), True),
+    "exp": (lambda x: np.exp(np.minimum(x, COMPOSED_EXP_MAX)), (), True),
+    "log1p_abs": (lambda x: np.log1p(np.abs(x)), (), False),
+    "gamma": (lambda x, n, s: gamma(x, n, s), ("n", "s"), False),
+    "eru": (lambda x, r: eru(x, r), ("r",), False),
+    "oru": (lambda x, r: oru(x, r), ("r",), False),
+    "scale": (lambda x, a: a * x, ("a",), False),
+    "shift": (lambda x, b: x + b, ("b",), False),
+    "add": (lambda u, v: u + v, (), False),
+    "sub": (lambda u, v: u - v, (), False),
+    "mul": (lambda u, v: u * v, (), False),
+    "max": (np.maximum, (), False),
+    "min": (np.minimum, (), False),
+    "wsum": (lambda u, v, w: w * u + (1.0 - w) * v, ("w",), False),
+}
+
+
+def composed(tree, x, params):
+    """A composed activation in float64: `tree` is nested tuples `(op, *args)` with the leaf
+    `"x"` (`keras_bioact.expressions.Node.to_tuple()`), `params` maps each learnable scalar's
+    weight name `f"{op}{i}_{name}"` (`i`: the call's pre-order index) to a value broadcasting
+    against `x`. The value bounds are those of the layer (see `COMPOSED_VALUE_BOUND`)."""
+    bound = COMPOSED_VALUE_BOUND
+    x = np.clip(np.asarray(x, dtype="float64"), -bound, bound)
+    counter = [0]
+
+    def ev(node):
+        if node == "x":
+            return x
+        op, *args = node
+        index = counter[0]
+        counter[0] += 1
+        fn, names, bounded = COMPOSED_PRIMITIVES[op]
+        values = [ev(a) for a in args]
+        scalars = [np.asarray(params[f"{op}{index}_{name}"], dtype="float64") for name in names]
+        y = fn(*values, *scalars)
+        return y if bounded else np.clip(y, -bound, bound)
+
+    return ev(tree)

@@ -81,6 +81,9 @@ class Family:
             A kind equal to the family's name draws `reference` curves of each neuron.
         curve_label: `curve_label(layer) -> str`, the formula in the inspector's titles.
         probe_shape: `probe_shape(activation) -> shape` of a test input of the unit.
+        fingerprint: `fingerprint(config) -> str`: equal for configurations that compute the
+            same function (the Optuna objective then reuses the earlier trial's value instead
+            of training again); None: every configuration is distinct.
     """
 
     name: str
@@ -104,6 +107,7 @@ class Family:
     inspect: Callable | None = None
     curve_label: Callable | None = None
     probe_shape: Callable = lambda activation: (4, 6)
+    fingerprint: Callable | None = None
     defaults: Mapping = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -204,4 +208,4 @@ def families_with(attribute):
 
 
 # The built-in families (each module registers itself). Order matters for `family_names()`.
-from keras_bioact.families import baselines, gamma, bru, two_arg, learnable_swish  # noqa: E402, F401, I001
+from keras_bioact.families import baselines, gamma, bru, two_arg, learnable_swish, composed  # noqa: E402, F401, I001

@@ -4,6 +4,7 @@ from keras_bioact.layers.activation_adapter import ActivationAdapter
 from keras_bioact.layers.anru_cell import ANRUCell
 from keras_bioact.layers.bru import BRU
 from keras_bioact.layers.checkpointed_rnn import CheckpointedRNN
+from keras_bioact.layers.composed_activation import ComposedActivation
 from keras_bioact.layers.gamma_activation import GammaActivation
 from keras_bioact.layers.gamma_rnn_cell import GammaRNNCell
 from keras_bioact.layers.inner_nonlinearity import InnerNonlinearity
@@ -19,6 +20,7 @@ __all__ = [
     "ActivationAdapter",
     "BRU",
     "CheckpointedRNN",
+    "ComposedActivation",
     "GammaActivation",
     "GammaRNNCell",
     "InnerNonlinearity",

@@ -17,6 +17,7 @@ from keras_bioact.layers import (
     ActivationAdapter,
     ANRUCell,
     CheckpointedRNN,
+    ComposedActivation,
     GammaActivation,
     GammaRNNCell,
     InnerNonlinearity,
@@ -85,6 +86,14 @@ CASES = {
     "bru_oru_expected_output": (BRU, dict(
         init_kwargs={"form": "oru", "r": 2.0}, input_data=_X_BRU,
         expected_output=ops.convert_to_tensor(oru_ref(_X_BRU, 2.0).astype("float32")))),
+    "composed_per_channel": (ComposedActivation, dict(
+        init_kwargs={"expression": "wsum(gamma(x), max(sin(x), eru(x)))", "shared_axes": [1, 2]},
+        input_shape=(2, 3, 3, 2), expected_output_shape=(2, 3, 3, 2), expected_num_trainable_weights=4,
+        supports_masking=True)),
+    "composed_expected_output": (ComposedActivation, dict(
+        init_kwargs={"expression": "mul(x, sigmoid(x))"}, input_data=_X_GAMMA,
+        expected_output=ops.convert_to_tensor((_X_GAMMA / (1.0 + np.exp(-_X_GAMMA))).astype("float32")),
+        expected_num_trainable_weights=0, supports_masking=True)),
     "learnable_swish": (LearnableSwish, dict(
         init_kwargs={"beta_initializer": 1.5, "shared_axes": [1, 2]}, input_shape=(2, 3, 3, 2),
         expected_output_shape=(2, 3, 3, 2), expected_num_trainable_weights=1)),

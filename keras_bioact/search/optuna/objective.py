@@ -109,6 +109,12 @@ def make_objective(
     `reused_compiled` (whether the trial reused an earlier compiled model). A trial
     whose loss or metric becomes NaN/Inf is marked FAIL with `failure_reason` =
     `"diverged: ..."`; the study goes on.
+
+    Functionally equal activations are trained once: for a family with a `fingerprint`
+    (`composed`), a trial records it as the user attribute `fingerprint`; if a finished trial
+    of the study has the same fingerprint (and the same learning rate), the trial is not
+    trained: it records `duplicate_of` (that trial's number) and returns that trial's value(s)
+    (so the sampler still learns where the function lies), or is pruned if that trial was.
     """
     import numpy as np
 
@@ -158,8 +164,16 @@ def make_objective(
         keras.utils.set_random_seed(seed)
         learning_rate = space_lib.suggest_learning_rate(space, trial, budget.learning_rate)
         activation = Activation(space_lib.sample(space, trial), trial=trial, space=space)
-        model = build_model(activation)
         trial.set_user_attr("activation", activation.to_config())
+        earlier = _duplicate(trial, activation)
+        if earlier is not None:
+            import optuna
+
+            trial.set_user_attr("duplicate_of", earlier.number)
+            if earlier.state == optuna.trial.TrialState.PRUNED:
+                raise optuna.TrialPruned(f"the same function as trial {earlier.number}, which was pruned")
+            return tuple(earlier.values) if multi else earlier.value
+        model = build_model(activation)
         if not getattr(model, "compiled", False):
             if compiled is None:
                 compile_model(model, learning_rate)
@@ -222,6 +236,27 @@ def make_objective(
     objective.compiled = compiled
     objective.directions = [direction_of(metric)] + [direction_of(o) for o in objectives]
     return objective
+
+
+def _duplicate(trial, activation):
+    """The earliest finished (complete or pruned) trial of `trial`'s study whose activation has
+    the same fingerprint as `activation` and the same `learning_rate` parameter; None if there
+    is none or the family has no fingerprint. Records the user attribute `fingerprint`."""
+    from optuna.trial import TrialState
+
+    fingerprint = activation.declaration.fingerprint
+    if fingerprint is None:
+        return None
+    mine = fingerprint(activation.config)
+    trial.set_user_attr("fingerprint", mine)
+    study = getattr(trial, "study", None)
+    if study is None:
+        return None
+    rate = trial.params.get("learning_rate")
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if other.user_attrs.get("fingerprint") == mine and other.params.get("learning_rate") == rate:
+            return other
+    return None
 
 
 def objective_from_spec(spec, data=None):
