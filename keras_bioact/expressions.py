@@ -229,7 +229,9 @@ def parse(expression):
         nonlocal pos
         kind, value, column = tokens[pos]
         if kind != "name":
-            raise ExpressionError(expression, f"expected 'x' or a primitive, got {_describe(tokens[pos])}", column)
+            raise ExpressionError(
+                expression, f"expected 'x' or a primitive, got {_describe(tokens[pos])}", column
+            )
         pos += 1
         if value == "x":
             if tokens[pos][0] == "(":
@@ -241,7 +243,9 @@ def parse(expression):
             hint = f"; did you mean {close[0]!r}?" if close else f"; primitives: {', '.join(PRIMITIVES)}"
             raise ExpressionError(expression, f"unknown primitive {value!r}", column, hint)
         if level >= MAX_DEPTH:
-            raise ExpressionError(expression, f"calls nested deeper than {MAX_DEPTH} levels at {value!r}", column)
+            raise ExpressionError(
+                expression, f"calls nested deeper than {MAX_DEPTH} levels at {value!r}", column
+            )
         expect("(", f"after {value!r}")
         args = [node(level + 1)]
         while tokens[pos][0] == ",":
@@ -259,7 +263,9 @@ def parse(expression):
         raise ExpressionError(expression, "is empty")
     tree = node(0)
     if tokens[pos][0] != "end":
-        raise ExpressionError(expression, f"unexpected {_describe(tokens[pos])} after the expression", tokens[pos][2])
+        raise ExpressionError(
+            expression, f"unexpected {_describe(tokens[pos])} after the expression", tokens[pos][2]
+        )
     return tree
 
 
@@ -379,7 +385,9 @@ def decode_genes(genes, schemas, unary, binary):
         raise ValueError(f"decode_genes: expected 4 genes (schema, b, u1, u2), got {len(genes)}")
     schema = _choice(genes[0], tuple(schemas))
     return fill_schema(
-        schema, b=_choice(genes[1], tuple(binary)), u1=_choice(genes[2], tuple(unary)),
+        schema,
+        b=_choice(genes[1], tuple(binary)),
+        u1=_choice(genes[2], tuple(unary)),
         u2=_choice(genes[3], tuple(unary)),
     )
 
@@ -401,6 +409,8 @@ def encode_genes(expression, schemas, unary, binary):
         return (options.index(value) + 0.5) / len(options)
 
     return [
-        centre(schema, schemas), centre(slots.get("b"), binary),
-        centre(slots.get("u1"), unary), centre(slots.get("u2"), unary),
+        centre(schema, schemas),
+        centre(slots.get("b"), binary),
+        centre(slots.get("u1"), unary),
+        centre(slots.get("u2"), unary),
     ]

@@ -42,16 +42,17 @@ def _run(layers, x):
         if key not in _JITTED:
 
             def total(xs, ws):
-                ys = [layer.stateless_call(w, [], xi)[0] for layer, w, xi in zip(layers, ws, xs)]
+                ys = [layer.stateless_call(w, [], xi)[0] for layer, w, xi in zip(layers, ws, xs, strict=True)]
                 return sum(y.astype("float32").sum() for y in ys), ys
 
             _JITTED[key] = jax.jit(jax.grad(total, argnums=(0, 1), has_aux=True))
         (gx, gw), ys = _JITTED[key]([x] * len(layers), [[w.value for w in ws] for ws in weights])
         return [
-            (np.asarray(y), np.asarray(g), [np.asarray(v) for v in gws]) for y, g, gws in zip(ys, gx, gw)
+            (np.asarray(y), np.asarray(g), [np.asarray(v) for v in gws])
+            for y, g, gws in zip(ys, gx, gw, strict=True)
         ]
     out = []
-    for layer, ws in zip(layers, weights):
+    for layer, ws in zip(layers, weights, strict=True):
         if BACKEND == "tensorflow":
             import tensorflow as tf
 
@@ -61,7 +62,7 @@ def _run(layers, x):
                 y = layer(xs)
                 total = tf.reduce_sum(tf.cast(y, "float32"))
             gx, *gw = tape.gradient(total, [xs, *[w.value for w in ws]])
-            gw = [np.zeros(w.shape) if g is None else g.numpy() for w, g in zip(ws, gw)]
+            gw = [np.zeros(w.shape) if g is None else g.numpy() for w, g in zip(ws, gw, strict=True)]
             out.append((y.numpy(), gx.numpy(), gw))
         else:
             import torch
@@ -101,13 +102,16 @@ def test_every_primitive_matches_its_reference_and_is_finite_with_finite_gradien
     finite values and gradients (input and every scalar) on the whole grid, up to +-3e38, with
     every learnable scalar at the low end, the high end and the initial value of its range."""
     values = [_set_scalars(layer, where) for layer in layers]
-    for layer, scalars, (y, gx, gw) in zip(layers, values, _run(layers, GRID)):
+    for layer, scalars, (y, gx, gw) in zip(layers, values, _run(layers, GRID), strict=True):
         expression = layer.expression
         expected = expressions.reference(layer.tree, GRID.astype("float64"), scalars)
         moderate = slice(0, 25)
         np.testing.assert_allclose(
-            y[:, moderate], expected[:, moderate], rtol=2e-6,
-            atol=2e-6 * (1 + np.abs(expected[:, moderate]).max()), err_msg=expression,
+            y[:, moderate],
+            expected[:, moderate],
+            rtol=2e-6,
+            atol=2e-6 * (1 + np.abs(expected[:, moderate]).max()),
+            err_msg=expression,
         )
         np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5, err_msg=expression)
         assert np.isfinite(y).all(), (expression, where, y)
@@ -173,8 +177,12 @@ def test_mixed_precision_output_saturates_and_weights_stay_float32():
 def test_trains_under_jit_compile():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8), ComposedActivation("wsum(gelu(x), swish(x))"),
-         keras.layers.Dense(2)]
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8),
+            ComposedActivation("wsum(gelu(x), swish(x))"),
+            keras.layers.Dense(2),
+        ]
     )
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", jit_compile=True)
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
@@ -182,4 +190,4 @@ def test_trains_under_jit_compile():
     history = model.fit(x, x[:, :2], epochs=1, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     after = [to_numpy(w) for w in model.layers[1].weights]
-    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+    assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
