@@ -16,7 +16,7 @@ from keras_bioact.families.space import SubSpace, choices, suggest_choice
 from keras_bioact.search import Activation, SearchSpace, sample
 from keras_bioact.search.spec import SpecError, parse_spec
 
-BUILT_IN = ("gamma", "bru", "two_arg", "learnable_swish")
+BUILT_IN = ("gamma", "bru", "two_arg", "learnable_swish", "composed")
 
 
 def test_built_in_families_and_targets():

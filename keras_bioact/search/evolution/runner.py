@@ -77,6 +77,10 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     without `resume` or `overwrite`, an existing checkpoint is an error. Both are checked, and
     the checkpoint is read and verified, before any data is loaded or any model is trained.
     """
+    if spec.evolution.get("target") == "expression":
+        from keras_bioact.search.evolution.expressions import run_expression_evolution
+
+        return run_expression_evolution(spec, resume=resume, progress=progress, log=log, overwrite=overwrite)
     import keras
 
     from keras_bioact._io import atomic_write

@@ -226,6 +226,49 @@ def _target_family(target):
     return next(f.name for f in families.families_with("target") if f.target == target)
 
 
+EXPRESSION_TARGET = "expression"
+# [evolution] keys an expression evolution reads (the others are the parameter evolution's).
+EXPRESSION_KEYS = ("target", "popsize", "generations", "seed", "stdev_init", "algorithm_options")
+
+
+def expression_evolution(spec, ev, space, source):
+    """`[evolution] target = "expression"`: the composed expressions of `[space.composed]`
+    evolved by a genetic algorithm (`keras_bioact.search.evolution.expressions`)."""
+    for k in ev:
+        if k not in EXPRESSION_KEYS:
+            raise SpecError(
+                source, f"evolution.{k}",
+                f"does not apply to an expression evolution (keys: {', '.join(EXPRESSION_KEYS)})",
+            )
+    if spec.model_path:
+        raise SpecError(
+            source, "model.path", "an expression evolution builds the template with each expression"
+        )
+    options = ev.get("algorithm_options") or {}
+    for k in options:
+        if k not in ("mutation_stdev", "eta", "tournament_size", "elitist"):
+            raise SpecError(
+                source, f"evolution.algorithm_options.{k}",
+                "legal for an expression evolution: mutation_stdev, eta, tournament_size, elitist",
+            )
+    space = dict(space)
+    families_ = space.pop("families", ["composed"])
+    if list(families_) != ["composed"]:
+        raise SpecError(
+            source, "space.families", f'an expression evolution searches ["composed"], got {families_!r}'
+        )
+    for k in space:
+        if k != "composed":
+            raise SpecError(source, f"space.{k}", "an expression evolution reads [space.composed] only")
+    try:
+        spec.space = space_lib.SearchSpace.from_dict({"families": ["composed"], **space})
+    except space_lib.SpaceError as e:
+        raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
+    spec.evolution = {k: schema.TABLES["evolution"][k].default for k in EXPRESSION_KEYS}
+    spec.evolution["algorithm_options"] = {}
+    spec.evolution.update(ev)
+
+
 def evolution(spec, ev, source):
     target = ev.get("target", "all")
     targets = families.target_names()

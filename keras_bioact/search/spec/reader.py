@@ -95,10 +95,17 @@ def parse_spec(raw, source="<spec>"):
         except space_lib.SpaceError as e:
             raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
         checks.optuna_model(spec, source)
+    elif tables["evolution"].get("target") == checks.EXPRESSION_TARGET:
+        checks.expression_evolution(spec, tables["evolution"], raw.get("space", {}), source)
+        spec.output.setdefault("dir", f"runs/{checks.stem(source, 'evolve')}")
+        spec.output.setdefault("tensorboard", True)
     else:
         if "space" in raw:
             raise SpecError(
-                source, "space", "is the Optuna search space; evolution evolves `evolution.target`"
+                source,
+                "space",
+                "is the Optuna search space; evolution evolves `evolution.target` (an expression "
+                'evolution, `target = "expression"`, reads [space.composed])',
             )
         checks.evolution(spec, tables["evolution"], source)
         spec.output.setdefault("dir", f"runs/{checks.stem(source, 'evolve')}")

@@ -189,7 +189,8 @@ TABLES = {
             "str",
             "all",
             "parameters evolved: `all`, `inner` (the shared g of two-argument "
-            "units) or a family's parameters (`gamma`, `bru`, ...)",
+            "units) or a family's parameters (`gamma`, `bru`, ...); `expression`: the "
+            "composed expressions of `[space.composed]` (genetic algorithm, each candidate trained)",
         ),
         "activation": Key(
             "table",
