@@ -99,7 +99,13 @@ def reference_params(unit):
 
 
 def fingerprint(config):
-    return expressions.fingerprint(config["expression"])
+    """The expression's fingerprint; with learnable scalars shared per neuron, marked as such
+    (the same function at initialisation, but more to learn than per layer)."""
+    expression = config["expression"]
+    fp = expressions.fingerprint(expression)
+    if config.get("sharing", "layer") != "layer" and expressions.parameter_names(expression):
+        fp += "/" + config["sharing"]
+    return fp
 
 
 FAMILY = register_family(

@@ -106,9 +106,9 @@ def test_the_family_reference_describes_a_trained_unit():
     unit.eru2_r.assign(1.5)
     expected = family.reference(x.astype("float64"), **family.reference_params(unit))
     np.testing.assert_allclose(to_numpy(unit(x)), expected, rtol=2e-5, atol=2e-5)
-    assert family.fingerprint({"expression": "mul(x, sigmoid(x))"}) == family.fingerprint(
-        {"expression": "silu(x)"}
-    )
+    fp = family.fingerprint
+    assert fp({"expression": "mul(x, sigmoid(x))"}) == fp({"expression": "silu(x)", "sharing": "neuron"})
+    assert fp({"expression": "gamma(x)", "sharing": "neuron"}) != fp({"expression": "gamma(x)"})
 
 
 def _data(n=64, d=6):
