@@ -18,7 +18,7 @@ from keras_bioact.search import count_finished, load_study, open_storage
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.timeout(300)]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), KERAS_BACKEND="jax")
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 
 
 def _running(db_path):
