@@ -31,6 +31,7 @@ _SUBMODULES = (
     "reference",
     "robustness",
     "search",
+    "seeding",
 )
 _ATTRIBUTES = {
     "BRU": "keras_bioact.layers",

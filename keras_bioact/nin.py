@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_bioact.layers.inner_nonlinearity import InnerNonlinearity
 from keras_bioact.layers.two_arg_dense import TwoArgDense
+from keras_bioact.seeding import set_random_seed
 
 __all__ = [
     "freeze_inner",
@@ -303,7 +304,7 @@ def pretrain_inner(
     wrapper = keras.Sequential([keras.Input((inner.arity,)), inner], name="pretrain_inner")
     wrapper.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     if seed is not None:
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
     history = wrapper.fit(
         points, targets, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
     )

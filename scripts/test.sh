@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install keras-bioact with every backend into .venv and run ruff, then the test suite once per
 # Keras backend, after checking that recipes/README.md is generated from recipes/results. Fails if
-# any backend fails or if no test ran. Extra arguments go to pytest.
+# any backend fails or if no test ran. Prints each backend's pytest time and the total. Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/_install.sh
@@ -9,13 +10,17 @@ bash scripts/_install.sh
 # recipes/README.md's tables and figures must be the ones recipes/results gives.
 .venv/bin/python recipes/report.py --check
 status=0
+times=""
 for backend in ${KERAS_BIOACT_BACKENDS:-jax tensorflow torch}; do
   echo "=== pytest, KERAS_BACKEND=$backend"
+  start=$SECONDS
   set +e
   KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
   rc=$?
   set -e
+  times="$times $backend $((SECONDS - start)) s;"
   if [ "$rc" -eq 5 ]; then echo "FAILED: no tests ran under $backend"; status=1
   elif [ "$rc" -ne 0 ]; then echo "FAILED: tests under $backend (exit $rc)"; status=1; fi
 done
+echo "=== pytest times:$times whole script $SECONDS s"
 exit $status

@@ -9,6 +9,8 @@ import pytest
 
 from keras_bioact import datasets
 
+pytestmark = pytest.mark.single_backend  # backend-independent: spec, CLI and data plumbing
+
 
 def _idx_bytes(array):
     array = np.asarray(array, dtype=np.uint8)
@@ -153,7 +155,6 @@ def test_fashion_mnist_from_env_var(tmp_path, monkeypatch):
     assert datasets.load("fashion_mnist")[0][0].shape == (6, 3, 2)
 
 
-@pytest.mark.single_backend
 @pytest.mark.skipif(not os.path.isdir(datasets.FASHION_MNIST_DIR), reason="dataset-fashion-mnist missing")
 def test_fashion_mnist_installed(monkeypatch):
     monkeypatch.delenv(datasets.FASHION_MNIST_ENV, raising=False)

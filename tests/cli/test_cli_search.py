@@ -11,6 +11,8 @@ from keras_bioact.cli import main
 from keras_bioact.search import SearchSpace, create_study, load_spec, pruner_from_spec, sampler_from_spec
 from keras_bioact.search.optuna import objective as objective_lib
 
+pytestmark = pytest.mark.single_backend  # backend-independent: spec, CLI and data plumbing
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Optuna specs; the evolve_*.toml files are EvoTorch specs (tests/search/evolution/test_evolution_cli.py)
@@ -135,7 +137,6 @@ def _synthetic_study(tmp_path):
     return url, study
 
 
-@pytest.mark.single_backend
 def test_show_prints_best_trials_and_exports_csv_json_and_plots(tmp_path, capsys):
     url, study = _synthetic_study(tmp_path)
     out_dir = tmp_path / "out"
@@ -179,7 +180,6 @@ def test_spec_text_is_data(tmp_path):
     assert spec.storage == f"sqlite:///{tmp_path}/t.db" and spec.directions == ["maximize"]
 
 
-@pytest.mark.single_backend
 @pytest.mark.parametrize("path", sorted((ROOT / "search").glob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_spec_runs_through_the_one_command(path, tmp_path, capsys):
     """Each spec of search/, cut to a tiny budget (its own tables otherwise), runs to the end

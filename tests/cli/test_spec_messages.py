@@ -42,7 +42,7 @@ def test_no_suggestion_for_a_key_like_nothing_legal():
 def test_cli_prints_deprecation_as_one_line_and_the_key_as_written(tmp_path):
     spec = tmp_path / "old.toml"
     spec.write_text("[study]\nname = 'x'\nn_trails = 3\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, "-m", "keras_bioact.cli", "search", str(spec)],
         env=env, capture_output=True, text=True, timeout=120,
@@ -53,4 +53,3 @@ def test_cli_prints_deprecation_as_one_line_and_the_key_as_written(tmp_path):
     assert lines[0].startswith("bioact: warning: ") and "[study]" in lines[0] and "deprecated" in lines[0]
     assert "study.n_trails" in lines[1] and "did you mean 'n_trials'?" in lines[1]
     assert "optuna.n_trails" not in proc.stderr and "warn(" not in proc.stderr
-

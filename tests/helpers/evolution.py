@@ -15,13 +15,14 @@ import keras
 import numpy as np
 
 from keras_bioact.layers import BRU, GammaActivation
+from keras_bioact.seeding import set_random_seed
 
 TARGET_N = np.array([1.0, 3.0, 2.0, 0.7], dtype="float32")
 TARGET_S = np.array([0.2, 0.8, 0.5, 0.3], dtype="float32")
 
 
 def gamma_model(n0, s0, seed=0):
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     inputs = keras.Input((3,))
     h = keras.layers.Dense(4, name="d1")(inputs)
     h = GammaActivation(
@@ -45,7 +46,7 @@ def teacher_problem(n_samples=256):
 
 def classifier(seed=0, per_neuron_r=True):
     """A small classifier with gamma (per neuron) and BRU (per neuron or per layer) units."""
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     inputs = keras.Input((4, 4))
     h = keras.layers.Flatten()(inputs)
     h = keras.layers.Dense(8, name="dense_a")(h)

@@ -20,6 +20,10 @@ def test_killed_search_workers_lose_no_complete_trial(tmp_path, kind):
 
 @pytest.mark.timeout(900)
 def test_killed_evolution_resumes_to_the_uninterrupted_result(tmp_path):
-    row = kill_harness.kill_evolution(str(tmp_path), kills=2, rng=random.Random(4))
-    assert row["kills"] >= 1, row
+    """SIGKILL mid-run, twice; the killed runs left finished generations and no final result; the
+    resumed run ends with every generation's row and the result of an uninterrupted run."""
+    row = kill_harness.kill_evolution(str(tmp_path), kills=2, generations=10, rng=random.Random(4))
+    assert row["kills"] == 2 and 2 <= row["generations_before_resume"] < 10, row
+    assert not row["finished_before_resume"] and row["generations_lost"] == 0, row
+    assert row["history_rows"] == 10 and row["equal_to_uninterrupted"], row
     assert row["ok"], json.dumps(row)

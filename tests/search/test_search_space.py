@@ -10,6 +10,8 @@ import pytest
 from keras_bioact.search import Activation, SearchSpace, SpaceError, sample
 from keras_bioact.search.space import FAMILIES
 
+pytestmark = pytest.mark.single_backend  # backend-independent: spec, CLI and data plumbing
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

@@ -21,10 +21,11 @@ def _build(spec, train, n_classes):
 
     from keras_bioact.search.activation import Activation
     from keras_bioact.search.models import model_builder
+    from keras_bioact.seeding import set_random_seed
 
     if spec.model_path:
         return keras.saving.load_model(spec.model_path, compile=False, safe_mode=True)
-    keras.utils.set_random_seed(int(spec.budget.seed))  # the model's initial weights, as for a trial
+    set_random_seed(int(spec.budget.seed))  # the model's initial weights, as for a trial
     build = model_builder(spec, train[0].shape[1:], n_classes)
     return build(Activation(spec.evolution["activation"]))
 

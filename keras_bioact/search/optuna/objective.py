@@ -12,6 +12,7 @@ from keras_bioact.search.activation import Activation
 from keras_bioact.search.metrics import OBJECTIVES, direction_of
 from keras_bioact.search.optuna._compiled import CompiledModels
 from keras_bioact.search.spec.model import Budget
+from keras_bioact.seeding import set_random_seed
 
 __all__ = ["Diverged", "compile_time", "make_objective", "objective_from_spec", "worker_identity"]
 
@@ -161,7 +162,7 @@ def make_objective(
         if compiled is None:
             keras.backend.clear_session()
         seed = (int(budget.seed) + int(trial.number)) % 2**32  # NumPy's (Keras') seeds are 32-bit
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
         learning_rate = space_lib.suggest_learning_rate(space, trial, budget.learning_rate)
         activation = Activation(space_lib.sample(space, trial), trial=trial, space=space)
         trial.set_user_attr("activation", activation.to_config())
@@ -191,7 +192,7 @@ def make_objective(
             callbacks.append(KerasPruningCallback(trial, metric))
         # Seeded again: compiling a new model draws from the generators (Keras' data loaders
         # do), reusing one does not; the training then starts from the same state either way.
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
         start = time.perf_counter()
         failure = None
         history = None

@@ -38,9 +38,11 @@ from keras_bioact.search.spec.checks import default_storage
 
 __all__ = [
     "DEFAULT_HEARTBEAT",
+    "JOURNAL_LOCK_GRACE",
     "StorageError",
     "default_storage",
     "display_url",
+    "journal_lock_grace",
     "open_storage",
     "redact",
     "repair_journal_tail",
@@ -257,6 +259,27 @@ def _check_sqlite_file(shown, path, create):
         )
 
 
+JOURNAL_LOCK_GRACE = 30
+"""Seconds a journal's lock file may stay unchanged before a waiting process takes it for the
+lock of a killed process and breaks it (Optuna's default). The environment variable
+`KERAS_BIOACT_JOURNAL_LOCK_GRACE` sets another value (an integer of at least 3), for example for
+tests that kill writers on purpose; a lock is held only while one record is appended."""
+
+
+def journal_lock_grace():
+    """`JOURNAL_LOCK_GRACE`, or `KERAS_BIOACT_JOURNAL_LOCK_GRACE` when that is set."""
+    raw = os.environ.get("KERAS_BIOACT_JOURNAL_LOCK_GRACE")
+    if raw is None:
+        return JOURNAL_LOCK_GRACE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 3:
+        raise StorageError(f"KERAS_BIOACT_JOURNAL_LOCK_GRACE must be an integer >= 3 (seconds), got {raw!r}")
+    return value
+
+
 def _journal(path, shown, create):
     import optuna
 
@@ -266,7 +289,7 @@ def _journal(path, shown, create):
     elif not create:
         raise StorageError(f"storage {shown!r}: no such file {path}")
     try:
-        lock = optuna.storages.journal.JournalFileOpenLock(str(path))
+        lock = optuna.storages.journal.JournalFileOpenLock(str(path), grace_period=journal_lock_grace())
         backend = _repairing_backend(str(path), lock)
         repair_journal_tail(str(path), lock)
         return optuna.storages.JournalStorage(backend)

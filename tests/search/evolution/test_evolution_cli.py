@@ -13,6 +13,8 @@ from keras_bioact.search import data
 from keras_bioact.search.evolution import load_best
 from keras_bioact.search.spec import SpecError, load_spec
 
+pytestmark = pytest.mark.single_backend  # backend-independent: spec, CLI and data plumbing
+
 SEARCH_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "search")
 
 
@@ -69,7 +71,6 @@ def test_shipped_specs_are_valid():
         assert load_spec(os.path.join(SEARCH_DIR, name)).engine == "evolution"
 
 
-@pytest.mark.single_backend
 def test_cli_end_to_end_and_resume(tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_text(

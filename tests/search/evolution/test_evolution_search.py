@@ -1,16 +1,11 @@
-"""End-to-end neuroevolution runs (single_backend: slow, backend-independent logic)."""
+"""End-to-end neuroevolution runs (single_backend: slow, backend-independent logic). Resuming
+after SIGKILL: tests/search/test_kill_harness.py."""
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
-from helpers import evolution as evolution_utils
 from helpers.evolution import TARGET_N, TARGET_S, classification_data, classifier, teacher_problem
 
 from keras_bioact.search.evolution import ALGORITHMS, PopulationEvaluator, evolve
@@ -63,56 +58,6 @@ def test_snes_recovers_teacher_gamma_parameters():
     np.testing.assert_allclose(s, TARGET_S, atol=0.03)
     # apply_best wrote the solution into the model
     np.testing.assert_allclose(keras.ops.convert_to_numpy(student.get_layer("gamma").n), n)
-
-
-def _read_rows(path):
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return max(0, len(f.read().strip().splitlines()) - 1)
-
-
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    script = os.path.join(HERE, "evolution.py")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, TESTS, os.environ.get("PYTHONPATH", "")])}
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, script, str(killed), "--generations", "10", "--sleep", "0.4"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.time() + 400  # the child imports keras/jax/evotorch first: slow on a busy machine
-    while _read_rows(killed / "history.csv") < 2 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    done_before = _read_rows(killed / "history.csv")
-    assert 2 <= done_before < 10
-    assert not (killed / "final.json").exists()
-    resumed = subprocess.run(
-        [sys.executable, script, str(killed), "--generations", "10", "--resume"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    uninterrupted = tmp_path / "straight"
-    assert evolution_utils.main([str(uninterrupted), "--generations", "10"]) == 0  # in this process
-    a = json.loads((killed / "final.json").read_text())
-    b = json.loads((uninterrupted / "final.json").read_text())
-    np.testing.assert_allclose(a["best_genes"], b["best_genes"], rtol=1e-6, atol=1e-7)
-    assert a["best_fitness"] == pytest.approx(b["best_fitness"], rel=1e-6)
-    rows_a = (killed / "history.csv").read_text().splitlines()
-    rows_b = (uninterrupted / "history.csv").read_text().splitlines()
-    assert len(rows_a) == len(rows_b) == 11
-    for ra, rb in zip(rows_a[1:], rows_b[1:], strict=True):  # same best/mean/spread each generation
-        np.testing.assert_allclose(
-            [float(v) for v in ra.split(",")[:6]], [float(v) for v in rb.split(",")[:6]], rtol=1e-6
-        )
 
 
 def test_resume_refuses_changed_settings(tmp_path):
@@ -181,16 +126,16 @@ def test_learning_modes(mode):
         np.testing.assert_array_equal(before[i], after[i])
 
 
-@pytest.mark.parametrize("mode", ["frozen", "baldwinian"])
-def test_two_ray_actors_give_the_results_of_one_process(mode):
+def test_two_ray_actors_give_the_results_of_one_process():
     """Each of 2 local Ray actors evaluates (and in the learning modes trains) its slice of the
-    population vectorised; the search is the one a single process runs, generation by generation."""
+    population vectorised; the search is the one a single process runs, generation by generation.
+    Both modes in one Ray session (starting Ray is the expensive part)."""
     pytest.importorskip("ray")
     import ray
 
     x, y = classification_data(64)
 
-    def run(num_actors):
+    def run(mode, num_actors):
         keras.utils.set_random_seed(0)
         return evolve(
             classifier(),
@@ -207,12 +152,17 @@ def test_two_ray_actors_give_the_results_of_one_process(mode):
             progress=False,
         )
 
-    alone = run(0)
     try:
-        actors = run(2)
+        for mode in ("frozen", "baldwinian"):
+            alone = run(mode, 0)
+            actors = run(mode, 2)
+            assert len(actors.history) == 2 and np.isfinite(actors.best_fitness), mode
+            for a, b in zip(alone.history, actors.history, strict=True):
+                np.testing.assert_allclose(
+                    [b["best"], b["mean"]], [a["best"], a["mean"]], rtol=1e-5, atol=1e-6, err_msg=mode
+                )
+            np.testing.assert_allclose(
+                actors.best_fitness, alone.best_fitness, rtol=1e-5, atol=1e-6, err_msg=mode
+            )
     finally:
         ray.shutdown()
-    assert len(actors.history) == 2 and np.isfinite(actors.best_fitness)
-    for a, b in zip(alone.history, actors.history, strict=True):
-        np.testing.assert_allclose([b["best"], b["mean"]], [a["best"], a["mean"]], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(actors.best_fitness, alone.best_fitness, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,6 @@ trial, and models of different architectures never share a compiled model."""
 import keras
 import numpy as np
 import optuna
-import pytest
 from sklearn.datasets import load_digits
 
 from keras_bioact.search import Activation, Budget, SearchSpace, make_objective, mlp
@@ -58,7 +57,7 @@ class _PruneSecondTrial(optuna.pruners.BasePruner):
         return trial.number == 2
 
 
-def _run(reuse, prune=False):
+def _run(reuse):
     space = SearchSpace.from_dict(
         {
             "families": ["relu", "gamma", "bru"],
@@ -71,10 +70,10 @@ def _run(reuse, prune=False):
         _data(),
         space=space,
         budget=Budget(epochs=3, batch_size=32, learning_rate=0.01, seed=4),
-        prune=prune,
+        prune=True,
         reuse_compiled=reuse,
     )
-    study = optuna.create_study(direction="maximize", pruner=_PruneSecondTrial() if prune else None)
+    study = optuna.create_study(direction="maximize", pruner=_PruneSecondTrial())
     for params in TRIALS:
         study.enqueue_trial(params)
     study.optimize(objective, n_trials=len(TRIALS))
@@ -83,25 +82,21 @@ def _run(reuse, prune=False):
     return values, history, objective.compiled
 
 
-@pytest.mark.parametrize("prune", [False, True])
-def test_reused_compiled_models_train_exactly_like_new_ones(prune):
-    slow, slow_history, none = _run(reuse=False, prune=prune)
-    fast, fast_history, compiled = _run(reuse=True, prune=prune)
+def test_reused_compiled_models_train_exactly_like_new_ones():
+    """One search with a pruned trial (trial 2) both ways: the trials after the pruned one reuse
+    compiled models too; without pruning, reuse is compared in the learning-rate test below."""
+    slow, slow_history, none = _run(reuse=False)
+    fast, fast_history, compiled = _run(reuse=True)
     assert none is None
     assert compiled.misses == 3 and compiled.hits == 4  # relu, gamma static, bru oru trainable
-    if prune:
-        assert slow[2] == fast[2] == "PRUNED"
-    assert [v for v in slow if isinstance(v, str)] == [v for v in fast if isinstance(v, str)]
+    assert slow[2] == fast[2] == "PRUNED"
+    assert fast_history[2] is None  # pruned: no history, but its epoch times are kept (see show)
+    assert [v for v in slow if isinstance(v, str)] == [v for v in fast if isinstance(v, str)] == ["PRUNED"]
     numeric = [i for i, v in enumerate(slow) if not isinstance(v, str)]
     np.testing.assert_allclose([fast[i] for i in numeric], [slow[i] for i in numeric], rtol=0, atol=1e-6)
     for a, b in zip(slow_history, fast_history, strict=True):
         if a is not None:
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-
-
-def test_pruned_trials_record_the_epochs_they_ran():
-    _, history, _ = _run(reuse=True, prune=True)
-    assert history[2] is None  # pruned: no history, but its epoch times are kept (see show)
 
 
 def _run_learning_rates(reuse):

@@ -18,7 +18,7 @@ import pytest
 from keras_bioact.search import count_finished, load_study
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), KERAS_BACKEND="jax")
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 pytestmark = [pytest.mark.postgres, pytest.mark.single_backend]
 # in every URL; the server trusts loopback connections and never asks for it, so it must appear
 # nowhere: not in output, not on a worker's command line, not in the study
@@ -39,9 +39,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def postgres_url():
-    """Start a throwaway PostgreSQL on 127.0.0.1 (socket in a temp dir); stop it afterwards."""
+    """Start a throwaway PostgreSQL on 127.0.0.1 (socket in a temp dir) for this module's tests
+    (each uses its own study); stop it afterwards."""
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql`")

@@ -16,7 +16,7 @@ from keras_bioact.search import SearchSpace, count_finished, create_study, load_
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), KERAS_BACKEND="jax")
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
 
 WORKER = textwrap.dedent(
     """
@@ -92,7 +92,7 @@ def _spec(tmp_path, n_trials, delay):
 @pytest.mark.single_backend
 @pytest.mark.timeout(600)
 def test_sigkill_mid_trial_loses_no_finished_trial_and_resume_finishes(tmp_path):
-    spec = _spec(tmp_path, n_trials=3, delay=4.0)
+    spec = _spec(tmp_path, n_trials=3, delay=2.0)
     url = f"sqlite:///{tmp_path}/kill.db"
     cmd = [
         sys.executable,

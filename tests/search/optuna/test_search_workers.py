@@ -15,7 +15,7 @@ from keras_bioact.search import count_finished, load_study
 pytestmark = pytest.mark.single_backend
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 # absolute entries only: the working directory is not on it
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 SHADOWS = ("optuna", "keras", "numpy", "jax", "sitecustomize")
 
 SPEC = """

@@ -16,7 +16,7 @@ import pytest
 
 from keras_bioact.cli import main
 from keras_bioact.search import create_study, load_study, open_storage, recover_dead_trials
-from keras_bioact.search.optuna.storage import StorageError
+from keras_bioact.search.optuna.storage import JOURNAL_LOCK_GRACE, StorageError, journal_lock_grace
 
 pytestmark = pytest.mark.single_backend
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -215,7 +215,7 @@ def test_hostile_storages_are_refused_with_exit_2_and_nothing_written(
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 # run the rest of the command line with DIR ($0) mounted read-only, in a mount namespace of its own
 READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
 
@@ -271,3 +271,15 @@ def test_an_unwritable_storage_folder_is_reported_as_such_not_as_damage(storage,
     finally:
         directory.chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_journal_lock_grace_is_optunas_unless_the_environment_sets_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERAS_BIOACT_JOURNAL_LOCK_GRACE", raising=False)
+    assert journal_lock_grace() == JOURNAL_LOCK_GRACE == 30
+    monkeypatch.setenv("KERAS_BIOACT_JOURNAL_LOCK_GRACE", "5")
+    storage = open_storage(f"journal:///{tmp_path}/j.log")
+    assert storage._backend._lock.grace_period == 5  # what the lock of the opened journal uses
+    for bad in ("2", "five", ""):
+        monkeypatch.setenv("KERAS_BIOACT_JOURNAL_LOCK_GRACE", bad)
+        with pytest.raises(StorageError, match="KERAS_BIOACT_JOURNAL_LOCK_GRACE must be an integer >= 3"):
+            open_storage(f"journal:///{tmp_path}/k.log")

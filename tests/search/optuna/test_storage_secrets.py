@@ -20,7 +20,7 @@ from keras_bioact.search.spec import SpecError
 
 pytestmark = pytest.mark.single_backend
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 PASSWORD = "Hunter2-s3cret"
 
 SPEC = """

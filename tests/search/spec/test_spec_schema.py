@@ -9,6 +9,8 @@ import pytest
 
 from keras_bioact.search.spec import SpecDeprecationWarning, SpecError, parse_spec, schema
 
+pytestmark = pytest.mark.single_backend  # backend-independent: spec, CLI and data plumbing
+
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
