@@ -11,7 +11,20 @@ import math
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "activation", "bru", "eru", "gamma", "oru", "sigmoid", "softplus", "swish"]
+__all__ = [
+    "ACTIVATIONS",
+    "MIXTURE_CANDIDATES",
+    "activation",
+    "bru",
+    "eru",
+    "gamma",
+    "mixture",
+    "oru",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "swish",
+]
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -114,3 +127,45 @@ def activation(name, **params):
     except (KeyError, TypeError):
         raise ValueError(f"reference.activation: `name` must be one of {ACTIVATIONS}, got {name!r}") from None
     return lambda x: fn(np.asarray(x, dtype="float64"), params)
+
+
+# The candidates of `keras_bioact.layers.MixtureActivation` (`keras_bioact.mixture_candidates`),
+# with the same fixed parameters: gamma n = 5, s = 0.5; ERU/ORU r = 2.
+MIXTURE_CANDIDATES = {
+    "identity": lambda x: np.asarray(x, dtype="float64"),
+    **{
+        name: activation(name)
+        for name in (
+            "relu",
+            "gelu",
+            "silu",
+            "elu",
+            "tanh",
+            "sigmoid",
+            "softplus",
+            "mish",
+            "leaky_relu",
+            "softsign",
+        )
+    },
+    "gamma": lambda x: gamma(x, 5.0, 0.5),
+    "eru": lambda x: eru(x, 2.0),
+    "oru": lambda x: oru(x, 2.0),
+}
+
+
+def softmax(logits, mask=None, temperature=1.0):
+    """`softmax(logits / temperature)` over the last axis, entries with `mask == 0` set to 0."""
+    z = np.asarray(logits, dtype="float64") / temperature
+    keep = np.ones_like(z, dtype=bool) if mask is None else np.asarray(mask) > 0
+    z = np.where(keep, z, -np.inf)
+    e = np.where(keep, np.exp(z - np.max(z, axis=-1, keepdims=True)), 0.0)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def mixture(x, candidates, logits, mask=None, temperature=1.0):
+    """The mixture activation: `sum_i softmax(logits / temperature)_i f_i(x)` over the
+    `candidates` (names of `MIXTURE_CANDIDATES`), masked candidates weighted 0."""
+    x = np.asarray(x, dtype="float64")
+    weights = softmax(logits, mask, temperature)
+    return sum(w * MIXTURE_CANDIDATES[name](x) for w, name in zip(weights, candidates, strict=True))
