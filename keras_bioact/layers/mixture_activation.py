@@ -14,6 +14,34 @@ _MASKED = -1e9  # the logit of a removed candidate: exp(-1e9 - max) is exactly 0
 _LAYERS = {"Activation": keras.layers.Activation, "GammaActivation": GammaActivation, "BRU": BRU}
 
 
+__all__ = ["MixtureActivation", "mixture", "mixture_weights"]
+
+
+def mixture_weights(logits, active, temperature=1.0):
+    """`softmax(where(active > 0.5, logits / temperature, -1e9))`, float32; the removed
+    candidates (`active == 0`) get weight exactly 0 and no gradient."""
+    logits = ops.cast(logits, "float32")
+    z = ops.where(ops.convert_to_tensor(active) > 0.5, logits * (1.0 / temperature), _MASKED)
+    e = ops.exp(z - ops.max(z))  # softmax, written out: also for a single candidate
+    return e / ops.sum(e)
+
+
+def mixture(x, logits, active, candidates, temperature=1.0):
+    """The mixture activation `sum_i mixture_weights(logits, active, temperature)[i] * f_i(x)`
+    over the named `candidates` (`keras_bioact.mixture_candidates`), with `keras.ops`. Half
+    precision and integer inputs are computed in float32 (the result is float32 then)."""
+    x = ops.convert_to_tensor(x)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype in _HALF or "int" in dtype or dtype == "bool":
+        x = ops.cast(x, "float32")
+    weights = ops.cast(mixture_weights(logits, active, temperature), x.dtype)
+    y = None
+    for i, name in enumerate(candidates):
+        term = weights[i] * mixture_candidates.CANDIDATES[name].fn(x)
+        y = term if y is None else y + term
+    return y
+
+
 @keras.saving.register_keras_serializable(package="keras_bioact")
 class MixtureActivation(keras.layers.Layer):
     """A learned softmax mixture of candidate activations, one mixture per layer (activation
@@ -124,21 +152,10 @@ class MixtureActivation(keras.layers.Layer):
 
     def candidate_weights(self):
         """The mixture weights, a float32 tensor of shape `(len(candidates),)` summing to 1."""
-        keep = self.active > 0.5
-        z = ops.where(keep, self.logits * (1.0 / self.temperature), _MASKED)
-        e = ops.exp(z - ops.max(z))  # softmax, written out: also for a single candidate
-        return e / ops.sum(e)
+        return mixture_weights(self.logits, self.active, self.temperature)
 
     def call(self, inputs):
-        x = ops.convert_to_tensor(inputs)
-        out_dtype = keras.backend.standardize_dtype(x.dtype)
-        if out_dtype in _HALF or "int" in out_dtype:
-            x = ops.cast(x, "float32")
-        weights = ops.cast(self.candidate_weights(), x.dtype)
-        y = None
-        for i, name in enumerate(self.candidates):
-            term = weights[i] * mixture_candidates.CANDIDATES[name].fn(x)
-            y = term if y is None else y + term
+        y = mixture(inputs, self.logits, self.active, self.candidates, self.temperature)
         return ops.cast(y, self.compute_dtype)
 
     # ------------------------------------------------------------------ shrinking, discretizing
