@@ -27,7 +27,6 @@ ROOT = os.path.dirname(HERE)
 
 def child(args):
     import keras
-    import numpy as np
     from sklearn.datasets import load_digits
 
     from keras_bioact import mixture_candidates
@@ -89,7 +88,15 @@ def main():
     print("|---|---|---:|---:|")
     for backend in args.backends:
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT}
-        command = [sys.executable, __file__, "--child", "--rounds", str(args.rounds), "--steps", str(args.steps)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--rounds",
+            str(args.rounds),
+            "--steps",
+            str(args.steps),
+        ]
         out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         base = result["GELU train step"]
