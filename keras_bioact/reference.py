@@ -14,13 +14,16 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS",
     "COMPOSED_PRIMITIVES",
+    "MIXTURE_CANDIDATES",
     "activation",
     "bru",
     "composed",
     "eru",
     "gamma",
+    "mixture",
     "oru",
     "sigmoid",
+    "softmax",
     "softplus",
     "swish",
 ]
@@ -200,3 +203,43 @@ def composed(tree, x, params):
         return y if bounded else np.clip(y, -bound, bound)
 
     return ev(tree)
+# The candidates of `keras_bioact.layers.MixtureActivation` (`keras_bioact.mixture_candidates`),
+# with the same fixed parameters: gamma n = 5, s = 0.5; ERU/ORU r = 2.
+MIXTURE_CANDIDATES = {
+    "identity": lambda x: np.asarray(x, dtype="float64"),
+    **{
+        name: activation(name)
+        for name in (
+            "relu",
+            "gelu",
+            "silu",
+            "elu",
+            "tanh",
+            "sigmoid",
+            "softplus",
+            "mish",
+            "leaky_relu",
+            "softsign",
+        )
+    },
+    "gamma": lambda x: gamma(x, 5.0, 0.5),
+    "eru": lambda x: eru(x, 2.0),
+    "oru": lambda x: oru(x, 2.0),
+}
+
+
+def softmax(logits, mask=None, temperature=1.0):
+    """`softmax(logits / temperature)` over the last axis, entries with `mask == 0` set to 0."""
+    z = np.asarray(logits, dtype="float64") / temperature
+    keep = np.ones_like(z, dtype=bool) if mask is None else np.asarray(mask) > 0
+    z = np.where(keep, z, -np.inf)
+    e = np.where(keep, np.exp(z - np.max(z, axis=-1, keepdims=True)), 0.0)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def mixture(x, candidates, logits, mask=None, temperature=1.0):
+    """The mixture activation: `sum_i softmax(logits / temperature)_i f_i(x)` over the
+    `candidates` (names of `MIXTURE_CANDIDATES`), masked candidates weighted 0."""
+    x = np.asarray(x, dtype="float64")
+    weights = softmax(logits, mask, temperature)
+    return sum(w * MIXTURE_CANDIDATES[name](x) for w, name in zip(weights, candidates, strict=True))

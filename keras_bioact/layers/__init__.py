@@ -9,6 +9,7 @@ from keras_bioact.layers.gamma_activation import GammaActivation
 from keras_bioact.layers.gamma_rnn_cell import GammaRNNCell
 from keras_bioact.layers.inner_nonlinearity import InnerNonlinearity
 from keras_bioact.layers.learnable_swish import LearnableSwish
+from keras_bioact.layers.mixture_activation import MixtureActivation
 from keras_bioact.layers.preactivation_drive import PreactivationDrive
 from keras_bioact.layers.sinusoidal_rescaling import SinusoidalRescaling
 from keras_bioact.layers.tabulated_inner import TabulatedInner
@@ -25,6 +26,7 @@ __all__ = [
     "GammaRNNCell",
     "InnerNonlinearity",
     "LearnableSwish",
+    "MixtureActivation",
     "PreactivationDrive",
     "SinusoidalRescaling",
     "TabulatedInner",

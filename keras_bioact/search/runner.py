@@ -80,6 +80,13 @@ def run_spec(
     `output.dir`; the best solution is scored once on the test split (`summary.json`,
     `best_model.keras`). Returns the `EvolutionResult` (its `summary` holds the test scores).
 
+    **`[mixture]` specs** (a `MixtureActivation` per activation site, trained with the network
+    by first-order alternation on the training and validation splits, shrunk to one candidate
+    per site; `keras_bioact.search.mixture`): the chosen activation per layer is printed, the
+    discretized model is retrained from `mixture.seeds` fresh initialisations and scored on the
+    test split (with `mixture.baseline` under the same seeds), and `mixture_result.json` is
+    written to `output.dir`. Returns the `MixtureResult` (`chosen`, `retrained`, `baseline`).
+
     Before anything is written, the spec and the keywords are checked, the data and a saved
     model are read and the output folder is tried (`preflight`). A spec, keyword, storage or
     checkpoint that cannot be used raises a `BioactError` (`SpecError`, `CheckpointError`,
@@ -108,7 +115,11 @@ def run_spec(
     values = dict(study_name=study_name, storage=storage, n_trials=n_trials, workers=workers, timeout=timeout)
     flags = dict(export=export, create_only=create_only, resume=resume, overwrite=overwrite)
     given = [name for name, value in {**values, **flags}.items() if value not in (None, False)]
-    other = (*_OPTUNA_VALUES, *_OPTUNA_ONLY) if spec.engine == "evolution" else _EVOLUTION_ONLY
+    other = {
+        "optuna": _EVOLUTION_ONLY,
+        "evolution": (*_OPTUNA_VALUES, *_OPTUNA_ONLY),
+        "mixture": (*_OPTUNA_VALUES, *_OPTUNA_ONLY, *_EVOLUTION_ONLY),
+    }[spec.engine]
     for name in given:
         if name in other:
             raise SpecError(spec.source, name, f"does not apply to an {spec.engine} spec")
@@ -131,6 +142,10 @@ def run_spec(
             raise SpecError(spec.source, name, reason)
         setattr(spec, name, value)
     preflight(spec, export=export)
+    if spec.engine == "mixture":
+        from keras_bioact.search import mixture
+
+        return mixture.run_mixture(spec, progress=progress, log=log)
     if spec.engine == "evolution":
         from keras_bioact.search.evolution import runner as evolution_runner
 

@@ -12,6 +12,7 @@ from keras import ops
 from keras.src import testing
 
 import keras_bioact.layers as layers
+from keras_bioact import reference
 from keras_bioact.layers import (
     BRU,
     ActivationAdapter,
@@ -22,6 +23,7 @@ from keras_bioact.layers import (
     GammaRNNCell,
     InnerNonlinearity,
     LearnableSwish,
+    MixtureActivation,
     PreactivationDrive,
     SinusoidalRescaling,
     TabulatedInner,
@@ -97,6 +99,15 @@ CASES = {
     "learnable_swish": (LearnableSwish, dict(
         init_kwargs={"beta_initializer": 1.5, "shared_axes": [1, 2]}, input_shape=(2, 3, 3, 2),
         expected_output_shape=(2, 3, 3, 2), expected_num_trainable_weights=1)),
+    "mixture_activation": (MixtureActivation, dict(
+        init_kwargs={"candidates": ["relu", "gelu", "tanh", "gamma", "eru"], "temperature": 0.5},
+        input_shape=(2, 3, 4), expected_output_shape=(2, 3, 4), expected_num_trainable_weights=1,
+        expected_num_non_trainable_weights=1, supports_masking=True)),
+    "mixture_activation_expected_output": (MixtureActivation, dict(
+        init_kwargs={"candidates": ["identity", "gelu", "sigmoid"], "warm_weight": 0.6},
+        input_data=_X_GAMMA, expected_output=ops.convert_to_tensor(reference.mixture(
+            _X_GAMMA, ["identity", "gelu", "sigmoid"], np.log([0.2, 0.6, 0.2])).astype("float32")),
+        supports_masking=True)),
     "activation_adapter": (ActivationAdapter, dict(
         init_kwargs={"unit": _config(GammaActivation(n_initializer=3.0, s_initializer=1.0)),
                      "gate": True, "max_value": 6.0, "slope": 0.1},

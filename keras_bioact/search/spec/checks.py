@@ -348,6 +348,53 @@ def _algorithm_options(ev, source):
         ) from None
 
 
+def mixture(spec, table, source):
+    """The `[mixture]` table: candidate names of `keras_bioact.mixture_candidates` (read from
+    the NumPy references, so that no backend is imported), a warm start and a baseline among
+    them, and a shrinking that starts before the last epoch."""
+    from keras_bioact.reference import MIXTURE_CANDIDATES
+
+    if spec.model_path:
+        raise SpecError(source, "model.path", "does not apply to a mixture spec; use a model template")
+    legal = tuple(MIXTURE_CANDIDATES)
+    config = {
+        k: (list(key.default) if isinstance(key.default, list) else key.default)
+        for k, key in schema.TABLES["mixture"].items()
+    }
+    config.update(table)
+    candidates = config["candidates"]
+    if not candidates:
+        raise SpecError(
+            source, "mixture.candidates", f"must name at least one candidate of: {', '.join(legal)}"
+        )
+    for name in candidates:
+        if name not in legal:
+            raise SpecError(
+                source, "mixture.candidates", f"unknown candidate {name!r}; legal: {', '.join(legal)}"
+            )
+    if len(set(candidates)) != len(candidates):
+        raise SpecError(source, "mixture.candidates", f"repeats a name: {candidates}")
+    if config["warm_start"] != "none" and config["warm_start"] not in candidates:
+        raise SpecError(
+            source,
+            "mixture.warm_start",
+            f"must be 'none' or one of the candidates {candidates}, got {config['warm_start']!r}",
+        )
+    if config["baseline"] != "none" and config["baseline"] not in legal:
+        raise SpecError(
+            source,
+            "mixture.baseline",
+            f"must be 'none' or one of {', '.join(legal)}, got {config['baseline']!r}",
+        )
+    if config["shrink_start"] >= config["epochs"]:
+        raise SpecError(
+            source,
+            "mixture.shrink_start",
+            f"must be < mixture.epochs ({config['epochs']}), got {config['shrink_start']}",
+        )
+    spec.mixture = config
+
+
 def writable_dir(directory, key, source):
     """`directory` is a folder, or can be created as one: its nearest existing ancestor is a
     folder in which a probe folder can be made (and is removed at once). Nothing is left

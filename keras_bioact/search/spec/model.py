@@ -93,6 +93,7 @@ class SearchSpec:
     pruner: dict = field(default_factory=lambda: {"name": "median"})
     space: space_lib.SearchSpace = field(default_factory=space_lib.SearchSpace)
     evolution: dict = field(default_factory=dict)
+    mixture: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)
     source: str = "<spec>"
     raw: dict = field(default_factory=dict)
@@ -106,11 +107,11 @@ class SearchSpec:
         return [self.metric] + list(self.extra)
 
     def override(self, dotted, value, source="command line"):
-        """Set `table.key` of the `[evolution]` or `[output]` table, checked against the schema
+        """Set `table.key` of the `[evolution]`, `[mixture]` or `[output]` table, checked against the schema
         (e.g. from a command-line flag)."""
         table, _, key = dotted.rpartition(".")
         reason = schema.check_value(dotted, schema.TABLES[table][key], value)
         if reason:
             raise SpecError(source, dotted, reason)
-        target = {"evolution": self.evolution, "output": self.output}[table]
+        target = {"evolution": self.evolution, "mixture": self.mixture, "output": self.output}[table]
         target[key] = value

@@ -15,7 +15,7 @@ from keras_bioact.search.spec.model import Budget, SearchSpec, SpecError
 
 __all__ = ["SpecDeprecationWarning", "load_spec", "parse_spec"]
 
-_TOP = ("data", "model", "budget", "output", "space", "optuna", "evolution")
+_TOP = ("data", "model", "budget", "output", "space", "optuna", "evolution", "mixture")
 
 
 class SpecDeprecationWarning(FutureWarning):
@@ -69,8 +69,9 @@ def parse_spec(raw, source="<spec>"):
         raise SpecError(
             source,
             "<top>",
-            "a spec needs exactly one engine table: [optuna] (an Optuna study) or [evolution] "
-            f"(an EvoTorch evolution), got {engines or 'neither'}; see docs/specs.md",
+            "a spec needs exactly one engine table: [optuna] (an Optuna study), [evolution] "
+            "(an EvoTorch evolution) or [mixture] (the mixture cell per layer), got "
+            f"{engines or 'none'}; see docs/specs.md",
         )
     engine = engines[0]
     tables = {}
@@ -95,6 +96,14 @@ def parse_spec(raw, source="<spec>"):
         except space_lib.SpaceError as e:
             raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
         checks.optuna_model(spec, source)
+    elif engine == "mixture":
+        _check_budget(spec, source)
+        if "space" in raw:
+            raise SpecError(
+                source, "space", "is the Optuna search space; a mixture spec uses `mixture.candidates`"
+            )
+        checks.mixture(spec, tables["mixture"], source)
+        spec.output.setdefault("dir", f"runs/{checks.stem(source, 'mixture')}")
     elif tables["evolution"].get("target") == checks.EXPRESSION_TARGET:
         checks.expression_evolution(spec, tables["evolution"], raw.get("space", {}), source)
         spec.output.setdefault("dir", f"runs/{checks.stem(source, 'evolve')}")
@@ -115,7 +124,8 @@ def parse_spec(raw, source="<spec>"):
 
 def _check_budget(spec, source):
     if spec.budget.epochs < 1:
-        raise SpecError(source, "budget.epochs", f"must be >= 1 for optuna trials, got {spec.budget.epochs}")
+        what = "optuna trials" if spec.engine == "optuna" else "retraining the discretized mixture"
+        raise SpecError(source, "budget.epochs", f"must be >= 1 for {what}, got {spec.budget.epochs}")
 
 
 def _suggest(key, legal):

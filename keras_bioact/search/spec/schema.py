@@ -2,7 +2,8 @@
 
 A specification is a TOML file with shared tables (`[data]`, `[model]`, `[budget]`,
 `[output]`), the Optuna search space `[space]`, and exactly one engine table: `[optuna]`
-(an Optuna study) or `[evolution]` (an EvoTorch evolution strategy). This module declares every
+(an Optuna study), `[evolution]` (an EvoTorch evolution strategy) or `[mixture]` (the
+gradient-trained mixture cell per layer, `keras_bioact.search.mixture`). This module declares every
 key once (type, default, legal range, meaning); `keras_bioact.search.spec.reader` checks a spec
 against it, and `docs/specs.md` is generated from it (`python -m keras_bioact.search.spec`).
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = ["ENGINES", "LEGACY", "TABLES", "Key", "bad_value", "check_value", "markdown"]
 
-ENGINES = ("optuna", "evolution")
+ENGINES = ("optuna", "evolution", "mixture")
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,42 @@ TABLES = {
     },
 }
 
+MIXTURE_DEFAULT_CANDIDATES = ["identity", "relu", "gelu", "silu", "elu", "tanh", "softplus", "sigmoid"]
+TABLES["mixture"] = {
+    "candidates": Key(
+        "list[str]",
+        MIXTURE_DEFAULT_CANDIDATES,
+        "the candidate activations of every site's mixture (no repeats), from: identity, relu, gelu, "
+        "silu, elu, tanh, sigmoid, softplus, mish, leaky_relu, softsign, gamma, eru, oru",
+    ),
+    "warm_start": Key(
+        "str", "gelu", "the candidate that starts with weight `warm_weight` (`none`: uniform start)"
+    ),
+    "warm_weight": Key("number", 0.9, "initial weight of the warm-start candidate", 0, 1, True, True),
+    "temperature": Key("number", 1.0, "softmax temperature of the mixture weights", 0.01, 100),
+    "epochs": Key("int", 10, "epochs of the search (alternating weight and architecture steps)", 1, 100_000),
+    "shrink_start": Key(
+        "int",
+        0,
+        "epochs before shrinking starts; then each site keeps linearly fewer candidates, one "
+        "after the last epoch (must be < `epochs`)",
+        0,
+        100_000,
+    ),
+    "arch_learning_rate": Key("number", 0.01, "Adam learning rate of the mixture logits", 0, 10, True),
+    "seeds": Key(
+        "int",
+        3,
+        "retrainings of the discretized model (and of the baseline) from fresh initialisations, "
+        "seeds `budget.seed + 1 + i`, `budget.epochs` epochs each, scored on the test split",
+        1,
+        1000,
+    ),
+    "baseline": Key(
+        "str", "gelu", "a candidate retrained under the same seeds everywhere (`none`: no baseline)"
+    ),
+}
+
 # Keys of earlier spec formats: old -> new dotted key (None: no mechanical translation; the
 # message names where the setting lives now).
 LEGACY = {
@@ -348,8 +385,9 @@ def markdown():
         "",
         "One TOML format runs both engines: `bioact search SPEC.toml` runs an Optuna study when the",
         "spec has an `[optuna]` table and an EvoTorch evolution when it has an `[evolution]` table",
-        "(`bioact evolve SPEC.toml` is the same command, for evolution specs). `[data]`, `[model]`,",
-        "`[budget]` and `[output]` mean the same for both. Every key is optional; unknown keys and",
+        "(`bioact evolve SPEC.toml` is the same command, for evolution specs), and the mixture cell per",
+        "layer when it has a `[mixture]` table (docs/search.md). `[data]`, `[model]`,",
+        "`[budget]` and `[output]` mean the same for all. Every key is optional; unknown keys and",
         "values out of range are errors that name the file and the dotted key, raised before",
         "anything is imported or trained. Examples: `search/*.toml`.",
         "",
