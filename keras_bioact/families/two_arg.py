@@ -22,7 +22,8 @@ class TwoArgSpace(SubSpace):
     """Two-argument units (Yoon et al.). Choices of the shared inner MLP's hidden width
     (`inner_width`, 1..1024) and number of hidden layers (`depth`, 1..8), `arity` (1 or 2),
     `normalize` (LayerNorm without affine parameters before the inner net: true/false) and
-    `pairing` (`adjacent` or `split`)."""
+    `pairing` (`adjacent` or `split`), and `groups` (1..64: independent inner nets, KAT-style;
+    only the `transformer` template's `TwoArgFeedForward` blocks take more than 1)."""
 
     _KEY = "space.two_arg"
     inner_width: tuple = (16, 32, 64)
@@ -30,6 +31,7 @@ class TwoArgSpace(SubSpace):
     arity: tuple = (2,)
     normalize: tuple = (True,)
     pairing: tuple = ("adjacent",)
+    groups: tuple = (1,)
 
     def validate(self, key=_KEY):
         self.inner_width = int_choices(self.inner_width, f"{key}.inner_width", 1, 1024)
@@ -37,6 +39,7 @@ class TwoArgSpace(SubSpace):
         self.arity = int_choices(self.arity, f"{key}.arity", 1, 2)
         self.normalize = choices(self.normalize, f"{key}.normalize", kind=bool)
         self.pairing = choices(self.pairing, f"{key}.pairing", PAIRINGS)
+        self.groups = int_choices(self.groups, f"{key}.groups", 1, 64)
         return self
 
 
@@ -47,10 +50,11 @@ def sample(t, trial):
         "arity": int(suggest_choice(trial, "two_arg_arity", t.arity)),
         "normalize": bool(suggest_choice(trial, "two_arg_normalize", t.normalize)),
         "pairing": suggest_choice(trial, "two_arg_pairing", t.pairing),
+        "groups": int(suggest_choice(trial, "two_arg_groups", t.groups)),
     }
 
 
-DEFAULTS = {"inner_width": 64, "depth": 2, "arity": 2, "normalize": True, "pairing": "adjacent"}
+DEFAULTS = {"inner_width": 64, "depth": 2, "arity": 2, "normalize": True, "pairing": "adjacent", "groups": 1}
 
 
 def _layers():
@@ -68,7 +72,9 @@ def unit(activation, index=0):
     return activation.shared(
         "inner",
         lambda: InnerNonlinearity(
-            arity=int(c["arity"]), hidden_units=(int(c["inner_width"]),) * int(c["depth"])
+            arity=int(c["arity"]),
+            hidden_units=(int(c["inner_width"]),) * int(c["depth"]),
+            groups=int(c.get("groups", 1)),
         ),
     )
 
@@ -76,6 +82,11 @@ def unit(activation, index=0):
 def block(activation, kind, index, size, *args, **kwargs):
     _, TwoArgDense, TwoArgConv2D = _layers()
     c = activation.config
+    if int(c.get("groups", 1)) != 1:
+        raise ValueError(
+            f"two_arg: groups={c['groups']} (several inner nets) is for the `transformer` template's "
+            "feed-forward blocks; TwoArgDense / TwoArgConv2D blocks share one g (groups = 1)."
+        )
     options = dict(inner=unit(activation), pairing=c["pairing"], normalize=bool(c["normalize"]))
     if kind == "dense":  # (Dense keyword arguments are for the plain Dense of other families)
         return [TwoArgDense(size, **options)]
@@ -83,12 +94,14 @@ def block(activation, kind, index, size, *args, **kwargs):
 
 
 def reference(z, kernels, biases, activation="relu"):
-    """The inner MLP g on `z` of shape (..., arity) in float64; output (..., 1)."""
+    """The inner MLP g on `z` of shape (..., arity) in float64; output (..., 1). Grouped nets
+    (kernels `(G, n_in, n_out)`): `z` of shape (..., G, arity), net k on index k of axis -2."""
     if activation != "relu":
         raise ValueError(f"two_arg reference: only a relu inner MLP is modelled, got {activation!r}.")
     h = np.asarray(z, dtype="float64")
     for i, (k, b) in enumerate(zip(kernels, biases, strict=True)):
-        h = h @ np.asarray(k, dtype="float64") + np.asarray(b, dtype="float64")
+        k = np.asarray(k, dtype="float64")
+        h = (np.einsum("...gi,gio->...go", h, k) if k.ndim == 3 else h @ k) + np.asarray(b, dtype="float64")
         if i < len(kernels) - 1:
             h = np.maximum(h, 0.0)
     return h
@@ -127,6 +140,10 @@ FAMILY = register_family(
         catch_all=True,
         inspect=inspect,
         curve_label=lambda layer: "inner g(x)",
-        probe_shape=lambda activation: (5, int(activation.config["arity"])),
+        probe_shape=lambda activation: (
+            (5, int(activation.config["arity"]))
+            if int(activation.config.get("groups", 1)) == 1
+            else (5, int(activation.config["groups"]), int(activation.config["arity"]))
+        ),
     )
 )

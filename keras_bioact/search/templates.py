@@ -25,6 +25,7 @@ __all__ = [
     "register_template",
     "resolve_template",
     "template_options",
+    "transformer",
 ]
 
 
@@ -81,7 +82,135 @@ def cnn(activation, input_shape, num_classes, filters=(16, 32), kernel_size=3, d
     return keras.Sequential(layers, name=f"cnn_{activation.family}")
 
 
-TEMPLATES = {"mlp": mlp, "cnn": cnn}
+FEED_FORWARD = ("activation", "reglu", "geglu", "swiglu")
+
+
+def transformer(
+    activation,
+    input_shape,
+    num_classes,
+    patch=2,
+    blocks=2,
+    width=32,
+    heads=2,
+    mlp_ratio=2,
+    feed_forward="activation",
+    dropout=0.0,
+):
+    """A small vision transformer (pre-norm ViT) whose feed-forward blocks come from `activation`.
+
+    Images `(H, W)` or `(H, W, C)`, cut into `patch x patch` patches by a strided Conv2D of
+    `width` channels, plus a depthwise 3x3 conv positional encoding (Chu et al. 2021's
+    conditional positional encoding); then `blocks` pre-norm blocks
+    `x += MHA(LN(x)); x += FFN(LN(x))` with `heads` heads; LayerNorm, mean over tokens, softmax.
+
+    Every feed-forward block has the parameters of a plain block of hidden width
+    `mlp_ratio * width` (within 2 %, `keras_bioact.feed_forward.feed_forward_hidden`):
+
+    * `feed_forward = "activation"` (default): the searched family is the feed-forward's
+      nonlinearity. `two_arg` gives `TwoArgFeedForward` blocks sharing the activation's one g
+      (its weights counted once for the whole model), with `[space.two_arg] groups` inner nets;
+      every other family gives `Dense(hidden)`, the family's activation layer (site i = block i),
+      `Dense(width)` (`relu` and `gelu` are the plain baselines).
+    * `"reglu"`, `"geglu"`, `"swiglu"`: the GLU baselines (`FeedForward(gated=True)`), fixed by
+      the spec: the searched activation is then not used (search the family `relu`, say, to run
+      them as one-configuration studies).
+
+    Options:
+        patch: patch side, dividing H and W.
+        blocks: number of transformer blocks.
+        width: token width (divisible by `heads`).
+        heads: attention heads.
+        mlp_ratio: hidden width of the plain feed-forward block, as a multiple of `width`.
+        feed_forward: `"activation"`, `"reglu"`, `"geglu"` or `"swiglu"` (above).
+        dropout: dropout rate after attention and feed-forward (0 disables).
+    """
+    import keras
+
+    from keras_bioact import feed_forward as ffn
+
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3 or shape[0] % int(patch) or shape[1] % int(patch):
+        raise ValueError(
+            f"transformer: inputs must be images (H, W) or (H, W, C) with H and W divisible by "
+            f"`patch`={patch}, got input shape {tuple(input_shape)}."
+        )
+    if feed_forward not in FEED_FORWARD:
+        raise ValueError(
+            f"transformer: `feed_forward` must be one of {list(FEED_FORWARD)}, got {feed_forward!r}."
+        )
+    width, heads, blocks = int(width), int(heads), int(blocks)
+    if width % heads:
+        raise ValueError(f"transformer: `width`={width} must be divisible by `heads`={heads}.")
+    budget = ffn.feed_forward_params("gelu", width, int(mlp_ratio * width))
+    two_arg = feed_forward == "activation" and activation.family == "two_arg"
+    if two_arg:
+        c = activation.config
+        groups, arity = int(c.get("groups", 1)), int(c["arity"])
+        inner_hidden = (int(c["inner_width"]),) * int(c["depth"])
+        # One g for the whole model: each block's share of the budget pays for 1/blocks of it.
+        g = ffn.feed_forward_params(
+            "two_arg", width, 1, groups=groups, arity=arity, inner_hidden=inner_hidden
+        )
+        g -= ffn.feed_forward_params("two_arg", width, 1, arity=arity, count_inner=False)
+        hidden = ffn.feed_forward_hidden(
+            "two_arg",
+            width,
+            max(1, budget - g // blocks),
+            groups=groups,
+            arity=arity,
+            count_inner=False,
+            tolerance=None,
+        )
+    elif feed_forward == "activation":
+        hidden = int(mlp_ratio * width)
+    else:
+        hidden = ffn.feed_forward_hidden(feed_forward, width, budget)
+
+    inputs = keras.Input(shape=tuple(int(d) for d in input_shape))
+    x = keras.layers.Reshape(shape)(inputs) if len(input_shape) == 2 else inputs
+    x = keras.layers.Conv2D(width, int(patch), strides=int(patch), name="patches")(x)
+    x = keras.layers.Add()([x, keras.layers.DepthwiseConv2D(3, padding="same", name="position")(x)])
+    tokens = (shape[0] // int(patch)) * (shape[1] // int(patch))
+    x = keras.layers.Reshape((tokens, width))(x)
+    for i in range(blocks):
+        h = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+        h = keras.layers.MultiHeadAttention(heads, width // heads, name=f"attention_{i}")(h, h)
+        if dropout:
+            h = keras.layers.Dropout(float(dropout))(h)
+        x = keras.layers.Add()([x, h])
+        h = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+        if two_arg:
+            from keras_bioact.layers import TwoArgFeedForward
+
+            c = activation.config
+            block = TwoArgFeedForward(
+                hidden,
+                inner=activation.inner(),
+                groups=groups,
+                pairing=c["pairing"],
+                normalize=bool(c["normalize"]),
+                name=f"feed_forward_{i}",
+            )
+            h = block(h)
+        elif feed_forward == "activation":
+            for layer in activation.dense(hidden, i):
+                h = layer(h)
+            h = keras.layers.Dense(width)(h)
+        else:
+            h = ffn.feed_forward(feed_forward, hidden, name=f"feed_forward_{i}")(h)
+        if dropout:
+            h = keras.layers.Dropout(float(dropout))(h)
+        x = keras.layers.Add()([x, h])
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.LayerNormalization(epsilon=1e-6)(x))
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax")(x)
+    name = activation.family if feed_forward == "activation" else feed_forward
+    return keras.Model(inputs, outputs, name=f"transformer_{name}")
+
+
+TEMPLATES = {"mlp": mlp, "cnn": cnn, "transformer": transformer}
 _ALLOWED_MODULES = {}  # name -> module, imported by `allow_code` (the command line's --allow-code)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -103,11 +232,12 @@ def register_template(name, fn=None):
     """Add a model template to the registry, so that specs can name it (`template = name`).
 
     Usable as `register_template("mine", build)` or as a decorator `@register_template("mine")`.
-    Re-registering a name replaces it; the built-in `"mlp"` and `"cnn"` cannot be replaced.
+    Re-registering a name replaces it; the built-in `"mlp"`, `"cnn"` and `"transformer"` cannot be
+    replaced.
     """
     if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
         raise ValueError(f"register_template: `name` must be a non-empty [A-Za-z0-9_.-] string, got {name!r}")
-    if name in ("mlp", "cnn"):
+    if name in ("mlp", "cnn", "transformer"):
         raise ValueError(f"register_template: {name!r} is a built-in template and cannot be replaced")
     if fn is None:
         return lambda f: register_template(name, f)

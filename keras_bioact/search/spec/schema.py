@@ -86,9 +86,7 @@ TABLES = {
             True,
             True,
         ),
-        "seed": Key(
-            "int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX
-        ),
+        "seed": Key("int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX),
         "test_fraction": Key(
             "number", 0.25, "digits only: part of the data set kept as the test split", 0, 1, True, True
         ),
@@ -110,10 +108,29 @@ TABLES = {
             "`safe_mode=True`); optuna converts its activations with `keras_bioact.convert`",
         ),
         "hidden": Key("list[int]", [64, 64], "mlp: widths of the hidden layers", 1),
-        "dropout": Key("number", 0.0, "mlp, cnn: dropout rate", 0, 1, False, True),
+        "dropout": Key("number", 0.0, "mlp, cnn, transformer: dropout rate", 0, 1, False, True),
         "filters": Key("list[int]", [16, 32], "cnn: channels of the conv blocks", 1),
         "kernel_size": Key("int", 3, "cnn: kernel size", 1, 64),
         "dense": Key("list[int]", [64], "cnn: widths of the hidden Dense blocks after the convs", 1),
+        "patch": Key("int", 2, "transformer: patch side (divides the image's height and width)", 1, 1024),
+        "blocks": Key("int", 2, "transformer: number of blocks", 1, 64),
+        "width": Key("int", 32, "transformer: token width (divisible by `heads`)", 1, 8192),
+        "heads": Key("int", 2, "transformer: attention heads", 1, 256),
+        "mlp_ratio": Key(
+            "number",
+            2,
+            "transformer: plain feed-forward hidden width / `width` (the parameter budget)",
+            0,
+            64,
+            True,
+        ),
+        "feed_forward": Key(
+            "choice",
+            "activation",
+            "transformer: the feed-forward block: the searched family's (`two_arg`: TwoArgFeedForward), "
+            "or a GLU baseline",
+            choices=("activation", "reglu", "geglu", "swiglu"),
+        ),
     },
     "budget": {
         "epochs": Key(
