@@ -84,7 +84,7 @@ def test_run_spec_runs_an_optuna_spec_end_to_end(tmp_path):
     # the verdict: in the result, the summary, verdict.json and the study (2 fresh seeds per arm)
     v = result.verdict
     assert v is not None and v.seeds == [1_000_003, 1_000_004] and len(v.best_scores) == 2
-    assert v.verdict in lines and any(line.startswith("verdict (2 fresh seeds") for line in lines)
+    assert f"  {v.verdict}" in lines and any(line.startswith("verdict (2 fresh seeds") for line in lines)
     assert json.loads((tmp_path / "out" / "verdict.json").read_text()) == v.to_dict()
     assert result.study.user_attrs["verdict"] == v.to_dict() and "verdict=" in text
     search.best_activation(result.study)  # a layer
