@@ -3,6 +3,7 @@
 * `mean_std`: mean and sample standard deviation (ddof = 1) of the finite values.
 * `ci95` / `t_interval`: confidence interval of the mean from Student's t distribution.
 * `welch`: Welch's unequal-variance t-test (t, Welch-Satterthwaite df, two- or one-sided p).
+* `welch_interval`: confidence interval of mean(a) - mean(b) with the Welch-Satterthwaite df.
 * `one_sample`: one-sample t-test of the mean against a constant (e.g. a score threshold).
 * `t_cdf`, `t_ppf`: Student-t distribution function and its inverse, from the regularised
   incomplete beta function (continued fraction, Lentz's method), accurate to ~1e-12.
@@ -15,7 +16,7 @@ import math
 
 __all__ = [
     "betainc", "ci95", "describe", "finite", "mean_std", "one_sample", "t_cdf", "t_interval", "t_ppf",
-    "welch",
+    "welch", "welch_interval",
 ]  # fmt: skip
 
 
@@ -174,6 +175,26 @@ def welch(a, b, alternative="two-sided"):
         p = 1.0 - t_cdf(t, df)
     out.update(t=t, df=df, p=min(1.0, p))
     return out
+
+
+def welch_interval(a, b, level=0.95):
+    """(low, high) confidence interval of mean(a) - mean(b) on the finite values, from Welch's
+    statistic: diff -+ t_ppf(0.5 + level / 2, df) * sqrt(var(a) / n_a + var(b) / n_b) with the
+    Welch-Satterthwaite df; (nan, nan) when either sample has fewer than 2 values. It excludes 0
+    exactly when the two-sided `welch(a, b)["p"]` is below 1 - level. Two samples with zero
+    variance give the point interval (diff, diff)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"welch_interval: `level` must be in (0, 1), got {level}.")
+    a, b = finite(a), finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    va, vb = sa * sa / len(a), sb * sb / len(b)
+    if va + vb == 0.0:
+        return ma - mb, ma - mb
+    df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
+    half = t_ppf(0.5 + level / 2.0, df) * math.sqrt(va + vb)
+    return ma - mb - half, ma - mb + half
 
 
 def one_sample(a, mu, alternative="two-sided"):

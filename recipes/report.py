@@ -291,7 +291,7 @@ def claims_section(runs, paper=()):
                 f"**{r['verdict']}**",
             ]
         )
-    not_run = list(NOT_RUN_SEARCH)
+    not_run = list(NOT_RUN_SEARCH) + search_pays_report.verdict_not_run(runs)
     if not any(p["device"]["platform"] == "gpu" for p in paper):
         not_run.append(NOT_RUN_GPU)
     hdr = ["claim", "metric", "best candidate", "best baseline", "difference", "Welch p (one-sided)", "held"]
@@ -367,6 +367,9 @@ def generate(results_dir, readme_dir, figures, plot=True):
     for key in sorted(runs):
         if key[0] == search_pays_report.RECIPE:
             parts += ["", search_pays_report.section(key, runs[key])]
+            continue
+        if key[0] == search_pays_report.VERDICT_RECIPE:
+            parts += ["", search_pays_report.verdict_section(key, runs[key])]
             continue
         if plot:
             figures.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,14 @@ def register(subparsers):
         "--export", metavar="DIR", help="also write trials.csv, trials.json, plots and HParams logs to DIR"
     )
     s.add_argument(
-        "--no-test", action="store_true", help="do not retrain the best trial to score it on the test split"
+        "--no-test",
+        action="store_true",
+        help="print the stored verdict only: never retrain the arms to score them on the test split",
+    )
+    s.add_argument(
+        "--recompute-verdict",
+        action="store_true",
+        help="retrain the verdict's arms although the study holds a verdict for them",
     )
     s.add_argument(
         "--allow-code", action="append", default=[], metavar="MODULE", help="as for `bioact search`"
@@ -46,6 +53,7 @@ def cmd_show(args):
             top=args.top,
             export=args.export,
             test=not args.no_test,
+            recompute=args.recompute_verdict,
             allow_code=args.allow_code,
         )
     except StorageError as e:

@@ -68,17 +68,21 @@ def run_spec(
     process (`workers=1`) or in `workers` worker processes (`python -P -m
     keras_bioact.search.optuna`, which import only installed code and get the storage URL on
     their standard input, never on their command line) until it has `n_trials` finished
-    trials. Then the best trial is retrained once with its own seed and scored on the held-out
-    test split (trials are selected on the validation split, carved out of the training split),
-    the summary table is printed and the results are exported. Returns a `SearchResult`
-    (`study`, `best_trial`, `test_scores`, `test_error`, `export_dir`); `test_error` says why the
-    best trial could not be scored on the test split (`bioact search` then exits 1).
+    trials. Then the verdict: the best trial and the best baseline are retrained with the same
+    `budget.verdict_seeds` fresh seeds and each run is scored once on the held-out test split
+    (trials are selected on the validation split, carved out of the training split); the
+    summary table and the verdict are printed and the results are exported (`verdict.json`
+    among them). Returns a `SearchResult` (`study`, `best_trial`, `test_scores`, `test_error`,
+    `export_dir`, `verdict`); `test_error` says why the verdict could not be computed
+    (`bioact search` then exits 1).
 
     **`[evolution]` specs** (an EvoTorch evolution strategy over the model's activation
     parameters): the model's outer weights are trained once, then `evolution.generations`
     generations run, each writing a checkpoint, `history.csv` and TensorBoard logs to
     `output.dir`; the best solution is scored once on the test split (`summary.json`,
-    `best_model.keras`). Returns the `EvolutionResult` (its `summary` holds the test scores).
+    `best_model.keras`), then the verdict compares the evolved activation with the best baseline
+    network on fresh seeds (`verdict.json`). Returns the `EvolutionResult` (its `summary` holds
+    the test scores, its `verdict` the verdict).
 
     **`[mixture]` specs** (a `MixtureActivation` per activation site, trained with the network
     by first-order alternation on the training and validation splits, shrunk to one candidate

@@ -1,13 +1,17 @@
 """The "Does the search pay?" part of recipes/README.md (issue 15 item 3), used by report.py.
 
 Kept out of report.py so the claim and its table live next to each other: `CLAIMS` is appended to
-report.py's claims, `section(key, variants)` writes the table of one setting of
-`recipes/search_pays.py`, and `NOT_RUN` lists the parts of the comparison that have no run files
-yet. Pure Python, no Keras.
+report.py's claims, `section(key, variants)` writes the table of one setting of the earlier
+per-arm protocol (`search_pays` run files), `verdict_section` the table of the verdict protocol
+that `recipes/search_pays.py` runs now (`search_verdict` run files: one study and one verdict
+per procedure seed), and `NOT_RUN` / `verdict_not_run` list the parts of the comparison that
+have no run files yet. Pure Python, no Keras.
 """
 
+import math
+
 from keras_bioact.stats import describe
-from recipes.common.tables import fmt, fmt_stat, table, values
+from recipes.common.tables import fmt, fmt_p, fmt_stat, table, values
 
 RECIPE = "search_pays"
 WHY = "3 procedure seeds: `python recipes/search_pays.py --results recipes/results` (finished runs skipped)"
@@ -47,7 +51,8 @@ NOT_RUN = (
     "Does the search pay at the papers' training budgets (all 60,000 training images, tens of epochs, "
     "more trials)? Not run: the `search_pays` runs use the reduced scale stated in their table, chosen "
     "to finish on the 2-core CPU (issue 15 item 3)",
-    "Baldwinian evolution of per-neuron gamma on the CNN (`--arch cnn --arms evolve`): not run, the CPU went "
+    "Baldwinian evolution of per-neuron gamma on the CNN (`--arch cnn --arms evolve` of the per-arm "
+    "`recipes/search_pays.py` before issue 27): not run, the CPU went "
     "to the paper claims' seeds; the arm works on the CNN (a 4 x 1 smoke run on 256 images finished, at "
     "nice 19 beside two recipes that held both cores, so its 641 s say little about a quiet run)",
 )
@@ -61,6 +66,8 @@ def section(key, variants):
     lines = [
         f"### `{recipe}` · {setting}: does the search pay?",
         "",
+        "The earlier per-arm protocol (`recipes/search_pays.py` as of issue 15, in the git history; the "
+        "script now runs the verdict protocol, see the verdict-protocol table where it has run files). "
         f"Each arm is one Optuna study per procedure seed with the same budget: {cfg['n_trials']} trials "
         f"(TPE, {cfg['sampler']['n_startup_trials']} random start-up trials, no pruning), each training "
         f"`{cfg['arch']}` ({model}) for {cfg['epochs']} epochs (batch {cfg['batch_size']}, Adam) on "
@@ -86,9 +93,7 @@ def section(key, variants):
             "`best_test_accuracy`). Without the learning the best genome scores "
             + fmt_stat(before, 2, 100)
             + " % on the test split, and the start model itself (pretrained, gamma at its initial "
-            "values, before evolution) "
-            + fmt_stat(start, 2, 100)
-            + " %."
+            "values, before evolution) " + fmt_stat(start, 2, 100) + " %."
         )
     lines.append("")
     rows = []
@@ -114,4 +119,90 @@ def section(key, variants):
     hdr = ["arm", "n", "test accuracy % (held out)", "val accuracy % (selection)",
            "chosen per seed", "min / study (wall, shared machine)"]  # fmt: skip
     lines.append(table(hdr, rows))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# The verdict protocol (issue 27 item 6): one study per procedure seed, with its own verdict.
+
+VERDICT_RECIPE = "search_verdict"
+VERDICT_COMMANDS = (
+    "`python recipes/search_pays.py --results recipes/results` (MLP) and `python recipes/search_pays.py "
+    "--arch cnn --results recipes/results` (CNN), 3 procedure seeds each"
+)
+
+
+def verdict_not_run(runs):
+    """The not-run line of the verdict protocol's settings without run files (empty when run)."""
+    done = {setting for recipe, setting in runs if recipe == VERDICT_RECIPE}
+    missing = [s for s in ("fashion_mnist-mlp", "fashion_mnist-cnn") if s not in done]
+    if not missing:
+        return []
+    return [
+        f"Does the search pay under the verdict protocol (each seed one study with tuned baselines, "
+        f"repeated trials and a verdict on fresh seeds; `{VERDICT_RECIPE}`, {', '.join(missing)})? Not run "
+        f"yet: {VERDICT_COMMANDS}"
+    ]
+
+
+def _mean_ci(mean, ci, scale=100):
+    lo, hi = ci or (None, None)
+    return f"{fmt(mean, 2, scale)} [{fmt(lo, 2, scale)}, {fmt(hi, 2, scale)}]"
+
+
+def verdict_section(key, variants):
+    """Markdown of one setting of the verdict protocol: one row per procedure seed with its
+    verdict, then the count of verdicts and the mean difference over seeds."""
+    recipe, setting = key
+    recs = sorted(variants.get("study", []), key=lambda r: r["seed"])
+    cfg = recs[0]["config"]
+    model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
+    lines = [
+        f"### `search_pays` (verdict protocol) · {setting}: does the search pay?",
+        "",
+        f"Each procedure seed is one Optuna study through `keras_bioact.search.run_spec`: {cfg['n_trials']} "
+        f"trials (TPE, {cfg['sampler']['n_startup_trials']} random start-up trials, no pruning), the "
+        f"baselines {', '.join(cfg['baselines'])} enqueued as its first trials, every trial training "
+        f"`{cfg['arch']}` ({model}) {cfg['repeats']} time(s) (`repeats`, the objective is the mean) for "
+        f"{cfg['epochs']} epochs (batch {cfg['batch_size']}, Adam, learning rate searched in "
+        f"{cfg['lr_range']}) on up to {cfg['train_limit']:,} {cfg['dataset']} training images, ranked "
+        f"on a validation split of up to {cfg['val_limit']:,} images (seeded by the procedure seed). The "
+        "verdict: the "
+        f"best trial and the best baseline, each retrained with the same {cfg['verdict_seeds']} fresh seeds "
+        "and scored once on the test split; difference best - baseline with its 95 % Welch interval and "
+        "two-sided p; *beats* when the interval excludes 0 on the better side (docs/search.md). Unlike "
+        "the per-arm table above (one study per arm, its best retrained once, arms compared over the "
+        "seeds), each seed here gives its own verdict. Test accuracy % of each arm: mean over the "
+        "verdict's seeds [95 % t-interval].",
+        "",
+    ]
+    rows, diffs, outcomes = [], [], []
+    for r in recs:
+        v = r["verdict"]
+        rows.append(
+            [
+                r["seed"],
+                f"{v['best']} (trial {v.get('best_trial')})",
+                _mean_ci(v.get("best_mean"), v.get("best_ci95")),
+                f"{v['baseline']} (trial {v.get('baseline_trial')})" if v.get("baseline") else "-",
+                _mean_ci(v.get("baseline_mean"), v.get("baseline_ci95")),
+                _mean_ci(v.get("difference"), v.get("ci95")),
+                fmt_p(v.get("p_value")),
+                v["verdict"],
+                fmt((r.get("wall_time_s") or math.nan) / 60, 1),
+            ]
+        )
+        diffs.append(v.get("difference"))
+        outcomes.append(v.get("outcome"))
+    hdr = ["seed", "best activation (by validation; if a baseline, its best rival)", "its test %",
+           "best baseline", "its test %", "difference, points [95 % CI]", "p (Welch)", "verdict",
+           "min / study (wall, shared)"]  # fmt: skip
+    lines.append(table(hdr, rows))
+    d = describe([x * 100 if x is not None else None for x in diffs])
+    counts = ", ".join(f"{outcomes.count(o)} {o.replace('_', ' ')}" for o in sorted(set(outcomes)))
+    lines += [
+        "",
+        f"Over the {len(recs)} procedure seed(s): {counts}; mean difference {fmt(d['mean'], 2)} points "
+        f"[95 % t-interval over seeds {fmt(d['ci95'][0], 2)}, {fmt(d['ci95'][1], 2)}].",
+    ]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ hidden = [8]
 [budget]
 epochs = 1
 seed = 3
+verdict_seeds = 2
 [space]
 families = ["relu", "gamma"]
 """
@@ -48,6 +49,7 @@ max_val = 60
 hidden = [8]
 [budget]
 epochs = 1
+verdict_seeds = 2
 [evolution.activation]
 family = "gamma"
 [evolution]
@@ -79,6 +81,12 @@ def test_run_spec_runs_an_optuna_spec_end_to_end(tmp_path):
     text = repr(result)
     assert text.startswith("SearchResult(study='lib', finished=3, best=trial ") and "test_accuracy=" in text
     assert any(line.startswith("number") for line in lines)  # the summary table went to `log`
+    # the verdict: in the result, the summary, verdict.json and the study (2 fresh seeds per arm)
+    v = result.verdict
+    assert v is not None and v.seeds == [1_000_003, 1_000_004] and len(v.best_scores) == 2
+    assert f"  {v.verdict}" in lines and any(line.startswith("verdict (2 fresh seeds") for line in lines)
+    assert json.loads((tmp_path / "out" / "verdict.json").read_text()) == v.to_dict()
+    assert result.study.user_attrs["verdict"] == v.to_dict() and "verdict=" in text
     search.best_activation(result.study)  # a layer
     # run again: nothing to do, the same study and scores (the best trial is scored once)
     lines.clear()
@@ -95,8 +103,9 @@ def test_run_spec_and_bioact_search_run_the_same_trials(tmp_path):
     assert len(a) == len(b) == 3
     assert [t.params for t in a] == [t.params for t in b]
     assert [t.value for t in a] == pytest.approx([t.value for t in b], abs=1e-6)
-    test = [{n: r["value"] for n, r in s.user_attrs["test_scores"].items()} for s in (lib, cli)]
-    assert test[0] == pytest.approx(test[1], abs=1e-6) and len(test[0]) == 1
+    test = [s.user_attrs["verdict"] for s in (lib, cli)]
+    assert test[0]["best_scores"] == pytest.approx(test[1]["best_scores"], abs=1e-6)
+    assert test[0]["best_trial"] == test[1]["best_trial"]
 
 
 def test_run_spec_takes_a_loaded_spec_and_leaves_it_unchanged(tmp_path):
@@ -127,25 +136,36 @@ def test_run_spec_refuses_bad_keywords_naming_them_before_anything_is_written(tm
     assert not (tmp_path / "bad.db").exists()
 
 
-def test_run_spec_runs_an_evolution_spec_and_resumes(tmp_path):
+def test_run_spec_runs_an_evolution_spec_and_resumes(tmp_path, monkeypatch):
     path = _spec(tmp_path, "evo", EVOLUTION)
     out = tmp_path / "evo-out"
     result = search.run_spec(path, settings={"output.dir": str(out)}, progress=False, log=lambda line: None)
     assert isinstance(result, search.EvolutionResult) and len(result.history) == 1
     assert result.summary["generations"] == 1 and 0.0 <= result.summary["best_test_accuracy"] <= 1.0
     assert json.loads((out / "summary.json").read_text()) == result.summary
+    # the verdict: the evolved activation against the best baseline network, 2 fresh seeds each
+    v = result.verdict
+    assert v.best.startswith("evolved gamma") and v.baseline in ("relu", "gelu", "swish")
+    assert len(v.best_scores) == len(v.baseline_scores) == 2 and v.seeds == [1_000_000, 1_000_001]
+    assert json.loads((out / "verdict.json").read_text()) == v.to_dict() == result.summary["verdict"]
     with pytest.raises(BioactError, match="checkpoint"):  # a checkpoint there: resume or overwrite
         search.run_spec(path, settings={"output.dir": str(out)}, progress=False, log=lambda line: None)
+    import keras_bioact.search.evolution.verdict as evolution_verdict
+
+    def no_retraining(*args, **kwargs):
+        raise AssertionError("the verdict was recomputed")
+
+    monkeypatch.setattr(evolution_verdict, "train_and_score", no_retraining)
     resumed = search.run_spec(
         path, settings={"output.dir": str(out)}, resume=True, progress=False, log=lambda line: None
     )
-    assert resumed.history == result.history
+    assert resumed.history == result.history and resumed.verdict == v  # read back, not retrained
     with pytest.raises(SpecError, match="n_trials: does not apply to an evolution spec"):
         search.run_spec(path, n_trials=3)
 
 
 def test_resuming_an_evolution_with_other_settings_exits_2_without_a_traceback(tmp_path, capsys):
-    path = _spec(tmp_path, "evo2", EVOLUTION)
+    path = _spec(tmp_path, "evo2", EVOLUTION.replace("verdict_seeds = 2", "verdict_seeds = 0"))
     out = tmp_path / "run"
     assert main(["evolve", str(path), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
@@ -161,11 +181,11 @@ def test_bioact_search_exits_1_when_the_held_out_score_fails(tmp_path, capsys, m
     def broken(*args, **kwargs):
         raise RuntimeError("the test split went away")
 
-    monkeypatch.setattr(holdout, "score_on_test", broken)
+    monkeypatch.setattr(holdout, "retrain_on_test", broken)
     assert main(["search", str(_spec(tmp_path, "held")), "--quiet"]) == 1
     out, err = capsys.readouterr()
     assert "study 'held'" in out and "best activation" in out  # the summary is kept
-    assert "could not score the best trial on the test split: RuntimeError: the test split went away" in err
+    assert "could not compute the verdict on the test split: RuntimeError: the test split went away" in err
     assert main(["show", "held", "--storage", f"sqlite:///{tmp_path}/held.db"]) == 1
 
 

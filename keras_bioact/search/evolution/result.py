@@ -33,6 +33,9 @@ class EvolutionResult:
         out_dir: where files were written (or `None`).
         summary: a run of a spec (`keras_bioact.search.run_spec`): what it wrote to
             `summary.json` (validation fitness, test accuracy, ...); else `None`.
+        verdict: a finished run of a spec: the `keras_bioact.search.verdict.Verdict` of the
+            evolved activation against the best baseline network (see
+            `keras_bioact.search.evolution.verdict`), or `None`.
     """
 
     best_fitness: float
@@ -42,6 +45,7 @@ class EvolutionResult:
     config: dict
     out_dir: str | None = None
     summary: dict | None = None
+    verdict: object = None
 
     def __repr__(self):
         return (

@@ -5,7 +5,10 @@ The model comes from the same builder as the Optuna engine's (`[model]`: a templ
 gradient (`[budget]`: epochs, batch size, learning rate; the evolved parameters held fixed),
 then `keras_bioact.search.evolution.evolve` evolves `evolution.target` on the validation split
 (carved out of the training split, as for Optuna). When the run is complete the best solution
-is scored once on the test split, and validation and test are reported side by side.
+is scored once on the test split, and validation and test are reported side by side; then the
+verdict (`keras_bioact.search.evolution.verdict`) trains the evolved activation and the best
+baseline network with the same fresh seeds and compares them on the test split (`verdict.json`,
+`summary.json`'s `verdict`, `result.verdict`).
 """
 
 from __future__ import annotations
@@ -91,7 +94,9 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     from keras_bioact.search.evolution.checkpoint import CHECKPOINT_NAME
     from keras_bioact.search.evolution.result import summarise
     from keras_bioact.search.evolution.runtime import _model_to_bytes
+    from keras_bioact.search.evolution.verdict import evolution_verdict
     from keras_bioact.search.spec.checks import output_dir
+    from keras_bioact.search.verdict import write_json, write_tensorboard
 
     out_dir = os.path.abspath(spec.output["dir"])
     open_checkpoint(out_dir, os.path.join(out_dir, CHECKPOINT_NAME), resume, overwrite)
@@ -136,12 +141,22 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
             summary["best_val_accuracy_after_learning"] = accuracy(model, val[0], val[1])
         summary["best_test_accuracy"] = accuracy(model, test[0], test[1])
         atomic_write(os.path.join(out_dir, "best_model.keras"), _model_to_bytes(model))
+        verdict, reason = evolution_verdict(spec, result, splits, log=log if progress else None)
+        result.verdict = verdict
+        summary["verdict"] = verdict.to_dict() if verdict is not None else f"none: {reason}"
+        if verdict is not None:
+            write_json(verdict, out_dir)
+            if spec.output.get("tensorboard", True):
+                write_tensorboard(verdict, os.path.join(out_dir, "tensorboard"))
         atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
-    log(json.dumps(summary, indent=2))
+    log(json.dumps({k: v for k, v in summary.items() if k != "verdict"}, indent=2))
     log("best parameters (all in best.json and best_parameters.npz):")
     for path, value in result.best_parameters.items():
         log(f"  {path}: {summarise(value)}")
     log(protocol_line(spec))
+    if result.verdict is not None:
+        for line in result.verdict.lines():
+            log(line)
     return result, summary
 
 

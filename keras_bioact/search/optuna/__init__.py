@@ -5,7 +5,8 @@
 * `storage`: `open_storage` (SQLite, journal, RDB; hostile files refused, passwords hidden);
 * `workers`: the trial loop `run`, `recover_dead_trials`, `count_finished`, the worker
   processes (`run_workers`; `python -P -m keras_bioact.search.optuna` is one worker);
-* `holdout`: the best trial scored once on the test split;
+* `holdout`: the verdict (best trial vs best baseline, retrained with fresh seeds, scored on
+  the test split), `study_verdict`, `test_scores`;
 * `export`: the best activation, trial rows, CSV/JSON, plots, HParams logs, the summary table;
 * `runner`: `run_study(spec)` and `show_study` (what `bioact search` and `bioact show` do),
   `SearchResult`.
@@ -25,7 +26,7 @@ from keras_bioact.search.optuna.export import (
     summary,
     trial_rows,
 )
-from keras_bioact.search.optuna.holdout import score_on_test, test_scores
+from keras_bioact.search.optuna.holdout import study_verdict, test_scores
 from keras_bioact.search.optuna.objective import Diverged, make_objective, objective_from_spec
 from keras_bioact.search.optuna.runner import SearchResult, run_study, show_study
 from keras_bioact.search.optuna.storage import (
@@ -88,8 +89,8 @@ __all__ = [
     "run_workers",
     "sampler_from_spec",
     "save_plots",
-    "score_on_test",
     "show_study",
+    "study_verdict",
     "summary",
     "test_scores",
     "trial_rows",

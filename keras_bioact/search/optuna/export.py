@@ -84,7 +84,8 @@ _value_columns = objective_names
 
 
 def test_columns(study):
-    """`{trial number: {test metric name: value}}` of the trials scored on the test split."""
+    """`{trial number: {test metric name: value}}` of the trials scored on the test split (the
+    verdict's arms: the mean over its seeds)."""
     from keras_bioact.search.optuna.holdout import test_scores
 
     return {n: {r["metric"]: r["value"]} for n, r in test_scores(study).items()}
@@ -92,11 +93,15 @@ def test_columns(study):
 
 def trial_rows(study):
     """One flat dict per trial (number, state, values named as the spec's objectives, the test
-    score where scored (`test_accuracy`, empty elsewhere), family, params, compile and fit
-    seconds, ...)."""
+    score where scored (`test_accuracy`: the mean over the verdict's seeds, empty elsewhere),
+    with a verdict: `verdict_arm` (`best`, `baseline`, empty) and `verdict_test_scores` (each
+    seed's test score, JSON), family, params, compile and fit seconds, ...)."""
+    from keras_bioact.search.optuna.holdout import test_scores
+
     rows = []
     columns = _value_columns(study)
     tests = test_columns(study)
+    arms = test_scores(study)
     test_names = sorted({k for scores in tests.values() for k in scores})
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name}
@@ -105,6 +110,10 @@ def trial_rows(study):
             row[c] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
         for name in test_names:
             row[name] = tests.get(t.number, {}).get(name)
+        if arms:
+            arm = arms.get(t.number, {})
+            row["verdict_arm"] = arm.get("arm")
+            row["verdict_test_scores"] = json.dumps(arm["scores"]) if arm else None
         row["family"] = (t.user_attrs.get("activation") or {}).get("family", t.params.get("family"))
         for k, v in sorted(t.params.items()):
             if k != "family":
@@ -152,6 +161,8 @@ def export_trials(study, path):
             payload["best_activation"] = best_activation_config(study)
         except ValueError:
             payload["best_activation"] = None
+        verdict = study.user_attrs.get("verdict")
+        payload["verdict"] = verdict if isinstance(verdict, dict) else None
         atomic_write(path, json.dumps(payload, indent=2, default=str))
     elif path.suffix == ".csv":
         fields = []
@@ -374,11 +385,11 @@ def pruning_line(study):
 
 def summary(study, top=5, spec=None, log=print):
     """Print (with `log`) the study's trial counts and its `top` best trials as a table, with
-    their test scores where scored, the protocol of `spec`, what pruning saved and the best
-    activation."""
+    their test scores where scored, the protocol of `spec`, the verdict (stored in the study),
+    what pruning saved and the best activation."""
     from collections import Counter
 
-    from keras_bioact.search.optuna.holdout import protocol_line, test_scores
+    from keras_bioact.search.optuna.holdout import protocol_line, stored_verdict, test_scores
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
@@ -408,6 +419,10 @@ def summary(study, top=5, spec=None, log=print):
     log(format_table(rows, columns))
     if spec is not None:
         log(protocol_line(spec))
+    verdict = stored_verdict(study)
+    if verdict is not None:
+        for line in verdict.lines():
+            log(line)
     line = pruning_line(study)
     if line:
         log(line)
@@ -420,7 +435,8 @@ def summary(study, top=5, spec=None, log=print):
 def export_results(study, directory, log=print):
     """Write `trials.csv`, `trials.json`, the plots and TensorBoard HParams logs (one session per
     trial with its training curves and, where scored, its test score: `tensorboard --logdir
-    DIR/tensorboard`) to `directory`; returns the written paths."""
+    DIR/tensorboard`) to `directory`, and where the study has a verdict, `verdict.json` and its
+    TensorBoard logs (`DIR/tensorboard/verdict`); returns the written paths."""
     d = pathlib.Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     written = [export_trials(study, d / "trials.csv"), export_trials(study, d / "trials.json")]
@@ -431,5 +447,12 @@ def export_results(study, directory, log=print):
         study, extra=test_columns(study)
     )
     written.append(d / "tensorboard")
+    from keras_bioact.search import verdict as verdict_lib
+    from keras_bioact.search.optuna.holdout import stored_verdict
+
+    verdict = stored_verdict(study)
+    if verdict is not None:
+        written.append(verdict_lib.write_json(verdict, d))
+        verdict_lib.write_tensorboard(verdict, d / "tensorboard")
     log("wrote " + ", ".join(str(p) for p in written))
     return written

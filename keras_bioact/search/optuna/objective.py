@@ -77,6 +77,7 @@ def make_objective(
     prune=True,
     compile_kwargs=None,
     reuse_compiled=True,
+    validation_freq=1,
 ):
     """Build an Optuna objective that trains `build_model(activation)` on `data`.
 
@@ -101,6 +102,9 @@ def make_objective(
             with its own freshly initialised weights and a reset optimizer, so it skips XLA
             compilation and trains exactly what a new model would (tested). Models that
             `build_model` returns compiled are always used as they are.
+        validation_freq: evaluate the second split every this many epochs (`model.fit`'s
+            `validation_freq`); the verdict sets it to `budget.epochs` so that its test split is
+            scored once, after the last epoch (pruning needs 1).
 
     Each trial records user attributes `activation` (the configuration, see
     `keras_bioact.search.Activation`), `params`, `compile_seconds` (the first epoch's extra
@@ -203,6 +207,7 @@ def make_objective(
                 validation_data=(x_val, y_val),
                 epochs=budget.epochs,
                 batch_size=budget.batch_size,
+                validation_freq=validation_freq,
                 callbacks=callbacks,
                 verbose=0,
             )

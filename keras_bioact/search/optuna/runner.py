@@ -23,9 +23,13 @@ class SearchResult:
         study: the `optuna.Study` (in its storage; `keras_bioact.search.best_activation(study)`
             gives the best activation as a Keras layer).
         best_trial: its best trial (first Pareto trial of a multi-objective study), or None.
-        test_scores: `{trial number: {"metric", "value", "validation", "n_test"}}` of the
-            trials scored on the held-out test split (the best one, once).
-        test_error: why the best trial could not be scored on the test split, or None.
+        test_scores: `{trial number: {"metric", "value", "scores", "seeds", "validation",
+            "n_test", "arm"}}` of the trials the verdict scored on the held-out test split
+            (`value`: the mean over its seeds).
+        verdict: the `keras_bioact.search.verdict.Verdict` (best trial vs best baseline,
+            retrained with `budget.verdict_seeds` fresh seeds, scored on the test split), or
+            None (`verdict_seeds = 0`, multi-objective, no complete trial).
+        test_error: why the verdict could not be computed, or None.
         export_dir: the folder the trials, plots and HParams logs were written to, or None.
     """
 
@@ -34,10 +38,11 @@ class SearchResult:
     test_scores: dict = field(default_factory=dict)
     test_error: str | None = None
     export_dir: str | None = None
+    verdict: object = None
 
     @property
     def test_score(self):
-        """The best trial's value on the test split, or None."""
+        """The best trial's mean value on the test split (over the verdict's seeds), or None."""
         record = self.test_scores.get(getattr(self.best_trial, "number", None))
         return None if record is None else record["value"]
 
@@ -50,6 +55,8 @@ class SearchResult:
         record = self.test_scores.get(getattr(self.best_trial, "number", None))
         if record is not None:
             parts.append(f"{record['metric']}={record['value']:.4g}")
+        if self.verdict is not None:
+            parts.append(f"verdict={self.verdict.outcome!r}")
         if self.test_error:
             parts.append(f"test_error={self.test_error!r}")
         if self.export_dir:
@@ -62,7 +69,9 @@ def _result(study, test_error=None, export_dir=None):
         best = export_lib.best_trial(study)
     except ValueError:  # no complete trial yet
         best = None
-    return SearchResult(study, best, holdout.test_scores(study), test_error, export_dir)
+    return SearchResult(
+        study, best, holdout.test_scores(study), test_error, export_dir, holdout.stored_verdict(study)
+    )
 
 
 def run_study(
@@ -78,9 +87,11 @@ def run_study(
 ):
     """Run (or continue) the study of a validated `[optuna]` spec until it has `spec.n_trials`
     finished trials, in this process (`spec.workers == 1`) or in `spec.workers` worker
-    processes; then score the best trial once on the test split, print the summary (`top`
-    rows) and write the results to `export` (default: `output.dir`). Returns a `SearchResult`
-    (`test_error` says why the best trial could not be scored on the test split, if so).
+    processes; then compute the verdict (the best trial and the best baseline retrained with
+    `budget.verdict_seeds` fresh seeds and scored on the test split; see
+    `keras_bioact.search.optuna.holdout`), print the summary (`top` rows, the verdict) and
+    write the results to `export` (default: `output.dir`; `verdict.json` among them). Returns a
+    `SearchResult` (`test_error` says why the verdict could not be computed, if so).
     `create_only`: create the study and return. Storage errors are `SpecError`s naming
     `storage_key`."""
     from tqdm.auto import tqdm
@@ -140,7 +151,7 @@ def run_study(
             f"nothing to do: the study already has {done} finished trials; to add trials, re-run "
             f"with a larger --n-trials (e.g. --n-trials {spec.n_trials + 16})"
         )
-    test_error = holdout.score_best(spec, study, log=log)
+    _, test_error = holdout.score_best(spec, study, log=log if progress else None)
     export_lib.summary(study, top, spec, log=log)
     directory = export or spec.output.get("dir")
     if directory:
@@ -162,12 +173,16 @@ def _postfix(study, trial):
     return " ".join(p for p in (last, f"best={best:.4f}" if best is not None else "") if p)
 
 
-def show_study(study_name, storage, *, top=10, export=None, test=True, allow_code=(), log=print):
+def show_study(
+    study_name, storage, *, top=10, export=None, test=True, recompute=False, allow_code=(), log=print
+):
     """The results of the study `study_name` in `storage` (a URL), as `bioact show` prints them:
-    the best trial scored on the test split once (unless `test` is false; with the spec stored in
-    the study, whose templates may need the `allow_code` modules), the summary table (`top`
-    rows), and the export to `export`. Returns a `SearchResult`; `StorageError` if the storage
-    or the study cannot be opened (password hidden)."""
+    the verdict stored in the study, computed (retraining the arms, with the spec stored in the
+    study, whose templates may need the `allow_code` modules) only when it is missing or stale
+    (other arms or seeds than the stored one's) or `recompute` is true, and never when `test`
+    is false; the summary table (`top` rows), and the export to `export`. Returns a
+    `SearchResult`; `StorageError` if the storage or the study cannot be opened (password
+    hidden)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -183,7 +198,9 @@ def show_study(study_name, storage, *, top=10, export=None, test=True, allow_cod
             f"cannot open storage {shown!r}: {type(e).__name__}: {redact(e, storage)}"
         ) from None
     spec = _stored_spec(study, allow_code, log)
-    test_error = holdout.score_best(spec, study, log=log) if spec is not None and test else None
+    test_error = None
+    if spec is not None and test:
+        _, test_error = holdout.score_best(spec, study, log=log, recompute=recompute)
     export_lib.summary(study, top, spec, log=log)
     if export:
         export_lib.export_results(study, export, log=log)
@@ -203,5 +220,5 @@ def _stored_spec(study, allow_code, log):
             allow(module)
         return parse_spec(stored["raw"], source=f"{stored.get('source', '<spec>')} (stored in the study)")
     except (SpecError, ValueError) as e:
-        log(f"not scoring on the test split: {e}")
+        log(f"not computing the verdict: {e}")
         return None

@@ -39,6 +39,8 @@ class Budget:
         max_train: use at most this many training samples (None: all).
         seed: base seed; trial `k` trains with seed `seed + k`.
         jit_compile: passed to `model.compile`.
+        verdict_seeds: seeds per arm of the verdict (`keras_bioact.search.verdict`): 0 (off) or
+            an integer in [2, 1000].
     """
 
     epochs: int = 5
@@ -47,6 +49,7 @@ class Budget:
     max_train: int | None = None
     seed: int = 0
     jit_compile: object = "auto"
+    verdict_seeds: int = 5
 
     def validate(self, key="budget"):
         for name, hi in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
@@ -62,6 +65,11 @@ class Budget:
             raise space_lib.SpaceError(f"{key}.max_train", f"must be an integer >= 1, got {self.max_train!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise space_lib.SpaceError(f"{key}.seed", f"must be an integer, got {self.seed!r}")
+        m = self.verdict_seeds
+        if isinstance(m, bool) or not isinstance(m, int) or not (m == 0 or 2 <= m <= 1000):
+            raise space_lib.SpaceError(
+                f"{key}.verdict_seeds", f"must be 0 (no verdict) or an integer in [2, 1000], got {m!r}"
+            )
         if self.jit_compile not in ("auto", True, False):
             raise space_lib.SpaceError(
                 f"{key}.jit_compile", f"must be 'auto', true or false, got {self.jit_compile!r}"

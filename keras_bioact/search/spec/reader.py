@@ -87,6 +87,12 @@ def parse_spec(raw, source="<spec>"):
     checks.data(spec, tables["data"], source)
     checks.model(spec, dict(raw.get("model", {})), source)
     spec.budget = Budget(**tables["budget"])
+    if spec.budget.verdict_seeds == 1:
+        raise SpecError(
+            source,
+            "budget.verdict_seeds",
+            "must be 0 (no verdict) or an integer in [2, 1000]: one seed per arm gives no interval, got 1",
+        )
     spec.output = dict(tables["output"])
     if engine == "optuna":
         _check_budget(spec, source)

@@ -60,6 +60,7 @@ def _show(v):
 
 
 BIG = 1 << 20
+MAX_VERDICT_SEEDS = 1000
 SEED_MAX = 2**32 - 1  # every seed: NumPy's legacy generator (Keras, Optuna) takes no more
 MAX_DEPTH = 16  # tables and lists nested deeper than this are refused (no key needs more than 4)
 MAX_SPEC_BYTES = 1 << 20  # the largest spec file read
@@ -147,6 +148,15 @@ TABLES = {
             "int", 0, "model seed; optuna trial `k` trains with `seed + k` (modulo 2**32)", 0, SEED_MAX
         ),
         "jit_compile": Key("choice", "auto", "passed to `model.compile`", choices=("auto", True, False)),
+        "verdict_seeds": Key(
+            "int",
+            5,
+            "the verdict: when the search ends, the best activation and the best baseline are each "
+            "retrained with this many fresh seeds (`seed + 1000000 + i`) and scored once on the test "
+            "split; 0 turns the verdict off (no retraining, no test score); 1 is refused (no interval)",
+            0,
+            MAX_VERDICT_SEEDS,
+        ),
     },
     "output": {
         "dir": Key(
@@ -417,8 +427,11 @@ def markdown():
         "`--export`) before it creates the study or writes anything.",
         "",
         "Protocol: validation is carved out of the training split (`data.validation_fraction`,",
-        "seeded by `data.seed`); the search optimises the validation score only; the best trial",
-        "(optuna) or the best solution (evolution) is scored once on the test split at the end.",
+        "seeded by `data.seed`); the search optimises the validation score only; at the end the",
+        "verdict retrains the best trial (optuna) or the evolved activation (evolution) and the",
+        "best baseline with `budget.verdict_seeds` fresh seeds each and scores every run once on",
+        "the test split (see docs/search.md, The verdict). The evolution's best solution is also",
+        "scored once on the test split as it was evolved (`best_test_accuracy`).",
         "",
     ]
     for table, keys in TABLES.items():

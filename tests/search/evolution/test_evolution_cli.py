@@ -82,6 +82,7 @@ max_train = 300
 hidden = [8]
 [budget]
 epochs = 1
+verdict_seeds = 0
 [evolution.activation]
 family = "bru"
 trainable_r = true
@@ -138,6 +139,7 @@ max_train = 400
 hidden = [16]
 [budget]
 epochs = 1
+verdict_seeds = 0
 [evolution.activation]
 family = "gamma"
 regime = "homogeneous"

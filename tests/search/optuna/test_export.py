@@ -11,6 +11,7 @@ import pytest
 from keras_bioact.search import SearchSpace, create_study, objective_from_spec, parse_spec
 from keras_bioact.search.optuna import export, holdout
 from keras_bioact.search.optuna.study import open_study
+from keras_bioact.search.verdict import compare
 from tests.helpers.search import sleepy_objective
 
 pytestmark = pytest.mark.single_backend
@@ -33,7 +34,7 @@ def test_exports_name_the_metric_hold_the_test_score_curves_and_compile_time(tmp
             "optuna": {"study": "e", "storage": f"sqlite:///{tmp_path}/e.db", "pruner": {"name": "none"}},
             "data": {"name": "digits", "max_train": 240},
             "model": {"template": "mlp", "hidden": [8]},
-            "budget": {"epochs": 4, "batch_size": 64, "seed": 1},
+            "budget": {"epochs": 4, "batch_size": 64, "seed": 1, "verdict_seeds": 2},
             "space": {"families": ["relu", "gamma"]},
         },
         source="e.toml",
@@ -41,8 +42,9 @@ def test_exports_name_the_metric_hold_the_test_score_curves_and_compile_time(tmp
     study = open_study(spec)
     assert study.metric_names == ["val_accuracy"]  # optuna-dashboard shows the spec's name
     study.optimize(objective_from_spec(spec), n_trials=2)
-    scores = holdout.score_on_test(spec, study)
-    (best,) = scores
+    holdout.study_verdict(spec, study)
+    scores = holdout.test_scores(study)  # the verdict's arms: the mean over its 2 seeds
+    assert scores
     out = tmp_path / "out"
     export.export_results(study, out, log=lambda *a: None)
 
@@ -51,12 +53,18 @@ def test_exports_name_the_metric_hold_the_test_score_curves_and_compile_time(tmp
     assert list(rows[0])[2:4] == ["val_accuracy", "test_accuracy"]
     for row in rows:
         n = int(row["number"])
-        assert row["test_accuracy"] == (str(scores[best]["value"]) if n == best else "")
+        assert row["test_accuracy"] == (str(scores[n]["value"]) if n in scores else "")
+        assert row["verdict_arm"] == (scores[n]["arm"] if n in scores else "")
+        assert row["verdict_test_scores"] == (json.dumps(scores[n]["scores"]) if n in scores else "")
         assert float(row["val_accuracy"]) == study.trials[n].value
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert [t["test_accuracy"] for t in trials] == [
-        scores[best]["value"] if t["number"] == best else None for t in trials
+        scores[t["number"]]["value"] if t["number"] in scores else None for t in trials
     ]
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict == json.loads((out / "trials.json").read_text())["verdict"] == study.user_attrs["verdict"]
+    verdict_tb = _scalars(out / "tensorboard" / "verdict")
+    assert [v for _, v in verdict_tb["verdict/best/test_accuracy"]] == pytest.approx(verdict["best_scores"])
     assert all({"val_accuracy", "compile_seconds", "fit_seconds"} <= set(t) for t in trials)
 
     # compile time apart: the first (compiling) trial trains faster than its first epoch took
@@ -72,10 +80,9 @@ def test_exports_name_the_metric_hold_the_test_score_curves_and_compile_time(tmp
             curve = scalars[f"epoch/{key}"]
             assert [s for s, _ in curve] == [0, 1, 2, 3]
             assert [v for _, v in curve] == pytest.approx(t.user_attrs["history"][key])
-        assert ("test_accuracy" in scalars) == (t.number == best)
-    assert _scalars(out / "tensorboard" / f"trial_{best:05d}")["test_accuracy"][0][1] == pytest.approx(
-        scores[best]["value"]
-    )
+        assert ("test_accuracy" in scalars) == (t.number in scores)
+        if t.number in scores:
+            assert scalars["test_accuracy"][0][1] == pytest.approx(scores[t.number]["value"])
 
 
 def test_test_score_reaches_tensorboard_sessions_written_before_scoring(tmp_path):
@@ -83,7 +90,8 @@ def test_test_score_reaches_tensorboard_sessions_written_before_scoring(tmp_path
     study = create_study("s", f"sqlite:///{tmp_path}/s.db", metric_names=["val_accuracy"])
     study.optimize(sleepy_objective(SearchSpace.from_dict({"families": ["relu"]}), delay=0.0), n_trials=2)
     export.export_results(study, tmp_path / "out", log=lambda *a: None)  # sessions on disk, no test score
-    study.set_user_attr(holdout.ATTR, {"1": {"metric": "test_accuracy", "value": 0.5}})
+    verdict = compare("relu", [0.4, 0.6], metric="test_accuracy", best_trial=1)
+    study.set_user_attr(holdout.ATTR, verdict.to_dict())
     for _ in range(2):  # written once
         export.export_results(study, tmp_path / "out", log=lambda *a: None)
     assert _scalars(tmp_path / "out" / "tensorboard" / "trial_00001")["test_accuracy"] == [(0, 0.5)]

@@ -1,5 +1,5 @@
 """The honest protocol: validation carved out of train with a seed, the test split never seen
-by the search, and the best trial retrained once (same seed) and scored on test."""
+by the search, and the verdict's arms retrained with fresh seeds and scored on test."""
 
 import numpy as np
 import optuna
@@ -26,7 +26,7 @@ def _spec(tmp_path, **data):
         },
         "data": {"name": "digits", "max_train": 240, **data},
         "model": {"template": "mlp", "hidden": [8]},
-        "budget": {"epochs": 2, "batch_size": 64, "seed": 5},
+        "budget": {"epochs": 2, "batch_size": 64, "seed": 5, "verdict_seeds": 2},
         "space": {"families": ["relu", "gamma"]},
     }
     return parse_spec(raw, source="h.toml")
@@ -51,37 +51,41 @@ def test_validation_comes_out_of_train_with_a_seed_and_test_is_untouched(tmp_pat
     assert not np.array_equal(other, again)
 
 
-def test_best_trial_is_retrained_once_and_scored_on_test(tmp_path, monkeypatch):
+def test_verdict_retrains_both_arms_with_the_same_fresh_seeds_and_scores_test(tmp_path, monkeypatch):
     spec = _spec(tmp_path)
     study = create_study("h", open_storage(spec.storage, heartbeat=None), sampler=sampler_from_spec(spec))
+    study.enqueue_trial({"family": "relu"})
+    study.enqueue_trial({"family": "gamma"})
     study.optimize(objective_from_spec(spec), n_trials=2)
-    scores = holdout.score_on_test(spec, study)
-    best = study.best_trial
-    assert list(scores) == [best.number]
-    record = scores[best.number]
-    assert record["metric"] == "test_accuracy" and 0.0 <= record["value"] <= 1.0
-    assert record["validation"] == best.value and record["n_test"] == 450
-    # the retraining reproduces the trial: scored on validation it gives the trial's own value
+    v = holdout.study_verdict(spec, study)
+    relu, gamma = study.trials
+    assert v.baseline == "relu" and v.baseline_trial == relu.number
+    assert v.best_trial == gamma.number and v.best_is_baseline == (relu.value > gamma.value)
+    assert v.seeds == [1_000_005, 1_000_006] and v.n_test == 450 and v.metric == "test_accuracy"
+    scores = holdout.test_scores(study)
+    assert scores[relu.number]["scores"] == v.baseline_scores and scores[relu.number]["arm"] == "baseline"
+    assert scores[gamma.number]["value"] == pytest.approx(sum(v.best_scores) / 2)
+    # each run is the trial's training with the verdict's seed, scored on the test split
     splits = load_splits(spec)
     from keras_bioact.search.templates import mlp
 
     input_shape, num_classes = shape_and_classes(splits)
     replay = make_objective(
         lambda act: mlp(act, input_shape, num_classes, hidden=[8]),
-        (splits["train"], splits["val"]),
+        (splits["train"], splits["test"]),
         space=spec.space,
         budget=spec.budget,
         prune=False,
     )
-    assert replay(optuna.trial.FixedTrial(best.params, number=best.number)) == pytest.approx(
-        best.value, abs=1e-6
-    )
+    for seed, value in zip(v.seeds, v.best_scores, strict=True):
+        again = replay(optuna.trial.FixedTrial(gamma.params, number=seed - spec.budget.seed))
+        assert value == pytest.approx(again, abs=1e-6)
 
     def no_retraining(*args, **kwargs):
-        raise AssertionError("a scored trial was retrained")
+        raise AssertionError("a verdict was recomputed")
 
     monkeypatch.setattr("keras_bioact.search.optuna.objective.make_objective", no_retraining)
-    assert holdout.score_on_test(spec, study) == scores  # stored in the study, scored once
+    assert holdout.study_verdict(spec, study) == v  # stored in the study, computed once
 
 
 def test_cli_reports_validation_and_test_side_by_side_and_hints_at_more_trials(tmp_path, capsys):
@@ -101,6 +105,7 @@ max_train = 200
 hidden = [8]
 [budget]
 epochs = 1
+verdict_seeds = 2
 [space]
 families = ["relu"]
 """
@@ -112,4 +117,8 @@ families = ["relu"]
     out = capsys.readouterr().out
     assert "nothing to do" in out and "--n-trials" in out
     assert main(["show", "h", "--storage", f"sqlite:///{tmp_path}/h.db"]) == 0
-    assert "test_accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test_accuracy" in out and "the best trial is a baseline (relu)" in out
+    # bioact show prints the stored verdict without retraining
+    assert main(["show", "h", "--storage", f"sqlite:///{tmp_path}/h.db", "--no-test"]) == 0
+    assert "the best trial is a baseline (relu)" in capsys.readouterr().out

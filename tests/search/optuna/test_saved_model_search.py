@@ -31,6 +31,7 @@ name = "digits"
 path = "{model}"
 [budget]
 epochs = 1
+verdict_seeds = 2
 batch_size = 128
 [space]
 families = ["gamma", "bru"]
