@@ -85,9 +85,7 @@ TABLES = {
             True,
             True,
         ),
-        "seed": Key(
-            "int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX
-        ),
+        "seed": Key("int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX),
         "test_fraction": Key(
             "number", 0.25, "digits only: part of the data set kept as the test split", 0, 1, True, True
         ),
@@ -151,6 +149,15 @@ TABLES = {
         "n_trials": Key("int", 20, "finished trials wanted, over all workers and re-runs", 1, 1_000_000),
         "timeout": Key("number", None, "stop starting trials after this many seconds", 0, None, True),
         "workers": Key("int", 1, "worker processes on this machine", 1, 64),
+        "batch": Key(
+            "int",
+            None,
+            "trials asked and trained together as one vectorised population (JAX, PyTorch); "
+            "at most `n_trials`; default 8 (at most `n_trials`) on JAX and PyTorch, 1 on "
+            "TensorFlow, which trains them one by one",
+            1,
+            1024,
+        ),
         "metric": Key(
             "choice",
             "val_accuracy",
