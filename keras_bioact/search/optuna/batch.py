@@ -33,6 +33,7 @@ import time
 
 from keras_bioact.search import space as space_lib
 from keras_bioact.search.activation import Activation
+from keras_bioact.search.optuna import objective as objective_lib
 from keras_bioact.search.optuna import workers
 from keras_bioact.search.optuna._compiled import architecture_key
 from keras_bioact.search.optuna.objective import compile_time, make_objective, worker_identity
@@ -351,14 +352,12 @@ def run_trials(spec, study, on_trial=None, log=None, data=None):
     """Run this process's trials of `spec` (one worker): in batches (`batch_of`; also a batch of
     one trial whose repeats train together) where the backend vectorises, else one by one
     through the objective (`workers.run`)."""
-    from keras_bioact.search.optuna.objective import objective_from_spec
-
     batch = batch_of(spec)
     repeats = int(getattr(spec.budget, "repeats", 1))
     if (spec.batch or 1) > 1 and batch == 1 and log is not None:
         log(f"optuna.batch = {spec.batch}: this backend does not vectorise trials; they train one by one")
     if batch == 1 and (repeats == 1 or not vectorizes() or any(e in TIMED for e in spec.extra)):
-        objective = objective_from_spec(spec, data)
+        objective = objective_lib.objective_from_spec(spec, data)
         return workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
     objective = batch_objective_from_spec(spec, batch, data)
     return run_batches(
@@ -367,7 +366,8 @@ def run_trials(spec, study, on_trial=None, log=None, data=None):
 
 
 def batch_objective_from_spec(spec, batch=None, data=None):
-    """The `BatchObjective` of a `SearchSpec` (batch: `batch_of(spec)` unless given)."""
+    """The `BatchObjective` of a `SearchSpec` (batch: `batch_of(spec)` unless given), with the
+    spec's one-by-one objective (`objective_from_spec`) for trials that cannot be vectorised."""
     from keras_bioact.search.data import load_data
     from keras_bioact.search.models import model_builder
 
@@ -387,4 +387,5 @@ def batch_objective_from_spec(spec, batch=None, data=None):
         objectives=spec.extra,
         prune=spec.pruner.get("name", "none") != "none",
         batch=batch_of(spec) if batch is None else batch,
+        objective=objective_lib.objective_from_spec(spec, data),
     )
