@@ -180,12 +180,14 @@ class BatchObjective:
 
     # -- a batch ------------------------------------------------------------------------------
 
-    def __call__(self, study, trials, on_trial=None, log=None):
-        """Train and tell the asked `trials` (all of them, also on an error: the untold ones
-        fail, and the error goes on). Returns the told trials (`FrozenTrial`s)."""
+    def __call__(self, study, count, on_trial=None, log=None):
+        """Ask `study` for `count` trials, one after the other (each is sampled and built before
+        the next is asked, so that an interrupted batch holds no trial without parameters),
+        train them and tell them (all of them, also on an error: the untold ones fail, and the
+        error goes on). Returns the told trials (`FrozenTrial`s)."""
         import optuna
 
-        told, pending = [], list(trials)
+        told, pending, trials = [], [], []
 
         def tell(trial, **kwargs):
             pending.remove(trial)
@@ -197,7 +199,10 @@ class BatchObjective:
 
         try:
             groups, plain = collections.OrderedDict(), []
-            for trial in trials:
+            for _ in range(count):
+                trial = study.ask()
+                trials.append(trial)
+                pending.append(trial)
                 trial.set_user_attr("worker", worker_identity())
                 prepared = self._members(trial)
                 if prepared is None:
@@ -345,7 +350,7 @@ def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, lo
             want = min(want, n_trials - workers.count_finished(study) - running)
         if want <= 0 or (left is not None and left <= 0):
             return study
-        objective(study, [study.ask() for _ in range(want)], on_trial=on_trial, log=log)
+        objective(study, want, on_trial=on_trial, log=log)
 
 
 def run_trials(spec, study, on_trial=None, log=None, data=None):
