@@ -42,9 +42,8 @@ def setup():
 
 
 def _study(pruner=None):
-    return optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1), pruner=pruner or optuna.pruners.NopPruner()
-    )
+    sampler, pruner = optuna.samplers.RandomSampler(seed=1), pruner or optuna.pruners.NopPruner()
+    return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
 
 def _one_by_one(setup, trial, number=None):
@@ -80,7 +79,8 @@ def test_batched_study_equals_one_by_one(setup):
 def test_repeats_train_together_with_their_own_seeds(setup):
     data, build = setup
     study = _study()
-    run_batches(study, BatchObjective(build, data, SPACE, BUDGET, prune=False, batch=1, repeats=2), n_trials=1)
+    objective = BatchObjective(build, data, SPACE, BUDGET, prune=False, batch=1, repeats=2)
+    run_batches(study, objective, n_trials=1)
     (trial,) = study.trials
     assert trial.user_attrs["batch"]["members"] == 2
     scores = trial.user_attrs["scores"]
@@ -150,7 +150,9 @@ def test_bad_batch_is_refused_naming_the_key(bad):
 
 @pytest.mark.single_backend
 def test_batch_over_the_trial_budget_is_refused_also_when_overridden():
-    with pytest.raises(SpecError, match=r"optuna\.batch: must be at most the trial budget optuna.n_trials = 4"):
+    with pytest.raises(
+        SpecError, match=r"optuna\.batch: must be at most the trial budget optuna\.n_trials = 4"
+    ):
         _spec(batch=5)
     spec = _spec(batch=4)
     spec.n_trials = 2  # as --n-trials 2 does
