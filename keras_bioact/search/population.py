@@ -805,7 +805,10 @@ class PopulationFit:
         state = self._start(tv, ntv)
         for e in range(self.epochs):
             state, logs = self._epoch(state, orders[:, e], learning_rates)
-            yield e, {
-                key: np.asarray(ops.convert_to_numpy(value), "float64")[:count]
-                for key, value in zip(self.KEYS, logs, strict=True)
-            }
+            yield (
+                e,
+                {
+                    key: np.asarray(ops.convert_to_numpy(value), "float64")[:count]
+                    for key, value in zip(self.KEYS, logs, strict=True)
+                },
+            )

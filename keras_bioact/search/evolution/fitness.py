@@ -139,8 +139,6 @@ class Genome:
 # Fitness metrics (per sample, keras.ops, so they run inside every backend's compiled call)
 
 
-
-
 def _resolve_metric(metric, sense=None):
     if callable(metric):
         if sense not in ("min", "max"):
