@@ -25,7 +25,20 @@ architecture), and prints per-trial cost against the epochs' own compute:
   trials and over those that reused a compiled model, next to k/E, the fraction of the epochs
   pruned trials ran.
 
+With `--batched`, it measures trials per second of one study trained one trial at a time (the
+objective, `model.fit` per trial) against trials asked and trained together as one vectorised
+population (`[optuna] batch` = B, `keras_bioact.search.optuna.batch`), for a single-family
+gamma study (static regime: n, s and the learning rate differ, values only) on the digits MLP,
+on JAX and PyTorch (one child process per backend, in one run):
+
+* warm trials/s: trials after the first (one-by-one) or the first batch (batched), over their
+  wall time (sampling, model building, training, telling): the steady state;
+* all trials/s: every trial over the whole wall time, compilation included;
+* speed-up: warm trials/s over the one-by-one warm trials/s of the same backend.
+
 Usage:
+    PYTHONPATH=$PWD python benchmarks/search_throughput.py --batched [--batches 8 16 32]
+        [--backends jax torch] [--epochs 3] [--n-plain 8]
     PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py [--n-trials 8]
         [--workers 1 2] [--storages sqlite journal]
     PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py --reuse [--n-trials 16]
@@ -172,13 +185,111 @@ def main_reuse(n_trials):
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
+BATCH_SPACE = {"families": ["gamma"], "learning_rate": [1e-3, 1e-2], "gamma": {"regime": ["static"]}}
+
+
+def _batched_child(batches, epochs, n_plain):
+    """In a process of one backend: one JSON line per row (one-by-one, then each B)."""
+    import json
+
+    import optuna
+
+    from keras_bioact.search.data import load_data
+    from keras_bioact.search.models import model_builder
+    from keras_bioact.search.optuna import workers
+    from keras_bioact.search.optuna.batch import BatchObjective, run_batches
+    from keras_bioact.search.optuna.objective import make_objective
+    from keras_bioact.search.spec import parse_spec
+    from keras_bioact.search.spec.model import Budget
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    spec = parse_spec({"optuna": {"study": "t", "storage": "sqlite:///:memory:"}, "space": BATCH_SPACE})
+    data, (shape, classes) = load_data(spec)
+    build = model_builder(spec, shape, classes)  # the digits MLP, hidden [64, 64]
+    budget = Budget(epochs=epochs, batch_size=64)
+
+    def study():
+        return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def row(name, b, stamps, start):
+        warm = (len(stamps) - b) / (stamps[-1] - stamps[b - 1])
+        return {
+            "mode": name,
+            "B": b,
+            "trials": len(stamps),
+            "warm": warm,
+            "all": len(stamps) / (stamps[-1] - start),
+        }
+
+    stamps = []
+
+    def stamp(*_):
+        stamps.append(time.perf_counter())
+
+    st = study()
+    objective = make_objective(build, data, BATCH_SPACE, budget, prune=False)
+    start = time.perf_counter()
+    workers.run(st, objective, n_trials=n_plain, on_trial=stamp)
+    print(json.dumps(row("one by one", 1, stamps, start)), flush=True)
+    for b in batches:
+        stamps.clear()
+        st = study()
+        objective = BatchObjective(build, data, BATCH_SPACE, budget, prune=False, batch=b)
+        start = time.perf_counter()
+        run_batches(st, objective, n_trials=3 * b, on_trial=stamp)
+        print(json.dumps(row("batched", b, stamps, start)), flush=True)
+
+
+def main_batched(backends, batches, epochs, n_plain):
+    import json
+
+    print(f"cpus={os.cpu_count()} epochs={epochs} load before={os.getloadavg()[0]:.1f}")
+    cols = ["backend", "mode", "B", "trials", "warm trials/s", "all trials/s", "speed-up (warm)"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|", flush=True)
+    for backend in backends:
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        args = [
+            sys.executable,
+            __file__,
+            "--batched-child",
+            "--epochs",
+            str(epochs),
+            "--n-plain",
+            str(n_plain),
+        ]
+        proc = subprocess.Popen(
+            args + ["--batches", *map(str, batches)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        base = None
+        for line in proc.stdout:
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            base = base or r["warm"]
+            cells = [backend, r["mode"], r["B"], r["trials"], f"{r['warm']:.3f}", f"{r['all']:.3f}"]
+            print("| " + " | ".join(map(str, cells + [f"{r['warm'] / base:.1f}x"])) + " |", flush=True)
+        proc.wait()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batched", action="store_true", help="one-by-one vs batched trials, JAX and PyTorch")
+    p.add_argument("--batched-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--backends", nargs="+", default=["jax", "torch"], choices=["jax", "torch"])
+    p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--n-plain", type=int, default=8, help="one-by-one trials")
     p.add_argument("--n-trials", type=int, default=8)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--storages", nargs="+", default=["sqlite", "journal"], choices=["sqlite", "journal"])
     p.add_argument("--reuse", action="store_true", help="compare reuse_compiled=False/True in-process")
     args = p.parse_args()
+    if args.batched_child:
+        return _batched_child(args.batches, args.epochs, args.n_plain)
+    if args.batched:
+        return main_batched(args.backends, args.batches, args.epochs, args.n_plain)
     if args.reuse:
         return main_reuse(args.n_trials)
     import keras

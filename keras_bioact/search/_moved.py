@@ -16,9 +16,10 @@ MOVED = {
     "keras_bioact.search.evaluator": "keras_bioact.search.evolution.fitness",
     "keras_bioact.search.evolution_loggers": "keras_bioact.search.evolution.loggers",
     "keras_bioact.search.evolution_result": "keras_bioact.search.evolution.result",
+    # back in the shared core: the Optuna engine trains batches of trials with it too
+    "keras_bioact.search.evolution.population": "keras_bioact.search.population",
     "keras_bioact.search.holdout": "keras_bioact.search.optuna.holdout",
     "keras_bioact.search.objective": "keras_bioact.search.optuna.objective",
-    "keras_bioact.search.population": "keras_bioact.search.evolution.population",
     "keras_bioact.search.run_evolution": "keras_bioact.search.evolution.runner",
     "keras_bioact.search.saved_model": "keras_bioact.search.models",
     "keras_bioact.search.schema": "keras_bioact.search.spec.schema",

@@ -4,7 +4,8 @@
 * `load_best(model, path)`, `EvolutionResult` (`result`): the exported best solution;
 * `run_evolution(spec)` (`runner`): an `[evolution]` spec end to end (`bioact search`);
 * `select_parameters`, `Genome`, `METRICS`, `PopulationEvaluator` (`fitness`): what is evolved
-  and how a population is scored; `PopulationTrainer` (`population`): the learning modes;
+  and how a population is scored; `PopulationTrainer` (the learning modes; it lives in the
+  shared `keras_bioact.search.population`, which the Optuna engine uses too);
 * `ActivationProblem` (`problem`, imported on first use: EvoTorch, PyTorch), the model side
   `runtime`, the searcher hooks `loggers`, and the checkpoint (`checkpoint`, `_resume`).
 
@@ -22,9 +23,9 @@ from keras_bioact.search.evolution.fitness import (
     PopulationEvaluator,
     select_parameters,
 )
-from keras_bioact.search.evolution.population import PopulationTrainer
 from keras_bioact.search.evolution.result import EvolutionResult, load_best
 from keras_bioact.search.evolution.runner import run_evolution
+from keras_bioact.search.population import PopulationTrainer
 from keras_bioact.search.spec.schema import ALGORITHMS
 
 __all__ = [

@@ -119,7 +119,7 @@ def evolve(
         num_actors: EvoTorch Ray actors evaluating the population in parallel (0: in process).
             Not available in `"lamarckian"` mode (actors cannot return modified genomes).
         vectorized: `"auto"`, `True` or `False`: score (frozen mode, `PopulationEvaluator`) or
-            train (learning modes, `keras_bioact.search.evolution.population.PopulationTrainer`) the whole
+            train (learning modes, `keras_bioact.search.population.PopulationTrainer`) the whole
             population in one compiled call; `"auto"` falls back to a per-candidate loop where
             that is impossible (e.g. Dropout in the learning modes).
         eval_batch_size: evaluate the validation data in batches of this size.

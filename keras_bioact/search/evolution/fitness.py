@@ -14,6 +14,7 @@ from keras import ops
 from keras_bioact import families as _registry
 from keras_bioact.params import ParameterView, activation_parameters
 from keras_bioact.search.models import ends_with_softmax
+from keras_bioact.search.population import METRICS
 
 __all__ = ["METRICS", "Genome", "PopulationEvaluator", "select_parameters"]
 
@@ -136,38 +137,6 @@ class Genome:
 
 # --------------------------------------------------------------------------------------------
 # Fitness metrics (per sample, keras.ops, so they run inside every backend's compiled call)
-
-
-def _accuracy(y, out, from_logits):
-    # Correct iff the true class scores strictly above every other class (ties count as wrong,
-    # so a constant output never scores). Written without argmax, which TensorFlow's
-    # vectorized_map cannot batch.
-    del from_logits
-    out = ops.cast(out, "float32")
-    y = ops.cast(ops.reshape(y, ops.shape(out)[:-1]), "int32")
-    onehot = ops.one_hot(y, ops.shape(out)[-1], dtype="float32")
-    true_score = ops.sum(out * onehot, axis=-1)
-    others = ops.max(ops.where(onehot > 0, ops.full_like(out, -np.inf), out), axis=-1)
-    return ops.cast(true_score > others, "float32")
-
-
-def _crossentropy(y, out, from_logits):
-    y = ops.cast(ops.reshape(y, ops.shape(out)[:-1]), "int32")
-    return keras.losses.sparse_categorical_crossentropy(y, ops.cast(out, "float32"), from_logits=from_logits)
-
-
-def _mse(y, out, from_logits):
-    del from_logits
-    diff = ops.cast(out, "float32") - ops.cast(ops.reshape(y, ops.shape(out)), "float32")
-    return ops.mean(ops.reshape(diff * diff, (ops.shape(diff)[0], -1)), axis=-1)
-
-
-# name -> (per-sample function, objective sense)
-METRICS = {
-    "accuracy": (_accuracy, "max"),
-    "crossentropy": (_crossentropy, "min"),
-    "mse": (_mse, "min"),
-}
 
 
 def _resolve_metric(metric, sense=None):

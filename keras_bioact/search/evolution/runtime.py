@@ -46,7 +46,7 @@ def _weights_fingerprint(model):
 def learning_trainer(model, params, train, config, from_logits, **options):
     """The `PopulationTrainer` of the learning modes: the brief SGD (`train_epochs`,
     `train_batch_size`, `learning_rate`) every candidate gets before it is scored."""
-    from keras_bioact.search.evolution.population import PopulationTrainer
+    from keras_bioact.search.population import PopulationTrainer
 
     return PopulationTrainer(
         model,

@@ -96,6 +96,9 @@ def run_study(
     `storage_key`."""
     from tqdm.auto import tqdm
 
+    from keras_bioact.search.optuna.batch import batch_of
+
+    batch_of(spec)  # a batch larger than the (overridden) trial budget: refused before anything runs
     study = open_study(spec, 0, storage_key)
     if create_only:
         log(f"study {spec.study_name!r} is ready in {display_url(spec.storage)}")
@@ -129,10 +132,9 @@ def run_study(
         failed_before = _stale(study)
         try:
             if spec.workers == 1:
-                from keras_bioact.search.optuna import objective as objective_lib
+                from keras_bioact.search.optuna.batch import run_trials
 
-                objective = objective_lib.objective_from_spec(spec)
-                workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
+                run_trials(spec, study, on_trial=on_trial, log=log)
             else:
                 workers.run_workers(spec, study, allow_code, on_poll=on_trial, log=log)
         except KeyboardInterrupt:

@@ -377,7 +377,7 @@ def worker_main(argv=None, stdin=None):
     code (2 with one line on stderr for a refused spec or storage)."""
     import argparse
 
-    from keras_bioact.search.optuna.objective import objective_from_spec
+    from keras_bioact.search.optuna.batch import run_trials
     from keras_bioact.search.optuna.study import open_study
     from keras_bioact.search.spec.reader import parse_spec
     from keras_bioact.search.templates import allow_code
@@ -395,7 +395,7 @@ def worker_main(argv=None, stdin=None):
             allow_code(module)
         spec = _with_overrides(parse_spec(job["spec"]["raw"], source=job["spec"]["source"]), job["overrides"])
         study = open_study(spec, index)
-        run(study, objective_from_spec(spec), n_trials=spec.n_trials, timeout=spec.timeout)
+        run_trials(spec, study)
     except BioactError as e:
         print(f"worker {index}: error: {e}", file=sys.stderr)
         return 2

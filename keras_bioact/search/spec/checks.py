@@ -156,6 +156,13 @@ def optuna(spec, tables, source):
     spec.n_trials = opt.get("n_trials", 20)
     spec.timeout = opt.get("timeout")
     spec.workers = opt.get("workers", 1)
+    spec.batch = opt.get("batch")
+    if spec.batch is not None and spec.batch > spec.n_trials:
+        raise SpecError(
+            source,
+            "optuna.batch",
+            f"must be at most the trial budget optuna.n_trials = {spec.n_trials}, got {spec.batch}",
+        )
     spec.metric = opt.get("metric", "val_accuracy")
     spec.direction = opt.get("direction") or direction_of(spec.metric)
     extra = opt.get("extra", [])
@@ -165,6 +172,14 @@ def optuna(spec, tables, source):
                 source, "optuna.extra", f"unknown objective {e!r}; legal: {', '.join(OBJECTIVES)}"
             )
     spec.extra = tuple(extra)
+    timed = [e for e in extra if e in ("fit_time", "step_time")]
+    if timed and (spec.batch or 1) > 1:
+        raise SpecError(
+            source,
+            "optuna.batch",
+            f"must be 1 with the timing objective {timed[0]!r}: trials trained together have no "
+            "time of their own",
+        )
 
     sampler = dict(tables.get("optuna.sampler", {}))
     sampler.setdefault("name", "nsga2" if extra else "tpe")

@@ -76,6 +76,10 @@ class Budget:
             )
         return self
 
+    def seed_of(self, trial_number, repeat=0):
+        """Seed of repeat `repeat` of trial `trial_number` (32-bit; repeat 0 is `seed + trial_number`)."""
+        return (int(self.seed) + int(trial_number) + 100_003 * int(repeat)) % 2**32
+
 
 @dataclass
 class SearchSpec:
@@ -89,6 +93,7 @@ class SearchSpec:
     n_trials: int = 20
     timeout: float | None = None
     workers: int = 1
+    batch: int | None = None
     data: dict = field(default_factory=lambda: {"name": "digits"})
     template: str = "mlp"
     template_options: dict = field(default_factory=dict)

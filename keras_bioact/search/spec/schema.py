@@ -179,6 +179,15 @@ TABLES = {
         "n_trials": Key("int", 20, "finished trials wanted, over all workers and re-runs", 1, 1_000_000),
         "timeout": Key("number", None, "stop starting trials after this many seconds", 0, None, True),
         "workers": Key("int", 1, "worker processes on this machine", 1, 64),
+        "batch": Key(
+            "int",
+            None,
+            "trials asked and trained together as one vectorised population (JAX, PyTorch); "
+            "at most `n_trials`; default 8 (at most `n_trials`) on JAX and PyTorch, 1 on "
+            "TensorFlow, which trains them one by one",
+            1,
+            1024,
+        ),
         "metric": Key(
             "choice",
             "val_accuracy",

@@ -1,6 +1,14 @@
-"""Train a whole population of candidates at once (Baldwinian / Lamarckian evolution).
+"""Train a whole population of networks of one architecture at once, in one compiled call: the
+shared core of both engines.
 
-Every candidate starts from the same outer weights with its own activation parameters, is
+* `PopulationTrainer` (evolution's Baldwinian / Lamarckian modes): every candidate starts from
+  the same weights with its own activation parameters and learns briefly with SGD;
+* `PopulationFit` (Optuna's batched trials, `[optuna] batch`): every member has its own start
+  (its own seed), learning rate and data order, and trains as `model.fit` with Adam would,
+  epoch by epoch (so that each member can be reported and pruned after every epoch);
+* `METRICS`: the per-sample metrics both score with.
+
+`PopulationTrainer`: every candidate starts from the same outer weights with its own activation parameters, is
 trained briefly with SGD, and comes back with its learned activation parameters and its score
 on held-out data. `PopulationTrainer` maps one stateless train step
 (`model.stateless_call(trainable, non_trainable, x, training=True)` + loss) over the population:
@@ -27,9 +35,41 @@ from keras import ops
 
 from keras_bioact.params import ParameterView, walk_layers
 
-__all__ = ["PopulationTrainer", "TrainedPopulation"]
+__all__ = ["METRICS", "PopulationFit", "PopulationTrainer", "TrainedPopulation", "fit_orders"]
 
 _LOSSES = ("crossentropy", "mse")
+
+
+def _accuracy(y, out, from_logits):
+    # Correct iff the true class scores strictly above every other class (ties count as wrong,
+    # so a constant output never scores). Written without argmax, which TensorFlow's
+    # vectorized_map cannot batch.
+    del from_logits
+    out = ops.cast(out, "float32")
+    y = ops.cast(ops.reshape(y, ops.shape(out)[:-1]), "int32")
+    onehot = ops.one_hot(y, ops.shape(out)[-1], dtype="float32")
+    true_score = ops.sum(out * onehot, axis=-1)
+    others = ops.max(ops.where(onehot > 0, ops.full_like(out, -np.inf), out), axis=-1)
+    return ops.cast(true_score > others, "float32")
+
+
+def _crossentropy(y, out, from_logits):
+    y = ops.cast(ops.reshape(y, ops.shape(out)[:-1]), "int32")
+    return keras.losses.sparse_categorical_crossentropy(y, ops.cast(out, "float32"), from_logits=from_logits)
+
+
+def _mse(y, out, from_logits):
+    del from_logits
+    diff = ops.cast(out, "float32") - ops.cast(ops.reshape(y, ops.shape(out)), "float32")
+    return ops.mean(ops.reshape(diff * diff, (ops.shape(diff)[0], -1)), axis=-1)
+
+
+# name -> (per-sample function, objective sense)
+METRICS = {
+    "accuracy": (_accuracy, "max"),
+    "crossentropy": (_crossentropy, "min"),
+    "mse": (_mse, "min"),
+}
 
 
 @dataclasses.dataclass
@@ -146,8 +186,6 @@ class PopulationTrainer:
         if callable(metric):
             self.metric_fn = metric
         else:
-            from keras_bioact.search.evolution.fitness import METRICS
-
             if metric not in METRICS:
                 raise ValueError(f"{name}: `metric` must be one of {tuple(METRICS)} or a callable.")
             self.metric_fn = METRICS[metric][0]
@@ -488,3 +526,289 @@ class PopulationTrainer:
                 self._compiled = {}
                 self.fallback_reason = f"{type(error).__name__}: {error}"
         return self._train_loop(natural, return_weights)
+
+
+# --------------------------------------------------------------------------------------------
+# model.fit of a population of members (Optuna's batched trials)
+
+# keras.optimizers.Adam's defaults (the objective compiles Adam(learning_rate))
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7
+FIT_BACKENDS = ("jax", "torch")
+
+
+def fit_orders(seed, n, epochs, backend=None):
+    """`(epochs, n)`: the order in which `model.fit(x, y, validation_data=..., shuffle=True)`
+    visits `n` training samples in each epoch after `keras.utils.set_random_seed(seed)`.
+
+    JAX: one `np.random.permutation(n)` per epoch (Keras' array iterator). PyTorch: per epoch, the
+    training DataLoader's iterator draws its base seed, its `RandomSampler` draws the seed of
+    its permutation, and the validation at the epoch's end draws three more (Keras 3.15, PyTorch
+    2.13). These are Keras' and PyTorch's internals: the batched search's equality test checks
+    them against `model.fit`."""
+    import keras
+
+    backend = backend or keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        generator = torch.Generator()
+        generator.manual_seed(int(seed))
+
+        def draw():
+            return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+
+        orders = []
+        for _ in range(epochs):
+            draw()  # the training iterator's base seed
+            sampler = torch.Generator()
+            sampler.manual_seed(draw())
+            orders.append(torch.randperm(n, generator=sampler).numpy())
+            for _ in range(3):  # the validation at the epoch's end
+                draw()
+        return np.stack(orders)
+    if backend != "jax":
+        raise ValueError(f"fit_orders: no replay of model.fit's order for backend {backend!r}.")
+    rng = np.random.RandomState(int(seed))
+    return np.stack([rng.permutation(n) for _ in range(epochs)])
+
+
+def _adam_scalars(t, lr, dtype):
+    """Adam's step size `lr * sqrt(1 - b2^t) / (1 - b1^t)` of step `t + 1` (as Keras)."""
+    step = ops.cast(t + 1, dtype)
+    b1 = ops.power(ops.cast(ADAM_BETA_1, dtype), step)
+    b2 = ops.power(ops.cast(ADAM_BETA_2, dtype), step)
+    return ops.cast(lr, dtype) * ops.sqrt(1 - b2) / (1 - b1)
+
+
+class PopulationFit:
+    """`model.fit(x, y, validation_data=(x_val, y_val), epochs, batch_size, shuffle=True)` of a
+    population of members of one architecture, each compiled as the Optuna objective compiles
+    a model (`Adam(learning_rate)`, sparse categorical cross-entropy on probabilities,
+    accuracy), vectorised over the members: JAX, `jax.vmap` of one epoch (batches as a
+    `jax.lax.scan`), one `jax.jit` call per epoch; PyTorch, `torch.func.vmap` of the gradient,
+    one call per batch, Adam on the stacked weights.
+
+    Every member has its own start (the values of all the model's variables: its seed's
+    weights and its activation parameters), learning rate and order of the data in each epoch
+    (`fit_orders` of its seed), so its logs equal those of its own `model.fit` to float
+    rounding (the batched search tests this to 1e-5).
+
+    Args:
+        model: a built model of the architecture; only its `stateless_call` is used (its
+            variables are never assigned).
+        x, y, x_val, y_val: training and validation data (NumPy; integer labels).
+        epochs, batch_size: as in `model.fit` (validation in batches of `batch_size` too).
+        size: members trained at once; under JAX every call is padded to it (one compilation).
+    """
+
+    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+    def __init__(self, model, x, y, x_val, y_val, *, epochs, batch_size, size):
+        self.backend = keras.backend.backend()
+        if self.backend not in FIT_BACKENDS:
+            raise ValueError(f"PopulationFit: no vectorised fit for backend {self.backend!r}.")
+        random = _random_layers(model)
+        if random:
+            raise ValueError(f"PopulationFit: layers {random} draw random numbers: not vectorised.")
+        self.model = model
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        self.x_val, self.y_val = np.asarray(x_val), np.asarray(y_val)
+        self.epochs = _positive_int("PopulationFit", "epochs", epochs)
+        self.batch_size = _positive_int("PopulationFit", "batch_size", batch_size)
+        self.size = _positive_int("PopulationFit", "size", size)
+        self._loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        self._constraints = [v.constraint for v in model.trainable_variables]
+        self._epoch = None
+
+    # -- the stateless pieces (one member) ----------------------------------------------------
+
+    def _loss(self, tv, ntv, x, y):
+        out, ntv, losses = self.model.stateless_call(tv, ntv, x, training=True, return_losses=True)
+        loss = self._loss_fn(y, out)
+        for extra in losses:
+            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+        return loss, (ntv, out)
+
+    def _hits(self, y, out):
+        return ops.sum(keras.metrics.sparse_categorical_accuracy(y, out))
+
+    def _eval_sums(self, tv, ntv, x, y):
+        """Sums over one validation batch: `(loss * batch size, correct)` (as `evaluate`)."""
+        out, _, losses = self.model.stateless_call(tv, ntv, x, training=False, return_losses=True)
+        loss = self._loss_fn(y, out)
+        for extra in losses:
+            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+        return loss * ops.cast(ops.shape(x)[0], loss.dtype), self._hits(y, out)
+
+    def _val_batches(self):
+        bs, n = self.batch_size, len(self.x_val)
+        return [(self.x_val[i : i + bs], self.y_val[i : i + bs]) for i in range(0, n, bs)]
+
+    # -- JAX ----------------------------------------------------------------------------------
+
+    def _build_jax(self):
+        import jax
+        import jax.numpy as jnp
+
+        x, y = jnp.asarray(self.x), jnp.asarray(self.y)
+        n, bs = len(self.x), self.batch_size
+        nb = n // bs
+        val = [tuple(jnp.asarray(a) for a in b) for b in self._val_batches()]
+        n_val = len(self.x_val)
+
+        def adam(tv, grads, m, v, t, lr):
+            new_tv, new_m, new_v = [], [], []
+            for w, g, mi, vi, constraint in zip(tv, grads, m, v, self._constraints, strict=True):
+                g = ops.cast(g, w.dtype)
+                alpha = _adam_scalars(t, lr, w.dtype)
+                mi = mi + (g - mi) * (1 - ADAM_BETA_1)
+                vi = vi + (ops.square(g) - vi) * (1 - ADAM_BETA_2)
+                w = w - (mi * alpha) / (ops.sqrt(vi) + ADAM_EPSILON)
+                new_tv.append(w if constraint is None else constraint(w))
+                new_m.append(mi)
+                new_v.append(vi)
+            return new_tv, new_m, new_v
+
+        def step(carry, batch):
+            tv, ntv, m, v, t, lr, loss_sum, hits = carry
+            xb, yb = batch
+            (loss, (ntv, out)), grads = jax.value_and_grad(self._loss, has_aux=True)(tv, ntv, xb, yb)
+            tv, m, v = adam(tv, grads, m, v, t, lr)
+            size = xb.shape[0]
+            return (tv, ntv, m, v, t + 1, lr, loss_sum + loss * size, hits + self._hits(yb, out)), None
+
+        def epoch(state, order, lr):
+            tv, ntv, m, v, t = state
+            xs, ys = x[order], y[order]
+            carry = (tv, ntv, m, v, t, lr, jnp.zeros(()), jnp.zeros(()))
+            if nb:
+                full = (
+                    xs[: nb * bs].reshape((nb, bs) + x.shape[1:]),
+                    ys[: nb * bs].reshape((nb, bs) + y.shape[1:]),
+                )
+                carry, _ = jax.lax.scan(step, carry, full)
+            if nb * bs < n:
+                carry, _ = step(carry, (xs[nb * bs :], ys[nb * bs :]))
+            tv, ntv, m, v, t, _, loss_sum, hits = carry
+            val_loss, val_hits = jnp.zeros(()), jnp.zeros(())
+            for xb, yb in val:
+                a, b = self._eval_sums(tv, ntv, xb, yb)
+                val_loss, val_hits = val_loss + a, val_hits + b
+            logs = (loss_sum / n, hits / n, val_loss / n_val, val_hits / n_val)
+            return (tv, ntv, m, v, t), logs
+
+        run = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0)))
+
+        def start(tv, ntv):
+            zeros = [jnp.zeros_like(w) for w in tv]
+            return (tv, ntv, zeros, [jnp.zeros_like(w) for w in tv], jnp.zeros((len(tv[0]),), "int32"))
+
+        return start, lambda state, order, lr: run(state, jnp.asarray(order), jnp.asarray(lr, "float32"))
+
+    # -- PyTorch ------------------------------------------------------------------------------
+
+    def _build_torch(self):
+        import torch
+
+        device = ops.convert_to_tensor(np.zeros(1, "float32")).device
+        x, y = torch.as_tensor(self.x, device=device), torch.as_tensor(self.y, device=device)
+        n, bs = len(self.x), self.batch_size
+        val = [tuple(torch.as_tensor(a, device=device) for a in b) for b in self._val_batches()]
+        n_val = len(self.x_val)
+        grad = torch.func.vmap(
+            torch.func.grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0), randomness="error"
+        )
+        evaluate = torch.func.vmap(self._eval_sums, in_dims=(0, 0, None, None), randomness="error")
+        constrained = [i for i, c in enumerate(self._constraints) if c is not None]
+        constrain = torch.func.vmap(
+            lambda ws: [self._constraints[i](w) for i, w in zip(constrained, ws, strict=True)]
+        )
+
+        def epoch(state, order, lr):
+            tv, ntv, m, v, t = state
+            order = torch.as_tensor(order, device=device)
+            lr = torch.as_tensor(lr, dtype=torch.float32, device=device)
+            loss_sum = torch.zeros(len(lr), device=device)
+            hits = torch.zeros(len(lr), device=device)
+            with torch.no_grad():
+                for s in range(0, n, bs):
+                    idx = order[:, s : s + bs]
+                    xb, yb = x[idx], y[idx]
+                    grads, (loss, (ntv, out)) = grad(tv, ntv, xb, yb)
+                    ntv = list(ntv)
+                    loss_sum += loss.float() * idx.shape[1]
+                    hits += keras.metrics.sparse_categorical_accuracy(yb, out).sum(dim=-1)
+                    # Keras' torch Adam (torch_adam.py), each member with its own learning rate
+                    alpha = _adam_scalars(t, lr, tv[0].dtype)
+                    torch._foreach_mul_(m, ADAM_BETA_1)
+                    torch._foreach_add_(m, grads, alpha=1 - ADAM_BETA_1)
+                    torch._foreach_mul_(v, ADAM_BETA_2)
+                    torch._foreach_add_(v, torch._foreach_mul(grads, grads), alpha=1 - ADAM_BETA_2)
+                    denom = torch._foreach_add(torch._foreach_sqrt(v), ADAM_EPSILON)
+                    steps = [
+                        mi * alpha.reshape((-1,) + (1,) * (mi.dim() - 1)) / d
+                        for mi, d in zip(m, denom, strict=True)
+                    ]
+                    tv = list(torch._foreach_sub(tv, steps))
+                    if constrained:
+                        for i, w in zip(constrained, constrain([tv[i] for i in constrained]), strict=True):
+                            tv[i] = w
+                    t = t + 1
+                val_loss = torch.zeros(len(lr), device=device)
+                val_hits = torch.zeros(len(lr), device=device)
+                for xb, yb in val:
+                    a, b = evaluate(tv, ntv, xb, yb)
+                    val_loss += a
+                    val_hits += b
+            logs = (loss_sum / n, hits / n, val_loss / n_val, val_hits / n_val)
+            return (tv, ntv, m, v, t), logs
+
+        def start(tv, ntv):
+            tv = [torch.as_tensor(w, device=device).clone() for w in tv]
+            ntv = [torch.as_tensor(w, device=device).clone() for w in ntv]
+            return (tv, ntv, [torch.zeros_like(w) for w in tv], [torch.zeros_like(w) for w in tv], 0)
+
+        return start, epoch
+
+    # -- driving ------------------------------------------------------------------------------
+
+    def fit(self, starts, learning_rates, orders):
+        """Train the members; a generator of `(epoch, logs)` after each epoch, `logs` mapping
+        `loss`, `accuracy`, `val_loss`, `val_accuracy` to `(P,)` arrays (float64), as the
+        Keras logs of each member's own fit. Stop iterating to stop training.
+
+        Args:
+            starts: one `(trainable values, non-trainable values)` pair of lists per member,
+                in the order of the model's variables (`P` members, at most `size`).
+            learning_rates: `(P,)` Adam learning rates.
+            orders: `(P, epochs, len(x))` sample orders (`fit_orders` of each member's seed).
+        """
+        count = len(starts)
+        if not 1 <= count <= self.size:
+            raise ValueError(f"PopulationFit: 1 to {self.size} members per call, got {count}.")
+        learning_rates = np.asarray(learning_rates, "float32").reshape(count)
+        orders = np.asarray(orders, "int32")
+        if orders.shape != (count, self.epochs, len(self.x)):
+            want = (count, self.epochs, len(self.x))
+            raise ValueError(f"PopulationFit: `orders` must be of shape {want}, got {orders.shape}.")
+        if self._epoch is None:
+            build = self._build_jax if self.backend == "jax" else self._build_torch
+            self._start, self._epoch = build()
+        pad = self.size - count if self.backend == "jax" else 0  # one compiled shape
+        members = list(starts) + [starts[0]] * pad
+        learning_rates = np.concatenate([learning_rates, np.repeat(learning_rates[:1], pad)])
+        orders = np.concatenate([orders, np.repeat(orders[:1], pad, axis=0)])
+        tv, ntv = (
+            [np.stack([np.asarray(member[k][j]) for member in members]) for j in range(len(members[0][k]))]
+            for k in (0, 1)
+        )
+        state = self._start(tv, ntv)
+        for e in range(self.epochs):
+            state, logs = self._epoch(state, orders[:, e], learning_rates)
+            yield (
+                e,
+                {
+                    key: np.asarray(ops.convert_to_numpy(value), "float64")[:count]
+                    for key, value in zip(self.KEYS, logs, strict=True)
+                },
+            )
