@@ -33,6 +33,9 @@ class EvolutionResult:
         out_dir: where files were written (or `None`).
         summary: a run of a spec (`keras_bioact.search.run_spec`): what it wrote to
             `summary.json` (validation fitness, test accuracy, ...); else `None`.
+        baseline_scores: a run of a spec: `{baseline family: validation score}` of the baseline
+            networks trained under the same budget (`evolution.baselines`), in the metric's
+            units, as `best_fitness`; else `{}`.
     """
 
     best_fitness: float
@@ -42,6 +45,7 @@ class EvolutionResult:
     config: dict
     out_dir: str | None = None
     summary: dict | None = None
+    baseline_scores: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self):
         return (

@@ -17,6 +17,7 @@ This package imports the spec package and the core search modules, never the Evo
 from keras_bioact.search.optuna.export import (
     best_activation,
     best_activation_config,
+    best_baseline_trial,
     best_trial,
     best_trials,
     export_results,
@@ -66,6 +67,7 @@ __all__ = [
     "WorkerError",
     "best_activation",
     "best_activation_config",
+    "best_baseline_trial",
     "best_trial",
     "best_trials",
     "count_finished",

@@ -15,6 +15,7 @@ from keras_bioact.search.activation import Activation
 __all__ = [
     "best_activation",
     "best_activation_config",
+    "best_baseline_trial",
     "best_trial",
     "best_trials",
     "export_results",
@@ -46,6 +47,25 @@ def best_trial(study):
         raise ValueError(f"study {study.study_name!r} has no complete trial yet") from e
     except optuna.exceptions.OptunaError:  # pragma: no cover
         raise
+
+
+def best_baseline_trial(study, spec=None):
+    """The best complete trial (by the first objective) whose family is a baseline: one of
+    `spec.baselines`, or, without a spec, a trial marked `baseline` by the objective; None if
+    there is none."""
+    import optuna
+
+    if spec is not None:
+        names = set(spec.baselines)
+        is_baseline = lambda t: _family(t) in names  # noqa: E731
+    else:
+        is_baseline = lambda t: bool(t.user_attrs.get("baseline"))  # noqa: E731
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = [t for t in complete if t.values and math.isfinite(t.values[0]) and is_baseline(t)]
+    if not complete:
+        return None
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return min(complete, key=lambda t: (sign * t.values[0], t.number))
 
 
 def best_activation_config(study, trial=None):
@@ -92,8 +112,9 @@ def test_columns(study):
 
 def trial_rows(study):
     """One flat dict per trial (number, state, values named as the spec's objectives, the test
-    score where scored (`test_accuracy`, empty elsewhere), family, params, compile and fit
-    seconds, ...)."""
+    score where scored (`test_accuracy`, empty elsewhere), family, params, `scores` (the value
+    of each seed or fold: a list, written as JSON text in the CSV), `baseline` (whether the
+    family is one of the study's baselines), compile and fit seconds, ...)."""
     rows = []
     columns = _value_columns(study)
     tests = test_columns(study)
@@ -109,6 +130,8 @@ def trial_rows(study):
         for k, v in sorted(t.params.items()):
             if k != "family":
                 row[f"param_{k}"] = v
+        row["scores"] = t.user_attrs.get("scores")
+        row["baseline"] = bool(t.user_attrs.get("baseline", False))
         row["params"] = t.user_attrs.get("params")
         row["compile_seconds"] = t.user_attrs.get("compile_seconds")
         row["fit_seconds"] = t.user_attrs.get("fit_seconds")

@@ -2,7 +2,8 @@
 
 Trials are selected on the validation split (carved out of the training split); the test
 split is never seen by the search. `score_on_test` retrains each selected trial with its own
-parameters and seed (`budget.seed + trial.number`, as in the trial) on the same training
+parameters and seed (`budget.seed + trial.number`, as in the trial's first repeat; once, also
+where trials were repeated or cross-validated) on the whole training
 split, scores it on the test split, and stores the result in the study's user attribute
 `test_scores` (`{trial number: {"metric", "value", ...}}`), so each trial is scored once, by
 whichever of `bioact search` or `bioact show` gets there first.
@@ -42,6 +43,8 @@ def _top(study, k):
 def score_on_test(spec, study, k=1, log=None):
     """Retrain the `k` best complete trials (by their first objective) once and score them on
     the test split; returns `test_scores(study)`. Trials already scored are not retrained."""
+    import dataclasses
+
     import optuna
 
     from keras_bioact.search.data import load_splits, shape_and_classes
@@ -59,7 +62,7 @@ def score_on_test(spec, study, k=1, log=None):
         build,
         (splits["train"], splits["test"]),
         space=spec.space,
-        budget=spec.budget,
+        budget=dataclasses.replace(spec.budget, repeats=1),  # the trial's first seed, once
         metric=metric,
         prune=False,
     )

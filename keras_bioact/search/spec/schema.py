@@ -64,7 +64,9 @@ MAX_DEPTH = 16  # tables and lists nested deeper than this are refused (no key n
 MAX_SPEC_BYTES = 1 << 20  # the largest spec file read
 ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
 SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "wilcoxon", "none")
+BASELINES = ("relu", "gelu", "swish")  # the default tuned baselines of a study
+STARTS = ("init", "model")
 OPTUNA_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 TABLES = {
@@ -85,15 +87,21 @@ TABLES = {
             True,
             True,
         ),
-        "seed": Key(
-            "int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX
-        ),
+        "seed": Key("int", 0, "seed of the train/validation split (and of digits' test split)", 0, SEED_MAX),
         "test_fraction": Key(
             "number", 0.25, "digits only: part of the data set kept as the test split", 0, 1, True, True
         ),
         "max_train": Key("int", None, "use at most this many training samples", 1),
         "max_val": Key("int", None, "use at most this many validation samples", 1),
         "max_test": Key("int", None, "use at most this many test samples", 1),
+        "folds": Key(
+            "int",
+            None,
+            "optuna: score each trial by k-fold cross-validation on the training split (the "
+            "mean over folds) instead of on the validation split; not with `budget.repeats`",
+            2,
+            1000,
+        ),
     },
     "model": {
         "template": Key(
@@ -129,6 +137,15 @@ TABLES = {
             "int", 0, "model seed; optuna trial `k` trains with `seed + k` (modulo 2**32)", 0, SEED_MAX
         ),
         "jit_compile": Key("choice", "auto", "passed to `model.compile`", choices=("auto", True, False)),
+        "repeats": Key(
+            "int",
+            1,
+            "optuna: train each trial this many times (repeat `j` of trial `k`: seed `seed + k + "
+            "100003 j`, modulo 2**32); its value is the mean, the per-seed values are the trial's "
+            "`scores`; evolution: not used",
+            1,
+            1000,
+        ),
     },
     "output": {
         "dir": Key(
@@ -178,11 +195,21 @@ TABLES = {
         "population_size": Key("int", None, "nsga2, cmaes: population size", 2),
     },
     "optuna.pruner": {
-        "name": Key("choice", "median", "Optuna pruner (`none` with `extra`)", choices=PRUNERS),
+        "name": Key(
+            "choice",
+            "median",
+            "Optuna pruner (default `wilcoxon` with `budget.repeats` > 1 or `data.folds`, `none` "
+            "with `extra`); with repeats or folds every pruner sees one step per seed or fold",
+            choices=PRUNERS,
+        ),
         "n_startup_trials": Key("int", None, "median: trials before pruning starts", 0),
         "n_warmup_steps": Key("int", None, "median: epochs before a trial can be pruned", 0),
         "min_resource": Key("int", None, "hyperband: minimum epochs", 0),
         "reduction_factor": Key("int", None, "hyperband: reduction factor", 2),
+        "p_threshold": Key("number", None, "wilcoxon: prune below this p-value (Optuna's default 0.1)", 0, 1),
+        "n_startup_steps": Key(
+            "int", None, "wilcoxon: seeds or folds before a trial can be pruned (Optuna's default 2)", 0
+        ),
     },
     "evolution": {
         "target": Key(
@@ -204,6 +231,23 @@ TABLES = {
             "element",
             "one gene per neuron (`element`) or per parameter array (`parameter`)",
             choices=("element", "parameter"),
+        ),
+        "start": Key(
+            "choice",
+            "init",
+            "the centre of the search distribution: `init` (the start network's activation "
+            "parameters as built: the template's `evolution.activation`, or a saved model as "
+            "saved) or `model` (needs `model.path`: the saved model's parameters; plain Keras "
+            "activations are first converted to the target's family with `keras_bioact.convert`, "
+            "imitating the trained ones)",
+            choices=STARTS,
+        ),
+        "baselines": Key(
+            "list[str]",
+            list(BASELINES),
+            "baseline families trained once each under `[budget]` like the start network (same "
+            "template and seed) and scored on the validation split (`[]`: none; templates only, "
+            "default none with `model.path`)",
         ),
         "algorithm": Key("choice", "snes", "EvoTorch algorithm", choices=ALGORITHMS),
         "algorithm_options": Key("table", {}, "keyword arguments of the EvoTorch algorithm"),
