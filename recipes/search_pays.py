@@ -140,7 +140,8 @@ def spec_for(args, arm, seed, storage, study_name):
         "data": data_table(args, seed),
         "model": dict(ARCHS[args.arch]),
         "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": 1000 * seed},
-        "space": {"learning_rate": list(args.lr_range)},
+        # the arms are the baselines here: no study gets the others' baselines enqueued
+        "space": {"learning_rate": list(args.lr_range), "baselines": []},
     }
     if arm != "search":
         raw["space"]["families"] = [arm]
@@ -238,6 +239,7 @@ def run_evolve(args, config, seed, log=print):
             "train_batch_size": args.batch_size,
             "learning_rate": evo["sgd_learning_rate"],
             "seed": seed,
+            "baselines": [],  # the relu and gelu arms are this recipe's baselines
         },
         "data": data_table(args, seed),
         "model": dict(ARCHS[args.arch]),

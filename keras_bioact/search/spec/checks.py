@@ -203,8 +203,18 @@ def optuna(spec, tables, source):
 
 
 def baselines(spec, names, source):
-    """`[space] baselines`: registered baseline families, added to the searched families."""
+    """`[space] baselines` (None: not given): registered baseline families, added to the searched
+    families."""
     legal = families.baseline_names()
+    if names is None:  # not given: relu, gelu, swish; none with a saved model
+        names = [] if spec.model_path else list(schema.BASELINES)
+    if names and spec.model_path:
+        raise SpecError(
+            source,
+            "space.baselines",
+            "a saved model (model.path) is searched by converting its activations to parametric "
+            "families; baselines are built from a template: use [] with model.path",
+        )
     if not isinstance(names, list):
         raise SpecError(source, "space.baselines", f"must be a list of family names, got {names!r}")
     for i, name in enumerate(names):

@@ -96,7 +96,7 @@ def parse_spec(raw, source="<spec>"):
             spec.space = space_lib.SearchSpace.from_dict(space)
         except space_lib.SpaceError as e:
             raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
-        checks.baselines(spec, warm.get("baselines", list(schema.BASELINES)), source)
+        checks.baselines(spec, warm.get("baselines"), source)
         checks.enqueue(spec, warm.get("enqueue", []), source)
         checks.optuna_model(spec, source)
     else:

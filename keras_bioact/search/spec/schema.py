@@ -381,6 +381,7 @@ def check_value(key, spec, value):
 
 def markdown():
     """The reference page `docs/specs.md`, generated from this schema and the search space."""
+    from keras_bioact import families as registry
     from keras_bioact.datasets import MAX_FILE_BYTES
     from keras_bioact.search import space as space_lib
 
@@ -407,6 +408,9 @@ def markdown():
         "Protocol: validation is carved out of the training split (`data.validation_fraction`,",
         "seeded by `data.seed`); the search optimises the validation score only; the best trial",
         "(optuna) or the best solution (evolution) is scored once on the test split at the end.",
+        "With `budget.repeats = k` an Optuna trial's value is the mean over k seeds on the",
+        "validation split; with `data.folds = k` the mean over k folds of the training split (the",
+        "validation split is then not scored); see docs/search.md.",
         "",
     ]
     for table, keys in TABLES.items():
@@ -426,6 +430,14 @@ def markdown():
         f"| `families` | {', '.join(space_lib.FAMILIES)} | families to try |",
         "| `learning_rate` | - | `[low, high]`: also search the Adam learning rate, log-uniformly "
         "(trial parameter `learning_rate`); unset: every trial uses `budget.learning_rate` |",
+        f"| `baselines` | {', '.join(BASELINES)} | baseline families (registered ones: "
+        f"{', '.join(registry.baseline_names())}), added to `families` where not listed and "
+        "enqueued as the study's first trials (only `family` fixed: a searched learning rate is "
+        "sampled; same repeats); their trials have the user attribute `baseline`; `[]`: none (the default with `model.path`) |",
+        "| `enqueue` | [] | tables of trial parameters tried next, e.g. "
+        '`{family = "gamma", gamma_n = 5.0, gamma_s = 0.5}`; each checked against the space '
+        "(family, parameter names, ranges, choices). Baselines and these are enqueued once, when "
+        "the study is created |",
     ]
     default = space_lib.SearchSpace()
     for name, sub in default.to_dict().items():

@@ -28,6 +28,7 @@ OPT = "[optuna]\nn_trials = 1\n"
 EVO = "[evolution]\ngenerations = 1\npopsize = 4\n"
 BIG_SEED = 2**32
 
+ENQ = OPT + "[space]\nenqueue = "
 SAVED = '[model]\npath = "{models}/%s"\n'
 OPTIONS = "evolution.algorithm_options."
 
@@ -68,11 +69,11 @@ ROWS = [
     row(OPT + '[space]\nbaselines = ["gamma"]', "space.baselines", id="baseline-not-a-baseline"),
     row(OPT + '[space]\nbaselines = ["lrelu"]', "space.baselines", id="baseline-unknown"),
     row(EVO + 'baselines = ["bru"]', "evolution.baselines", id="evolution-baseline"),
-    row(OPT + '[space]\nenqueue = [{family = "bru"}]\nfamilies = ["gamma"]', "space.enqueue[0].family", id="enqueue-family"),
-    row(OPT + '[space]\nenqueue = [{family = "gamma", gamma_n = 1e6}]', "space.enqueue[0].gamma_n", id="enqueue-range"),
-    row(OPT + '[space]\nenqueue = [{family = "relu"}, {family = "gamma", n = 5.0}]', "space.enqueue[1].n", id="enqueue-unknown-param"),
-    row(OPT + '[space]\nenqueue = [{family = "relu", learning_rate = 0.1}]', "space.enqueue[0].learning_rate", id="enqueue-lr-not-searched"),
-    row(OPT + '[space]\nenqueue = ["relu"]', "space.enqueue[0]", id="enqueue-not-a-table"),
+    row(ENQ + '[{family = "bru"}]\nfamilies = ["gamma"]', "space.enqueue[0].family", id="enqueue-family"),
+    row(ENQ + '[{family = "gamma", gamma_n = 1e6}]', "space.enqueue[0].gamma_n", id="enqueue-range"),
+    row(ENQ + '[{family = "relu"}, {family = "gamma", n = 5.0}]', "space.enqueue[1].n", id="enqueue-param"),
+    row(ENQ + '[{family = "relu", learning_rate = 0.1}]', "space.enqueue[0].learning_rate", id="enqueue-lr"),
+    row(ENQ + '["relu"]', "space.enqueue[0]", id="enqueue-not-a-table"),
     row(EVO + 'start = "model"', "evolution.start", id="start-model-without-path"),
     row(EVO + 'start = "centre"', "evolution.start", id="start-unknown"),
 ]  # fmt: skip
