@@ -433,7 +433,8 @@ def markdown():
         f"| `baselines` | {', '.join(BASELINES)} | baseline families (registered ones: "
         f"{', '.join(registry.baseline_names())}), added to `families` where not listed and "
         "enqueued as the study's first trials (only `family` fixed: a searched learning rate is "
-        "sampled; same repeats); their trials have the user attribute `baseline`; `[]`: none (the default with `model.path`) |",
+        "sampled; same repeats); their trials have the user attribute `baseline`; `[]`: none "
+        "(the default with `model.path`) |",
         "| `enqueue` | [] | tables of trial parameters tried next, e.g. "
         '`{family = "gamma", gamma_n = 5.0, gamma_s = 0.5}`; each checked against the space '
         "(family, parameter names, ranges, choices). Baselines and these are enqueued once, when "
