@@ -69,20 +69,6 @@ def make_parser():
     return p
 
 
-def _supports(table, key):
-    """Whether this keras-bioact's spec schema has `table.key` (`budget.repeats`)."""
-    from keras_bioact.search.spec import schema
-
-    return key in schema.TABLES[table]
-
-
-def _has_baselines():
-    """Whether this keras-bioact's search space has `[space] baselines` (enqueued by the library)."""
-    from keras_bioact.search import SearchSpace
-
-    return hasattr(SearchSpace(), "baselines")
-
-
 def protocol(args):
     """The `config` every run file of this invocation shares (checked on resume)."""
     return {
@@ -90,7 +76,7 @@ def protocol(args):
         "arch": args.arch,
         "model": ARCHS[args.arch],
         "n_trials": args.n_trials,
-        "repeats": args.repeats if _supports("budget", "repeats") else 1,
+        "repeats": args.repeats,
         "verdict_seeds": args.verdict_seeds,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -110,13 +96,14 @@ def spec_for(args, seed, storage, study_name):
     """The search specification (a `SearchSpec`) of one procedure seed."""
     from keras_bioact.search import parse_spec
 
-    budget = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": 1000 * seed}
-    budget["verdict_seeds"] = args.verdict_seeds
-    if _supports("budget", "repeats"):
-        budget["repeats"] = args.repeats
-    space = {"learning_rate": list(args.lr_range)}
-    if _has_baselines():
-        space["baselines"] = list(BASELINES)
+    budget = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": 1000 * seed,
+        "repeats": args.repeats,
+        "verdict_seeds": args.verdict_seeds,
+    }
+    space = {"learning_rate": list(args.lr_range), "baselines": list(BASELINES)}
     raw = {
         "optuna": {
             "study": study_name,
@@ -152,11 +139,6 @@ def run_seed(args, config, seed, log=print):
     name = f"{args.dataset}-{args.arch}-seed{seed}-{digest}"
     spec = spec_for(args, seed, f"sqlite:///{work / name}.db", name)
     start = time.perf_counter()
-    if not _has_baselines():  # a keras-bioact without `[space] baselines`: enqueue them here
-        study = search.run_spec(spec, create_only=True, log=lambda *a: None).study
-        if not study.trials:
-            for family in BASELINES:
-                study.enqueue_trial({"family": family}, user_attrs={"baseline": True})
     result = search.run_spec(spec, progress=False, log=log)
     wall = time.perf_counter() - start
     v = result.verdict

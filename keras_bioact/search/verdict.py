@@ -45,7 +45,6 @@ SEED_OFFSET = 1_000_000
 """Verdict seed `i` is `budget.seed + SEED_OFFSET + i` (modulo 2**32): far from the seeds of the
 trials (`budget.seed + trial number`), so no verdict run repeats a trial's run."""
 VERDICT_FILE = "verdict.json"
-DEFAULT_BASELINES = ("relu", "gelu", "swish")
 
 
 def verdict_seeds(budget):
@@ -56,12 +55,6 @@ def verdict_seeds(budget):
 
 def verdict_seed(budget, i):
     return (int(budget.seed) + SEED_OFFSET + int(i)) % 2**32
-
-
-def baseline_names(space):
-    """The baseline families of a search space (`[space] baselines`; relu, gelu, swish where the
-    space does not say)."""
-    return tuple(getattr(space, "baselines", DEFAULT_BASELINES) or ())
 
 
 def label(config):

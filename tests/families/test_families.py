@@ -142,6 +142,6 @@ n_trials = 2
 families = ["relu", "scaled_tanh"]
 """
     spec = parse_spec(tomllib.loads(text), source="user.toml")
-    assert list(spec.space.families) == ["relu", "scaled_tanh"]
+    assert list(spec.space.families) == ["relu", "scaled_tanh", "gelu", "swish"]  # + the baselines
     with pytest.raises(SpecError, match=r"space\.families"):
         parse_spec(tomllib.loads(text.replace("scaled_tanh", "scaled_tan")), source="user.toml")

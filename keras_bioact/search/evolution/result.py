@@ -36,6 +36,9 @@ class EvolutionResult:
         verdict: a finished run of a spec: the `keras_bioact.search.verdict.Verdict` of the
             evolved activation against the best baseline network (see
             `keras_bioact.search.evolution.verdict`), or `None`.
+        baseline_scores: a run of a spec: `{baseline family: validation score}` of the baseline
+            networks trained under the same budget (`evolution.baselines`), in the metric's
+            units, as `best_fitness`; else `{}`.
     """
 
     best_fitness: float
@@ -46,6 +49,7 @@ class EvolutionResult:
     out_dir: str | None = None
     summary: dict | None = None
     verdict: object = None
+    baseline_scores: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self):
         return (

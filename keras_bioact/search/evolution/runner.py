@@ -9,6 +9,17 @@ is scored once on the test split, and validation and test are reported side by s
 verdict (`keras_bioact.search.evolution.verdict`) trains the evolved activation and the best
 baseline network with the same fresh seeds and compares them on the test split (`verdict.json`,
 `summary.json`'s `verdict`, `result.verdict`).
+
+The baselines (`evolution.baselines`, default relu, gelu, swish) are the same template built with
+each baseline family, from the same seed, trained under the same `[budget]` and scored on the
+validation split with the evolution's metric: `baselines.json` in the output folder (written as
+soon as they are trained, read back on resume, so a resumed run does not retrain them),
+`EvolutionResult.baseline_scores` and the summary's `baseline_scores`.
+
+`evolution.start = "model"` starts the search from a saved model's activation parameters: plain
+Keras activations (a trained ReLU network, say) are first converted to the target's family with
+`keras_bioact.convert` (calibrated on training samples to imitate them); the search
+distribution's centre is the converted (or saved) parameters.
 """
 
 from __future__ import annotations
@@ -19,26 +30,68 @@ import os
 __all__ = ["run_evolution"]
 
 
-def _build(spec, train, n_classes):
+BASELINES_NAME = "baselines.json"
+
+
+def start_model(spec, train, n_classes, activation=None):
+    """The network evolution starts from (before `pretrain`): the template built with
+    `activation` (default `evolution.activation`) from `budget.seed`, or the saved model
+    (`model.path`), its plain activations converted to the target's family when
+    `evolution.start = "model"` and it has no parameters of the target."""
     import keras
 
     from keras_bioact.search.activation import Activation
     from keras_bioact.search.models import model_builder
     from keras_bioact.seeding import set_random_seed
 
+    ev = spec.evolution
     if spec.model_path:
-        return keras.saving.load_model(spec.model_path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(spec.model_path, compile=False, safe_mode=True)
+        return _converted(model, ev, train) if ev.get("start") == "model" else model
     set_random_seed(int(spec.budget.seed))  # the model's initial weights, as for a trial
     build = model_builder(spec, train[0].shape[1:], n_classes)
-    return build(Activation(spec.evolution["activation"]))
+    return build(Activation(activation or ev["activation"]))
+
+
+def _converted(model, ev, train):
+    """`model` as saved if it has activation parameters of the target, else converted to the
+    target's family by `keras_bioact.convert` (calibrated on up to 256 training samples)."""
+    from keras_bioact.conversion import convert
+    from keras_bioact.search.evolution.fitness import select_parameters
+
+    try:
+        select_parameters(model, ev["target"], ev["layers"])
+        return model
+    except ValueError:
+        pass
+    probe = train[0][:256]
+    return convert(model, family=ev["activation"]["family"], probe_data=probe)
+
+
+def _fit(model, train, val, budget, progress=False):
+    """`[budget]`'s gradient training of `model`: Adam, sparse cross-entropy."""
+    import keras
+
+    from keras_bioact.search.models import ends_with_softmax
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(budget.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_with_softmax(model)),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        train[0],
+        train[1],
+        validation_data=val,
+        epochs=budget.epochs,
+        batch_size=budget.batch_size,
+        verbose=2 if progress else 0,
+    )
 
 
 def pretrain(model, train, val, spec, progress=False):
     """Train the outer weights once by gradient, the evolved activation parameters held fixed."""
-    import keras
-
     from keras_bioact.search.evolution.fitness import select_parameters
-    from keras_bioact.search.models import ends_with_softmax
 
     budget, ev = spec.budget, spec.evolution
     if budget.epochs <= 0:
@@ -48,22 +101,71 @@ def pretrain(model, train, val, spec, progress=False):
     for p in held:
         p.variable.trainable = False
     try:
-        model.compile(
-            optimizer=keras.optimizers.Adam(budget.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not ends_with_softmax(model)),
-            metrics=["accuracy"],
-        )
-        model.fit(
-            train[0],
-            train[1],
-            validation_data=val,
-            epochs=budget.epochs,
-            batch_size=budget.batch_size,
-            verbose=2 if progress else 0,
-        )
+        _fit(model, train, val, budget, progress)
     finally:
         for p, flag in zip(held, flags, strict=True):
             p.variable.trainable = flag
+
+
+def validation_score(model, val, ev, batch_size=512):
+    """`model`'s score on `val` with the evolution's metric (`evolution.metric`, in its own units,
+    as the fitness)."""
+    import numpy as np
+    from keras import ops
+
+    from keras_bioact.search.evolution.fitness import METRICS
+    from keras_bioact.search.models import ends_with_softmax
+
+    from_logits = ev.get("from_logits")
+    from_logits = (not ends_with_softmax(model)) if from_logits is None else bool(from_logits)
+    out = ops.convert_to_tensor(model.predict(val[0], batch_size=batch_size, verbose=0))
+    per_sample = METRICS[ev["metric"]][0](ops.convert_to_tensor(val[1]), out, from_logits)
+    return float(np.mean(ops.convert_to_numpy(per_sample)))
+
+
+def train_baselines(spec, train, val, n_classes, out_dir, resume=False, progress=False, log=print):
+    """`{name: validation score}` of `evolution.baselines`: each the template built with that
+    family from `budget.seed`, trained under `[budget]` (as the start network is) and scored with
+    `validation_score`. The scores are kept in `out_dir/baselines.json` as each is done; on
+    `resume` the ones stored there are not trained again."""
+    from keras_bioact._io import atomic_write
+
+    ev = spec.evolution
+    names = list(ev.get("baselines") or [])
+    path = os.path.join(out_dir, BASELINES_NAME)
+    stored = _read_baselines(path, ev["metric"]) if resume else {}
+    scores = {n: stored[n] for n in names if n in stored}
+    for name in names:
+        if name in scores:
+            continue
+        log(f"training baseline {name} ({spec.budget.epochs} epoch(s)) ...")
+        model = start_model(spec, train, n_classes, activation={"family": name})
+        if spec.budget.epochs > 0:
+            _fit(model, train, val, spec.budget, progress)
+        scores[name] = validation_score(model, val, ev)
+        record = {"metric": ev["metric"], "split": "validation", "scores": scores}
+        atomic_write(path, json.dumps(record, indent=2))
+    return scores
+
+
+def _read_baselines(path, metric):
+    """The scores of `baselines.json` (data: numbers by family name), or {} if absent, of
+    another metric, or not of that form."""
+    import math
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    scores = record.get("scores") if isinstance(record, dict) and record.get("metric") == metric else None
+    if not isinstance(scores, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in scores.items()
+        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def accuracy(model, x, y, batch_size=512):
@@ -103,15 +205,17 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
     output_dir(spec)
     splits = data.load_splits(spec)
     train, val, test = splits["train"], splits["val"], splits["test"]
+    n_classes = data.shape_and_classes(splits)[1]
     start_path = os.path.join(out_dir, "start_model.keras")
     if resume and os.path.exists(start_path):
         model = keras.saving.load_model(start_path, compile=False, safe_mode=True)
     else:
-        model = _build(spec, train, data.shape_and_classes(splits)[1])
+        model = start_model(spec, train, n_classes)
         pretrain(model, train, val, spec, progress=progress)
         atomic_write(start_path, _model_to_bytes(model))
     start_acc = accuracy(model, test[0], test[1])
-    ev = {k: v for k, v in spec.evolution.items() if k != "activation"}
+    baseline_scores = train_baselines(spec, train, val, n_classes, out_dir, resume, progress, log)
+    ev = {k: v for k, v in spec.evolution.items() if k not in ("activation", "start", "baselines")}
     result = evolve(
         model,
         val,
@@ -130,8 +234,10 @@ def run_evolution(spec, resume=False, progress=True, stop_after=None, log=print,
         "generations": len(result.history),
         "optimised": f"{ev['metric']} on the validation split",
         "best_val_fitness": result.best_fitness,
+        "baseline_scores": baseline_scores,
         "start_test_accuracy": start_acc,
     }
+    result.baseline_scores = dict(baseline_scores)
     if len(result.history) >= ev["generations"]:
         if ev["mode"] != "frozen":
             # The fitness scored each candidate after its brief learning: score the best one the

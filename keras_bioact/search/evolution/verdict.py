@@ -94,16 +94,7 @@ def _best_baseline(spec, result, train, val, n_classes, log):
 
     scores = getattr(result, "baseline_scores", None)
     sign = -1.0 if scores and direction_of(spec.evolution.get("metric", "accuracy")) == "minimize" else 1.0
-    if not scores:
-        scores = {}
-        for name in verdict_lib.DEFAULT_BASELINES:
-            if log:
-                log(
-                    f"verdict: training the baseline {name} once (seed {spec.budget.seed}), on validation ..."
-                )
-            scores[name] = train_and_score(
-                spec, {"family": name}, spec.budget.seed, train, val, n_classes=n_classes
-            )
+    scores = scores or {}
     finite = {k: v for k, v in scores.items() if v is not None}
     if not finite:
         return None, None

@@ -26,7 +26,7 @@ from keras_bioact.search.optuna.export import (
     summary,
     trial_rows,
 )
-from keras_bioact.search.optuna.holdout import study_verdict, test_scores
+from keras_bioact.search.optuna.holdout import best_baseline_trial, study_verdict, test_scores
 from keras_bioact.search.optuna.objective import Diverged, make_objective, objective_from_spec
 from keras_bioact.search.optuna.runner import SearchResult, run_study, show_study
 from keras_bioact.search.optuna.storage import (
@@ -67,6 +67,7 @@ __all__ = [
     "WorkerError",
     "best_activation",
     "best_activation_config",
+    "best_baseline_trial",
     "best_trial",
     "best_trials",
     "count_finished",

@@ -95,7 +95,9 @@ def trial_rows(study):
     """One flat dict per trial (number, state, values named as the spec's objectives, the test
     score where scored (`test_accuracy`: the mean over the verdict's seeds, empty elsewhere),
     with a verdict: `verdict_arm` (`best`, `baseline`, empty) and `verdict_test_scores` (each
-    seed's test score, JSON), family, params, compile and fit seconds, ...)."""
+    seed's test score, JSON), family, params, `scores` (the value of each seed or fold: a list,
+    written as JSON text in the CSV), `baseline` (whether the family is one of the study's
+    baselines), compile and fit seconds, ...)."""
     from keras_bioact.search.optuna.holdout import test_scores
 
     rows = []
@@ -118,6 +120,8 @@ def trial_rows(study):
         for k, v in sorted(t.params.items()):
             if k != "family":
                 row[f"param_{k}"] = v
+        row["scores"] = t.user_attrs.get("scores")
+        row["baseline"] = bool(t.user_attrs.get("baseline", False))
         row["params"] = t.user_attrs.get("params")
         row["compile_seconds"] = t.user_attrs.get("compile_seconds")
         row["fit_seconds"] = t.user_attrs.get("fit_seconds")

@@ -87,9 +87,15 @@ def best_trial(study, exclude=()):
     return ranked[0] if ranked else None
 
 
-def best_baseline_trial(study, baselines):
-    """The best complete trial (validation) whose activation family is one of `baselines`."""
-    ranked = _ranked(study, lambda t: _family(t) in tuple(baselines))
+def best_baseline_trial(study, spec=None):
+    """The best complete trial (validation) whose family is a baseline: one of `spec.baselines`,
+    or, without a spec, a trial marked `baseline` by the objective; ties go to the earlier trial;
+    None if there is none."""
+    if spec is not None:
+        names = tuple(spec.baselines)
+        ranked = _ranked(study, lambda t: _family(t) in names)
+    else:
+        ranked = _ranked(study, lambda t: bool(t.user_attrs.get("baseline")))
     return ranked[0] if ranked else None
 
 
@@ -138,13 +144,13 @@ def study_verdict(spec, study, log=None, recompute=False):
     seeds = verdict_lib.verdict_seeds(spec.budget)
     if not seeds:
         return None
-    baselines = verdict_lib.baseline_names(spec.space)
+    baselines = tuple(spec.baselines)
     top = best_trial(study)
     if top is None:
         return None
     best_is_baseline = _family(top) in baselines
     best = best_trial(study, exclude=baselines) if best_is_baseline else top
-    base = best_baseline_trial(study, baselines)
+    base = best_baseline_trial(study, spec)
     if best is None:  # only baselines completed: the best is one, nothing else to compare
         best, base = top, None
     arms = (getattr(best, "number", None), getattr(base, "number", None))

@@ -78,6 +78,8 @@ def make_objective(
     compile_kwargs=None,
     reuse_compiled=True,
     validation_freq=1,
+    folds=None,
+    baselines=(),
 ):
     """Build an Optuna objective that trains `build_model(activation)` on `data`.
 
@@ -87,7 +89,10 @@ def make_objective(
             and accuracy).
         data: `((x_train, y_train), (x_val, y_val))`; the validation split gives the score.
         space: `SearchSpace` (or its dict) to sample activations from. Default: all families.
-        budget: `Budget` (epochs, batch size, ...).
+        budget: `Budget` (epochs, batch size, repeats, ...). With `budget.repeats = k` > 1 each
+            trial trains k times, repeat `j` from the seed `budget.seed_of(trial.number, j)`
+            (repeat 0: `seed + trial.number`, as a trial with one repeat), on the same training
+            and validation splits; its value is the mean of the k values.
         metric: Keras log key to optimise, e.g. `"val_accuracy"` (maximised) or `"val_loss"`
             (minimised); its value after the last epoch is the trial's (first) value.
         objectives: extra objectives for multi-objective studies: `"params"` (parameter
@@ -105,12 +110,24 @@ def make_objective(
         validation_freq: evaluate the second split every this many epochs (`model.fit`'s
             `validation_freq`); the verdict sets it to `budget.epochs` so that its test split is
             scored once, after the last epoch (pruning needs 1).
+        folds: k (>= 2): score each trial by k-fold cross-validation on the training split
+            instead (fold `j`, a contiguous part of the already shuffled training split, scores a
+            model trained on the others, from the seed `budget.seed_of(trial.number, j)`); the
+            validation split is not used. Not together with `budget.repeats` > 1.
+        baselines: names of baseline families: their trials get the user attribute
+            `baseline = True`.
+
+    With several repeats or folds, pruning sees one step per seed or fold (its value after the
+    last epoch; `trial.report(value, step=j)`, then `trial.should_prune()`), never epochs: use
+    `optuna.pruners.WilcoxonPruner`. With one, `metric` is reported every epoch.
 
     Each trial records user attributes `activation` (the configuration, see
     `keras_bioact.search.Activation`), `params`, `compile_seconds` (the first epoch's extra
     time over the later epochs' median, see `compile_time`; None with one epoch run),
-    `fit_seconds` (seconds in `model.fit` less `compile_seconds`), `epoch_seconds` (wall time
-    of each epoch run, validation included), `epochs_run`, `history`, `worker` and
+    `fit_seconds` (seconds in `model.fit` less `compile_seconds`, over all repeats),
+    `epoch_seconds` (wall time of each epoch run, validation included, all repeats one after the
+    other), `scores` (the value of each repeat or fold), and, of the first repeat,
+    `epochs_run` and `history`; `worker`, `baseline` (a baseline family's trial) and
     `reused_compiled` (whether the trial reused an earlier compiled model). A trial
     whose loss or metric becomes NaN/Inf is marked FAIL with `failure_reason` =
     `"diverged: ..."`; the study goes on.
@@ -134,6 +151,8 @@ def make_objective(
     (x_train, y_train), (x_val, y_val) = data
     if budget.max_train is not None:
         x_train, y_train = x_train[: budget.max_train], y_train[: budget.max_train]
+    if folds is not None and budget.repeats > 1:
+        raise ValueError("make_objective: give budget.repeats > 1 or folds, not both")
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
     x_val, y_val = np.asarray(x_val), np.asarray(y_val)
     multi = bool(objectives)
@@ -156,6 +175,26 @@ def make_objective(
         size = min(budget.batch_size, len(x_val))
         model.evaluate(x_val[:size], y_val[:size], batch_size=size, verbose=0)
 
+    if folds is not None:
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(x_train):
+            raise ValueError(
+                f"data.folds: must be an integer in [2, {len(x_train)}] (the training samples), got {folds!r}"
+            )
+        parts = np.array_split(np.arange(len(x_train)), folds)
+    n_splits = folds or budget.repeats
+    repeated = n_splits > 1
+    unit = "folds" if folds else "seeds"
+    baselines = frozenset(baselines)
+
+    def split(j):
+        """`(train, val)` of repeat or fold `j`: fold `j` of the training split scores a model
+        trained on the other folds; repeats all train on the training split, score on validation."""
+        if folds is None:
+            return (x_train, y_train), (x_val, y_val)
+        keep = np.ones(len(x_train), bool)
+        keep[parts[j]] = False
+        return (x_train[keep], y_train[keep]), (x_train[parts[j]], y_train[parts[j]])
+
     compiled = CompiledModels(compile_model) if reuse_compiled else None
     own_optimizer = "optimizer" not in (compile_kwargs or {})
 
@@ -165,10 +204,12 @@ def make_objective(
         trial.set_user_attr("worker", worker_identity())
         if compiled is None:
             keras.backend.clear_session()
-        seed = (int(budget.seed) + int(trial.number)) % 2**32  # NumPy's (Keras') seeds are 32-bit
+        seed = budget.seed_of(trial.number, 0)
         set_random_seed(seed)
         learning_rate = space_lib.suggest_learning_rate(space, trial, budget.learning_rate)
         activation = Activation(space_lib.sample(space, trial), trial=trial, space=space)
+        if activation.family in baselines:
+            trial.set_user_attr("baseline", True)
         trial.set_user_attr("activation", activation.to_config())
         earlier = _duplicate(trial, activation)
         if earlier is not None:
@@ -178,64 +219,88 @@ def make_objective(
             if earlier.state == optuna.trial.TrialState.PRUNED:
                 raise optuna.TrialPruned(f"the same function as trial {earlier.number}, which was pruned")
             return tuple(earlier.values) if multi else earlier.value
-        model = build_model(activation)
-        if not getattr(model, "compiled", False):
-            if compiled is None:
-                compile_model(model, learning_rate)
-            else:
-                hits = compiled.hits
-                model = compiled.get(model, learning_rate if own_optimizer else None)
-                trial.set_user_attr("reused_compiled", compiled.hits > hits)
-        n_params = int(model.count_params())
-        trial.set_user_attr("params", n_params)
-        epoch_seconds = []
-        callbacks = [_monitor_callback(metric, epoch_seconds)]
-        if prune and not multi:
-            from optuna_integration import KerasPruningCallback
+        scores, all_seconds, fit_seconds = [], [], []
+        failure = compile_seconds = None
+        for j in range(n_splits):
+            if j:  # repeat (or fold) j: its own seed; the same activation and learning rate
+                seed = budget.seed_of(trial.number, j)
+                set_random_seed(seed)
+            model = build_model(activation)
+            if not getattr(model, "compiled", False):
+                if compiled is None:
+                    compile_model(model, learning_rate)
+                else:
+                    hits = compiled.hits
+                    model = compiled.get(model, learning_rate if own_optimizer else None)
+                    if j == 0:
+                        trial.set_user_attr("reused_compiled", compiled.hits > hits)
+            if j == 0:
+                n_params = int(model.count_params())
+                trial.set_user_attr("params", n_params)
+            epoch_seconds = []
+            callbacks = [_monitor_callback(metric, epoch_seconds)]
+            if prune and not multi and not repeated:
+                from optuna_integration import KerasPruningCallback
 
-            callbacks.append(KerasPruningCallback(trial, metric))
-        # Seeded again: compiling a new model draws from the generators (Keras' data loaders
-        # do), reusing one does not; the training then starts from the same state either way.
-        set_random_seed(seed)
-        start = time.perf_counter()
-        failure = None
-        history = None
-        try:
-            history = model.fit(
-                x_train,
-                y_train,
-                validation_data=(x_val, y_val),
-                epochs=budget.epochs,
-                batch_size=budget.batch_size,
-                validation_freq=validation_freq,
-                callbacks=callbacks,
-                verbose=0,
-            )
-        except Diverged as e:
-            failure = f"diverged: {e}"
-        finally:
-            compile_seconds = compile_time(epoch_seconds)
-            fit_seconds = time.perf_counter() - start - (compile_seconds or 0.0)
-            trial.set_user_attr("compile_seconds", compile_seconds)
-            trial.set_user_attr("fit_seconds", fit_seconds)
-            trial.set_user_attr("epoch_seconds", [round(t, 4) for t in epoch_seconds])
-        if failure is None:
-            logs = history.history
-            if metric not in logs:
-                raise KeyError(f"metric {metric!r} is not in the training logs (keys: {sorted(logs)})")
-            value = float(logs[metric][-1])
-            trial.set_user_attr("epochs_run", len(logs[metric]))
-            trial.set_user_attr("history", {k: [float(v) for v in vals] for k, vals in logs.items()})
-            if not math.isfinite(value):
-                failure = f"diverged: {metric}={value} after the last epoch"
+                callbacks.append(KerasPruningCallback(trial, metric))
+            train, val = split(j)
+            # Seeded again: compiling a new model draws from the generators (Keras' data loaders
+            # do), reusing one does not; the training then starts from the same state either way.
+            set_random_seed(seed)
+            start = time.perf_counter()
+            history = None
+            try:
+                history = model.fit(
+                    *train,
+                    validation_data=val,
+                    epochs=budget.epochs,
+                    batch_size=budget.batch_size,
+                    validation_freq=validation_freq,
+                    callbacks=callbacks,
+                    verbose=0,
+                )
+            except Diverged as e:
+                failure = f"diverged: {e}"
+            finally:
+                compiling = compile_time(epoch_seconds)
+                compile_seconds = compiling if j == 0 else compile_seconds
+                fit_seconds.append(time.perf_counter() - start - (compiling or 0.0))
+                all_seconds += epoch_seconds
+                trial.set_user_attr("compile_seconds", compile_seconds)
+                trial.set_user_attr("fit_seconds", sum(fit_seconds))
+                trial.set_user_attr("epoch_seconds", [round(t, 4) for t in all_seconds])
+            if failure is None:
+                logs = history.history
+                if metric not in logs:
+                    raise KeyError(f"metric {metric!r} is not in the training logs (keys: {sorted(logs)})")
+                value = float(logs[metric][-1])
+                if j == 0:
+                    trial.set_user_attr("epochs_run", len(logs[metric]))
+                    trial.set_user_attr("history", {k: [float(v) for v in vals] for k, vals in logs.items()})
+                if not math.isfinite(value):
+                    failure = f"diverged: {metric}={value} after the last epoch"
+            if failure is not None:
+                break
+            scores.append(value)
+            if repeated:
+                trial.set_user_attr("scores", list(scores))
+                if prune and not multi:
+                    import optuna
+
+                    trial.report(value, step=j)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after {j + 1} of {n_splits} {unit}")
         if failure is not None:
             trial.set_user_attr("failure_reason", failure)
             return tuple([float("nan")] * (1 + len(objectives))) if multi else float("nan")
+        trial.set_user_attr("scores", list(scores))
+        value = sum(scores) / len(scores)  # the mean over seeds (or folds)
         values = [value]
-        steps = max(1, budget.epochs * math.ceil(len(x_train) / budget.batch_size))
+        one_fit = sum(fit_seconds) / len(fit_seconds)  # the seconds of one training
+        steps = max(1, budget.epochs * math.ceil(len(split(0)[0][1]) / budget.batch_size))
         for name in objectives:
             values.append(
-                {"params": float(n_params), "fit_time": fit_seconds, "step_time": fit_seconds / steps}[name]
+                {"params": float(n_params), "fit_time": one_fit, "step_time": one_fit / steps}[name]
             )
         return tuple(values) if multi else value
 
@@ -286,4 +351,6 @@ def objective_from_spec(spec, data=None):
         metric=spec.metric,
         objectives=spec.extra,
         prune=spec.pruner.get("name", "none") != "none",
+        folds=spec.data.get("folds"),
+        baselines=spec.baselines,
     )

@@ -13,6 +13,8 @@ __all__ = [
     "PRUNERS",
     "SAMPLERS",
     "create_study",
+    "enqueue_first",
+    "first_trials",
     "load_study",
     "make_pruner",
     "make_sampler",
@@ -41,7 +43,8 @@ def make_sampler(name="tpe", seed=None, **options):
 
 
 def make_pruner(name="median", **options):
-    """`median` (default), `hyperband` or `none`."""
+    """`median` (default), `hyperband`, `wilcoxon` (for repeated trials: each seed or fold is a
+    step) or `none`."""
     import optuna
 
     name = (name or "none").lower()
@@ -49,6 +52,12 @@ def make_pruner(name="median", **options):
         return optuna.pruners.MedianPruner(**options)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(**options)
+    if name == "wilcoxon":
+        import warnings
+
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.6; chosen on purpose here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(**options)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"unknown pruner {name!r}; legal: {', '.join(PRUNERS)}")
@@ -145,6 +154,7 @@ def open_study(spec, worker_index=0, key="optuna.storage"):
             metric_names=spec.objective_names,
         )
         study.set_user_attr("objective_names", spec.objective_names)
+        enqueue_first(study, spec)
         # the validated spec, as data, so that `bioact show` can score the best trial on test
         study.set_user_attr("spec", stored_spec(spec))
         return study
@@ -157,6 +167,27 @@ def open_study(spec, worker_index=0, key="optuna.storage"):
         raise SpecError(
             spec.source, key, f"cannot open storage {shown!r}: {type(e).__name__}: {reason}"
         ) from None
+
+
+def first_trials(spec):
+    """The parameters of the trials a study of `spec` starts with: each baseline family
+    (`[space] baselines`; only the family fixed, so a searched learning rate is sampled as for any
+    trial), then the tables of `[space] enqueue`."""
+    return [{"family": name} for name in spec.baselines] + [dict(p) for p in spec.enqueue]
+
+
+def enqueue_first(study, spec):
+    """Enqueue `first_trials(spec)` once per study: when it is created, never again on a resumed
+    run or by another process (the study's user attribute `enqueued` records that it was done).
+    A study that has trials but no such attribute (made before warm starts existed) gets none.
+    Returns the parameters enqueued now."""
+    if "enqueued" in study.user_attrs:
+        return []
+    params = first_trials(spec) if not study.get_trials(deepcopy=False) else []
+    for p in params:
+        study.enqueue_trial(p, skip_if_exists=True)
+    study.set_user_attr("enqueued", params)
+    return params
 
 
 def stored_spec(spec):

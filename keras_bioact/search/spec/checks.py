@@ -193,7 +193,8 @@ def optuna(spec, tables, source):
     spec.sampler = sampler
 
     pruner = dict(tables.get("optuna.pruner", {}))
-    pruner.setdefault("name", "none" if extra else "median")
+    repeated = spec.budget.repeats > 1 or "folds" in spec.data
+    pruner.setdefault("name", "none" if extra else ("wilcoxon" if repeated else "median"))
     if extra and pruner["name"] != "none":
         raise SpecError(
             source, "optuna.pruner.name", "pruning is single-objective only; use 'none' with optuna.extra"
@@ -201,12 +202,130 @@ def optuna(spec, tables, source):
     legal = {
         "median": {"n_startup_trials", "n_warmup_steps"},
         "hyperband": {"min_resource", "reduction_factor"},
+        "wilcoxon": {"p_threshold", "n_startup_steps"},
         "none": set(),
     }[pruner["name"]]
     for k in pruner:
         if k != "name" and k not in legal:
             raise SpecError(source, f"optuna.pruner.{k}", f"does not apply to the {pruner['name']} pruner")
+    if pruner["name"] == "wilcoxon" and not repeated:
+        raise SpecError(
+            source,
+            "optuna.pruner.name",
+            "wilcoxon compares the seeds or folds of trials: it needs budget.repeats > 1 or data.folds",
+        )
     spec.pruner = pruner
+
+
+def baselines(spec, names, source):
+    """`[space] baselines` (None: not given): registered baseline families, added to the searched
+    families."""
+    legal = families.baseline_names()
+    if names is None:  # not given: relu, gelu, swish; none with a saved model
+        names = [] if spec.model_path else list(schema.BASELINES)
+    if names and spec.model_path:
+        raise SpecError(
+            source,
+            "space.baselines",
+            "a saved model (model.path) is searched by converting its activations to parametric "
+            "families; baselines are built from a template: use [] with model.path",
+        )
+    if not isinstance(names, list):
+        raise SpecError(source, "space.baselines", f"must be a list of family names, got {names!r}")
+    for i, name in enumerate(names):
+        if name not in legal:
+            raise SpecError(
+                source,
+                f"space.baselines[{i}]" if not isinstance(name, str) else "space.baselines",
+                f"{name!r} is not a baseline family; legal: {', '.join(legal)}",
+            )
+    names = list(dict.fromkeys(names))
+    spec.baselines = tuple(names)
+    spec.space.families = list(spec.space.families) + [n for n in names if n not in spec.space.families]
+
+
+MAX_SITES = 1024  # per-site parameters (`bru_r{i}`) checked in an enqueued table
+
+
+class _EnqueueCheck:
+    """A stand-in Optuna trial that answers the space's questions with an enqueued table's values
+    (checked against the question's range or choices) and records what was asked."""
+
+    def __init__(self, params, key, source):
+        self.params, self.key, self.source, self.asked = params, key, source, set()
+
+    def _given(self, name, fallback, check):
+        self.asked.add(name)
+        if name not in self.params:
+            return fallback
+        value = self.params[name]
+        reason = check(value)
+        if reason:
+            raise SpecError(self.source, f"{self.key}.{name}", reason)
+        return value
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        def check(v):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+            return None if ok else f"must be a number in [{low!r}, {high!r}] (the space's range), got {v!r}"
+
+        return float(self._given(name, low, check))
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        def check(v):
+            ok = isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+            return None if ok else f"must be an integer in [{low}, {high}] (the space's range), got {v!r}"
+
+        return self._given(name, low, check)
+
+    def suggest_categorical(self, name, choices):
+        def check(v):
+            ok = any(v == c and type(v) is type(c) for c in choices)
+            return None if ok else f"must be one of {', '.join(repr(c) for c in choices)}, got {v!r}"
+
+        return self._given(name, choices[0], check)
+
+
+def enqueue(spec, tables, source):
+    """`[space] enqueue`: trial parameters put first (after the baselines), each table checked
+    against the space (family, parameter names, ranges and choices) before anything runs."""
+    if not isinstance(tables, list):
+        raise SpecError(source, "space.enqueue", f"must be a list of tables, got {tables!r}")
+    out = []
+    for i, params in enumerate(tables):
+        key = f"space.enqueue[{i}]"
+        if not isinstance(params, dict):
+            raise SpecError(source, key, f"must be a table of trial parameters, got {params!r}")
+        family = params.get("family")
+        if family not in spec.space.families:
+            raise SpecError(
+                source,
+                f"{key}.family",
+                f"must be one of the searched families {', '.join(spec.space.families)}, got {family!r}",
+            )
+        trial = _EnqueueCheck(params, key, source)
+        trial.asked.add("family")
+        space_lib.suggest_learning_rate(spec.space, trial, spec.budget.learning_rate)
+        config = {"family": family}
+        fam = families.get_family(family)
+        if fam.sample is not None:
+            config.update(fam.sample(spec.space.subspace(family), trial))
+        if fam.suggest_site is not None:
+            for site in range(MAX_SITES):
+                if set(params) <= trial.asked:
+                    break
+                space_lib.suggest_site(spec.space, trial, family, site)
+        unknown = [k for k in params if k not in trial.asked]
+        if unknown:
+            legal = sorted(trial.asked - {"family"})
+            raise SpecError(
+                source,
+                f"{key}.{unknown[0]}",
+                f"is not a parameter of the {family} trials of this space; legal: "
+                f"family{', ' if legal else ''}{', '.join(legal)}",
+            )
+        out.append(dict(params))
+    spec.enqueue = tuple(out)
 
 
 def optuna_model(spec, source):
@@ -296,6 +415,26 @@ def evolution(spec, ev, source):
         raise SpecError(source, "evolution.activation", "does not apply with model.path (a saved model)")
     if activation is None:
         activation = {"family": _target_family(target)}
+    if ev.get("start") == "model" and not spec.model_path:
+        raise SpecError(
+            source,
+            "evolution.start",
+            "'model' starts from a saved model's activation parameters: it needs model.path",
+        )
+    names = ev.get("baselines")
+    if names is None:
+        names = [] if spec.model_path else list(schema.BASELINES)
+    if names and spec.model_path:
+        raise SpecError(
+            source, "evolution.baselines", "baselines are built from a template; use [] with model.path"
+        )
+    legal = families.baseline_names()
+    for name in names:
+        if name not in legal:
+            raise SpecError(
+                source, "evolution.baselines", f"{name!r} is not a baseline family; legal: {', '.join(legal)}"
+            )
+    ev["baselines"] = list(dict.fromkeys(names))
     spec.evolution = {
         k: (dict(key.default) if isinstance(key.default, dict) else key.default)
         for k, key in schema.TABLES["evolution"].items()

@@ -18,6 +18,7 @@ __all__ = ["Budget", "MAX_BATCH_SIZE", "MAX_EPOCHS", "SearchSpec", "SpecError"]
 # Upper bounds of budgets nobody means (a typo such as 1e12 would train until killed).
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 1 << 20
+MAX_REPEATS = 1000
 
 
 class SpecError(BioactError):
@@ -37,10 +38,13 @@ class Budget:
         batch_size: batch size.
         learning_rate: Adam learning rate.
         max_train: use at most this many training samples (None: all).
-        seed: base seed; trial `k` trains with seed `seed + k`.
+        seed: base seed; repeat `j` of trial `k` trains with seed `seed_of(k, j)` (repeat 0:
+            `seed + k`).
         jit_compile: passed to `model.compile`.
         verdict_seeds: seeds per arm of the verdict (`keras_bioact.search.verdict`): 0 (off) or
             an integer in [2, 1000].
+        repeats: each trial trains this many times, with seeds `seed_of(k, 0..repeats-1)`; its
+            value is the mean.
     """
 
     epochs: int = 5
@@ -50,6 +54,11 @@ class Budget:
     seed: int = 0
     jit_compile: object = "auto"
     verdict_seeds: int = 5
+    repeats: int = 1
+
+    def seed_of(self, trial_number, repeat=0):
+        """Seed of repeat `repeat` of trial `trial_number` (32-bit; repeat 0 is `seed + trial_number`)."""
+        return (int(self.seed) + int(trial_number) + 100_003 * int(repeat)) % 2**32
 
     def validate(self, key="budget"):
         for name, hi in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
@@ -63,6 +72,11 @@ class Budget:
             isinstance(self.max_train, bool) or not isinstance(self.max_train, int) or self.max_train < 1
         ):
             raise space_lib.SpaceError(f"{key}.max_train", f"must be an integer >= 1, got {self.max_train!r}")
+        r = self.repeats
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_REPEATS:
+            raise space_lib.SpaceError(
+                f"{key}.repeats", f"must be an integer in [1, {MAX_REPEATS:,}], got {r!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise space_lib.SpaceError(f"{key}.seed", f"must be an integer, got {self.seed!r}")
         m = self.verdict_seeds
@@ -75,10 +89,6 @@ class Budget:
                 f"{key}.jit_compile", f"must be 'auto', true or false, got {self.jit_compile!r}"
             )
         return self
-
-    def seed_of(self, trial_number, repeat=0):
-        """Seed of repeat `repeat` of trial `trial_number` (32-bit; repeat 0 is `seed + trial_number`)."""
-        return (int(self.seed) + int(trial_number) + 100_003 * int(repeat)) % 2**32
 
 
 @dataclass
@@ -105,6 +115,8 @@ class SearchSpec:
     sampler: dict = field(default_factory=lambda: {"name": "tpe"})
     pruner: dict = field(default_factory=lambda: {"name": "median"})
     space: space_lib.SearchSpace = field(default_factory=space_lib.SearchSpace)
+    baselines: tuple = ()
+    enqueue: tuple = ()
     evolution: dict = field(default_factory=dict)
     mixture: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)

@@ -97,10 +97,14 @@ def parse_spec(raw, source="<spec>"):
     if engine == "optuna":
         _check_budget(spec, source)
         checks.optuna(spec, tables, source)
+        space = dict(raw.get("space", {})) if isinstance(raw.get("space", {}), dict) else raw["space"]
+        warm = {k: space.pop(k) for k in ("baselines", "enqueue") if isinstance(space, dict) and k in space}
         try:
-            spec.space = space_lib.SearchSpace.from_dict(raw.get("space", {}))
+            spec.space = space_lib.SearchSpace.from_dict(space)
         except space_lib.SpaceError as e:
             raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
+        checks.baselines(spec, warm.get("baselines"), source)
+        checks.enqueue(spec, warm.get("enqueue", []), source)
         checks.optuna_model(spec, source)
     elif engine == "mixture":
         _check_budget(spec, source)
@@ -122,6 +126,14 @@ def parse_spec(raw, source="<spec>"):
                 "is the Optuna search space; evolution evolves `evolution.target` (an expression "
                 'evolution, `target = "expression"`, reads [space.composed])',
             )
+        for key, given in (
+            ("budget.repeats", spec.budget.repeats != 1),
+            ("data.folds", "folds" in spec.data),
+        ):
+            if given:
+                raise SpecError(
+                    source, key, "applies to optuna trials only (evolution trains one start network)"
+                )
         checks.evolution(spec, tables["evolution"], source)
         spec.output.setdefault("dir", f"runs/{checks.stem(source, 'evolve')}")
         spec.output.setdefault("tensorboard", True)
@@ -132,6 +144,13 @@ def _check_budget(spec, source):
     if spec.budget.epochs < 1:
         what = "optuna trials" if spec.engine == "optuna" else "retraining the discretized mixture"
         raise SpecError(source, "budget.epochs", f"must be >= 1 for {what}, got {spec.budget.epochs}")
+    if spec.budget.repeats > 1 and "folds" in spec.data:
+        raise SpecError(
+            source,
+            "budget.repeats",
+            "give budget.repeats (k seeds on the validation split) or data.folds (k-fold "
+            "cross-validation on the training split), not both",
+        )
 
 
 def _suggest(key, legal):

@@ -66,7 +66,9 @@ MAX_DEPTH = 16  # tables and lists nested deeper than this are refused (no key n
 MAX_SPEC_BYTES = 1 << 20  # the largest spec file read
 ALGORITHMS = ("snes", "xnes", "cmaes", "pgpe", "ga", "cosyne")
 SAMPLERS = ("tpe", "cmaes", "random", "nsga2")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "wilcoxon", "none")
+BASELINES = ("relu", "gelu", "swish")  # the default tuned baselines of a study
+STARTS = ("init", "model")
 OPTUNA_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 TABLES = {
@@ -94,6 +96,14 @@ TABLES = {
         "max_train": Key("int", None, "use at most this many training samples", 1),
         "max_val": Key("int", None, "use at most this many validation samples", 1),
         "max_test": Key("int", None, "use at most this many test samples", 1),
+        "folds": Key(
+            "int",
+            None,
+            "optuna: score each trial by k-fold cross-validation on the training split (the "
+            "mean over folds) instead of on the validation split; not with `budget.repeats`",
+            2,
+            1000,
+        ),
     },
     "model": {
         "template": Key(
@@ -157,6 +167,15 @@ TABLES = {
             0,
             MAX_VERDICT_SEEDS,
         ),
+        "repeats": Key(
+            "int",
+            1,
+            "optuna: train each trial this many times (repeat `j` of trial `k`: seed `seed + k + "
+            "100003 j`, modulo 2**32); its value is the mean, the per-seed values are the trial's "
+            "`scores`; evolution: not used",
+            1,
+            1000,
+        ),
     },
     "output": {
         "dir": Key(
@@ -215,11 +234,21 @@ TABLES = {
         "population_size": Key("int", None, "nsga2, cmaes: population size", 2),
     },
     "optuna.pruner": {
-        "name": Key("choice", "median", "Optuna pruner (`none` with `extra`)", choices=PRUNERS),
+        "name": Key(
+            "choice",
+            "median",
+            "Optuna pruner (default `wilcoxon` with `budget.repeats` > 1 or `data.folds`, `none` "
+            "with `extra`); with repeats or folds every pruner sees one step per seed or fold",
+            choices=PRUNERS,
+        ),
         "n_startup_trials": Key("int", None, "median: trials before pruning starts", 0),
         "n_warmup_steps": Key("int", None, "median: epochs before a trial can be pruned", 0),
         "min_resource": Key("int", None, "hyperband: minimum epochs", 0),
         "reduction_factor": Key("int", None, "hyperband: reduction factor", 2),
+        "p_threshold": Key("number", None, "wilcoxon: prune below this p-value (Optuna's default 0.1)", 0, 1),
+        "n_startup_steps": Key(
+            "int", None, "wilcoxon: seeds or folds before a trial can be pruned (Optuna's default 2)", 0
+        ),
     },
     "evolution": {
         "target": Key(
@@ -242,6 +271,23 @@ TABLES = {
             "element",
             "one gene per neuron (`element`) or per parameter array (`parameter`)",
             choices=("element", "parameter"),
+        ),
+        "start": Key(
+            "choice",
+            "init",
+            "the centre of the search distribution: `init` (the start network's activation "
+            "parameters as built: the template's `evolution.activation`, or a saved model as "
+            "saved) or `model` (needs `model.path`: the saved model's parameters; plain Keras "
+            "activations are first converted to the target's family with `keras_bioact.convert`, "
+            "imitating the trained ones)",
+            choices=STARTS,
+        ),
+        "baselines": Key(
+            "list[str]",
+            list(BASELINES),
+            "baseline families trained once each under `[budget]` like the start network (same "
+            "template and seed) and scored on the validation split (`[]`: none; templates only, "
+            "default none with `model.path`)",
         ),
         "algorithm": Key("choice", "snes", "EvoTorch algorithm", choices=ALGORITHMS),
         "algorithm_options": Key("table", {}, "keyword arguments of the EvoTorch algorithm"),
@@ -411,6 +457,7 @@ def check_value(key, spec, value):
 
 def markdown():
     """The reference page `docs/specs.md`, generated from this schema and the search space."""
+    from keras_bioact import families as registry
     from keras_bioact.datasets import MAX_FILE_BYTES
     from keras_bioact.search import space as space_lib
 
@@ -436,11 +483,14 @@ def markdown():
         "`--export`) before it creates the study or writes anything.",
         "",
         "Protocol: validation is carved out of the training split (`data.validation_fraction`,",
-        "seeded by `data.seed`); the search optimises the validation score only; at the end the",
-        "verdict retrains the best trial (optuna) or the evolved activation (evolution) and the",
-        "best baseline with `budget.verdict_seeds` fresh seeds each and scores every run once on",
-        "the test split (see docs/search.md, The verdict). The evolution's best solution is also",
-        "scored once on the test split as it was evolved (`best_test_accuracy`).",
+        "seeded by `data.seed`); the search optimises the validation score only (with",
+        "`budget.repeats = k` a trial's value is the mean over k seeds on the validation split;",
+        "with `data.folds = k` the mean over k folds of the training split, the validation split",
+        "then not scored); at the end the verdict retrains the best trial (optuna) or the evolved",
+        "activation (evolution) and the best baseline with `budget.verdict_seeds` fresh seeds each",
+        "and scores every run once on the test split (see docs/search.md, The verdict). The",
+        "evolution's best solution is also scored once on the test split as it was evolved",
+        "(`best_test_accuracy`).",
         "",
     ]
     for table, keys in TABLES.items():
@@ -460,6 +510,15 @@ def markdown():
         f"| `families` | {', '.join(space_lib.FAMILIES)} | families to try |",
         "| `learning_rate` | - | `[low, high]`: also search the Adam learning rate, log-uniformly "
         "(trial parameter `learning_rate`); unset: every trial uses `budget.learning_rate` |",
+        f"| `baselines` | {', '.join(BASELINES)} | baseline families (registered ones: "
+        f"{', '.join(registry.baseline_names())}), added to `families` where not listed and "
+        "enqueued as the study's first trials (only `family` fixed: a searched learning rate is "
+        "sampled; same repeats); their trials have the user attribute `baseline`; `[]`: none "
+        "(the default with `model.path`) |",
+        "| `enqueue` | [] | tables of trial parameters tried next, e.g. "
+        '`{family = "gamma", gamma_n = 5.0, gamma_s = 0.5}`; each checked against the space '
+        "(family, parameter names, ranges, choices). Baselines and these are enqueued once, when "
+        "the study is created |",
     ]
     default = space_lib.SearchSpace()
     for name, sub in default.to_dict().items():

@@ -35,7 +35,7 @@ def test_exports_name_the_metric_hold_the_test_score_curves_and_compile_time(tmp
             "data": {"name": "digits", "max_train": 240},
             "model": {"template": "mlp", "hidden": [8]},
             "budget": {"epochs": 4, "batch_size": 64, "seed": 1, "verdict_seeds": 2},
-            "space": {"families": ["relu", "gamma"]},
+            "space": {"families": ["relu", "gamma"], "baselines": ["relu"]},  # no trial left waiting
         },
         source="e.toml",
     )

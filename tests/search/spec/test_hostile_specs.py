@@ -28,6 +28,7 @@ OPT = "[optuna]\nn_trials = 1\n"
 EVO = "[evolution]\ngenerations = 1\npopsize = 4\n"
 BIG_SEED = 2**32
 
+ENQ = OPT + "[space]\nenqueue = "
 SAVED = '[model]\npath = "{models}/%s"\n'
 OPTIONS = "evolution.algorithm_options."
 
@@ -58,6 +59,23 @@ ROWS = [
     row(OPT + '[output]\ndir = "{tmp}/file"', "output.dir", id="output-dir-is-a-file"),
     row(OPT + '[data]\nname = "idx:{tmp}/idx-fifo"', "data.name", id="idx-fifo"),
     row(OPT + '[data]\nname = "idx:{tmp}/idx-cut"', "data.name", id="idx-truncated"),
+    row(OPT + "[budget]\nrepeats = 0", "budget.repeats", id="repeats-0"),
+    row(OPT + "[budget]\nrepeats = true", "budget.repeats", id="repeats-bool"),
+    row(OPT + "[budget]\nrepeats = 2.5", "budget.repeats", id="repeats-float"),
+    row(OPT + "[budget]\nrepeats = 2\n[data]\nfolds = 3", "budget.repeats", id="repeats-and-folds"),
+    row(OPT + "[data]\nfolds = 1", "data.folds", id="folds-1"),
+    row(OPT + '[optuna.pruner]\nname = "wilcoxon"', "optuna.pruner.name", id="wilcoxon-one-seed"),
+    row(EVO + "[budget]\nrepeats = 3", "budget.repeats", id="evolution-repeats"),
+    row(OPT + '[space]\nbaselines = ["gamma"]', "space.baselines", id="baseline-not-a-baseline"),
+    row(OPT + '[space]\nbaselines = ["lrelu"]', "space.baselines", id="baseline-unknown"),
+    row(EVO + 'baselines = ["bru"]', "evolution.baselines", id="evolution-baseline"),
+    row(ENQ + '[{family = "bru"}]\nfamilies = ["gamma"]', "space.enqueue[0].family", id="enqueue-family"),
+    row(ENQ + '[{family = "gamma", gamma_n = 1e6}]', "space.enqueue[0].gamma_n", id="enqueue-range"),
+    row(ENQ + '[{family = "relu"}, {family = "gamma", n = 5.0}]', "space.enqueue[1].n", id="enqueue-param"),
+    row(ENQ + '[{family = "relu", learning_rate = 0.1}]', "space.enqueue[0].learning_rate", id="enqueue-lr"),
+    row(ENQ + '["relu"]', "space.enqueue[0]", id="enqueue-not-a-table"),
+    row(EVO + 'start = "model"', "evolution.start", id="start-model-without-path"),
+    row(EVO + 'start = "centre"', "evolution.start", id="start-unknown"),
 ]  # fmt: skip
 
 
