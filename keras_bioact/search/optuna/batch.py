@@ -98,6 +98,7 @@ class BatchObjective:
         batch=DEFAULT_BATCH,
         repeats=None,
         objective=None,
+        baselines=(),
     ):
         import numpy as np
 
@@ -112,13 +113,14 @@ class BatchObjective:
             raise ValueError(f"BatchObjective: the timing objective {timed[0]!r} cannot be batched.")
         self.batch = int(batch)
         self.repeats = int(repeats if repeats is not None else getattr(self.budget, "repeats", 1))
+        self.baselines = frozenset(baselines)
         (x_train, y_train), (x_val, y_val) = data
         if self.budget.max_train is not None:
             x_train, y_train = x_train[: self.budget.max_train], y_train[: self.budget.max_train]
         self.x, self.y = np.asarray(x_train), np.asarray(y_train)
         self.x_val, self.y_val = np.asarray(x_val), np.asarray(y_val)
         self.objective = objective or make_objective(
-            build_model, data, self.space, self.budget, metric, self.objectives, prune
+            build_model, data, self.space, self.budget, metric, self.objectives, prune, baselines=baselines
         )
         self._fitters = collections.OrderedDict()  # architecture -> PopulationFit (LRU)
 
@@ -132,20 +134,24 @@ class BatchObjective:
     def _members(self, trial):
         """`(architecture, [(seed, learning rate, (trainable, non-trainable) values)], model)`
         of `trial`'s repeats, or None when its model cannot be vectorised."""
-        import keras
         from keras import ops
 
         from keras_bioact.search.population import _random_layers
+        from keras_bioact.seeding import set_random_seed
 
         members, model = [], None
         for repeat in range(self.repeats):
             seed = self.budget.seed_of(trial.number, repeat)
-            keras.utils.set_random_seed(seed)  # as the objective: seed, suggest, sample, build
+            set_random_seed(seed)  # as the objective: seed, suggest, sample, build
             learning_rate = space_lib.suggest_learning_rate(self.space, trial, self.budget.learning_rate)
             activation = Activation(space_lib.sample(self.space, trial), trial=trial, space=self.space)
+            if activation.declaration.fingerprint is not None:
+                return None  # a family whose equal functions train once: the objective checks
             model = self.build_model(activation)
             if repeat == 0:
                 trial.set_user_attr("activation", activation.to_config())
+                if activation.family in self.baselines:
+                    trial.set_user_attr("baseline", True)
             if getattr(model, "compiled", False) or not model.built or _random_layers(model):
                 return None
             values = tuple(
@@ -361,7 +367,8 @@ def run_trials(spec, study, on_trial=None, log=None, data=None):
     repeats = int(getattr(spec.budget, "repeats", 1))
     if (spec.batch or 1) > 1 and batch == 1 and log is not None:
         log(f"optuna.batch = {spec.batch}: this backend does not vectorise trials; they train one by one")
-    if batch == 1 and (repeats == 1 or not vectorizes() or any(e in TIMED for e in spec.extra)):
+    one_by_one = repeats == 1 or not vectorizes() or any(e in TIMED for e in spec.extra)
+    if spec.data.get("folds") or (batch == 1 and one_by_one):  # folds: the objective's own loop
         objective = objective_lib.objective_from_spec(spec, data)
         return workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
     objective = batch_objective_from_spec(spec, batch, data)
@@ -393,4 +400,5 @@ def batch_objective_from_spec(spec, batch=None, data=None):
         prune=spec.pruner.get("name", "none") != "none",
         batch=batch_of(spec) if batch is None else batch,
         objective=objective_lib.objective_from_spec(spec, data),
+        baselines=spec.baselines,
     )
