@@ -383,6 +383,7 @@ class MixtureResult:
     discretized: object = None
     result_path: str | None = None
     summary: dict = dataclasses.field(default_factory=dict)
+    verdict: object = None
 
     @property
     def test_scores(self):
@@ -449,6 +450,21 @@ def run_mixture(spec, progress=True, log=print):
                 f"{label}: seed {row['seed']}: test accuracy {row['test_accuracy']:.4f} "
                 f"(val {row['val_accuracy']:.4f})"
             )
+    verdict = None
+    if baseline:
+        from keras_bioact.search import verdict as verdict_lib
+
+        verdict = verdict_lib.compare(
+            "mixture: " + ", ".join(dict.fromkeys(chosen.values())),
+            [row["test_accuracy"] for row in retrained],
+            mix["baseline"],
+            [row["test_accuracy"] for row in baseline],
+            metric="test_accuracy",
+            seeds=seeds,
+            n_test=int(len(splits["test"][1])),
+        )
+        for line in verdict.lines():
+            log(line)
     summary = {
         "spec": spec.source,
         "backend": keras.backend.backend(),
@@ -463,12 +479,22 @@ def run_mixture(spec, progress=True, log=print):
             "discretized": _mean(retrained, "test_accuracy"),
             "baseline": _mean(baseline, "test_accuracy"),
         },
+        "verdict": None if verdict is None else verdict.to_dict(),
     }
     result = MixtureResult(
-        chosen, history, retrained, baseline, model=model, discretized=discretize(model), summary=summary
+        chosen,
+        history,
+        retrained,
+        baseline,
+        model=model,
+        discretized=discretize(model),
+        summary=summary,
+        verdict=verdict,
     )
     directory = spec.output.get("dir")
     if directory:
         result.result_path = atomic_write(os.path.join(directory, RESULT_FILE), json.dumps(summary, indent=2))
         log(f"result: {result.result_path}")
+        if verdict is not None:
+            verdict_lib.write_json(verdict, directory)
     return result
