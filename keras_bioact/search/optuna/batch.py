@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import math
 import time
+import warnings
 
 from keras_bioact.search import space as space_lib
 from keras_bioact.search.activation import Activation
@@ -356,7 +357,10 @@ def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, lo
             want = min(want, n_trials - workers.count_finished(study) - running)
         if want <= 0 or (left is not None and left <= 0):
             return study
-        objective(study, want, on_trial=on_trial, log=log)
+        with warnings.catch_warnings():
+            # ask/tell has no heartbeat thread; liveness is the workers' own (recover_dead_trials)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            objective(study, want, on_trial=on_trial, log=log)
 
 
 def run_trials(spec, study, on_trial=None, log=None, data=None):
