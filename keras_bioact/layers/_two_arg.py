@@ -21,13 +21,14 @@ def check_dropout(rate, layer):
     return float(rate)
 
 
-def resolve_inner(inner, arity, layer, dtype):
-    """Return the inner net, checking it against `arity`. Created when `inner` is None, with
-    the outer layer's dtype policy `dtype`; a given `inner` keeps its own policy."""
+def resolve_inner(inner, arity, layer, dtype, groups=1):
+    """Return the inner net, checking it against `arity` and `groups` (its number of
+    independent nets; layers without a `groups` argument pass 1). Created when `inner` is
+    None, with the outer layer's dtype policy `dtype`; a given `inner` keeps its own policy."""
     if arity is not None and (isinstance(arity, bool) or arity not in ARITIES):
         raise ValueError(f"{layer}: `arity` must be 1 or 2, got {arity!r}.")
     if inner is None:
-        return InnerNonlinearity(arity=2 if arity is None else arity, dtype=dtype)
+        return InnerNonlinearity(arity=2 if arity is None else arity, groups=groups, dtype=dtype)
     legal = (
         "None or a layer with an `arity` attribute of 1 or 2 (such as "
         "keras_bioact.layers.InnerNonlinearity), or its config"
@@ -40,6 +41,13 @@ def resolve_inner(inner, arity, layer, dtype):
             f"{layer}: `arity`={arity} does not match the shared `inner` net's arity "
             f"{inner.arity}; pass arity={inner.arity} (or leave `arity` unset) or an inner net "
             f"built with arity={arity}."
+        )
+    inner_groups = getattr(inner, "groups", 1)
+    if inner_groups != groups:
+        where = "`groups`" if groups != 1 else "this layer (one g for all units)"
+        raise ValueError(
+            f"{layer}: the `inner` net has groups={inner_groups}, but {where} needs "
+            f"groups={groups}; pass an inner net built with groups={groups}."
         )
     return inner
 
@@ -116,4 +124,5 @@ def deserialize_inner(config):
 
 def build_inner(layer):
     if not layer.inner.built:
-        layer.inner.build((None, layer.arity))
+        groups = getattr(layer.inner, "groups", 1)
+        layer.inner.build((None, layer.arity) if groups == 1 else (None, groups, layer.arity))

@@ -34,6 +34,11 @@ class InnerNonlinearity(keras.layers.Layer):
     `kernel_0, bias_0, kernel_1, ...` and listed in `bioact_parameters`, so the activation-
     parameter view (`keras_bioact.params.ParameterView`) can read and evolve them.
 
+    Groups (KAT-style, Yang & Wang 2025): with `groups=G > 1` the layer holds G independent
+    nets of the same shape, stacked (`kernel_i` has shape `(G, n_in, n_out)`, `bias_i` shape
+    `(G, n_out)`). It then maps `(..., G, arity)` to `(..., G, 1)`, net k acting on index k of
+    axis -2, all G at once in one batched contraction (`einsum`), never a loop over groups.
+
     Args:
         arity: number of arguments, 1 or 2. Default 2 (1 gives the paper's "1-arg" control).
         hidden_units: sizes of the hidden layers (any depth >= 0). Default `(64, 64)`.
@@ -42,6 +47,7 @@ class InnerNonlinearity(keras.layers.Layer):
         bias_initializer: initializer of every bias. Default `"zeros"`.
         kernel_regularizer: optional regularizer of every kernel.
         bias_regularizer: optional regularizer of every bias.
+        groups: number of independent nets, positive int. Default 1 (one net for all units).
         **kwargs: base layer keyword arguments, such as `name`, `dtype` and `trainable`.
     """
 
@@ -54,6 +60,7 @@ class InnerNonlinearity(keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        groups=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,14 +77,20 @@ class InnerNonlinearity(keras.layers.Layer):
             raise ValueError(
                 f"{name}: `hidden_units` must be a sequence of positive ints, got {hidden_units!r}."
             )
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"{name}: `groups` must be a positive int, got {groups!r}.")
         self.arity = int(arity)
+        self.groups = int(groups)
         self.hidden_units = tuple(int(h) for h in hidden_units)
         self.activation = _params.activation(activation, "activation", name)
         self.kernel_initializer = _params.initializer(kernel_initializer, "kernel_initializer", name)
         self.bias_initializer = _params.initializer(bias_initializer, "bias_initializer", name)
         self.kernel_regularizer = _params.regularizer(kernel_regularizer, "kernel_regularizer", name)
         self.bias_regularizer = _params.regularizer(bias_regularizer, "bias_regularizer", name)
-        self.input_spec = keras.layers.InputSpec(min_ndim=1, axes={-1: self.arity})
+        if self.groups == 1:
+            self.input_spec = keras.layers.InputSpec(min_ndim=1, axes={-1: self.arity})
+        else:
+            self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: self.arity, -2: self.groups})
 
     @property
     def sizes(self):
@@ -97,9 +110,9 @@ class InnerNonlinearity(keras.layers.Layer):
         return tuple(names)
 
     def count_params_formula(self):
-        """Number of weights of g: `sum(n_in * n_out + n_out)` over its layers."""
+        """Number of weights of g: `groups * sum(n_in * n_out + n_out)` over its layers."""
         sizes = self.sizes
-        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        return self.groups * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
     def build(self, input_shape=None):
         if input_shape is not None and input_shape[-1] is not None and input_shape[-1] != self.arity:
@@ -107,16 +120,23 @@ class InnerNonlinearity(keras.layers.Layer):
                 f"{type(self).__name__}: the last input axis must have size `arity`={self.arity}, "
                 f"got input shape {tuple(input_shape)}."
             )
+        if self.groups > 1 and input_shape is not None and len(input_shape) >= 2:
+            if input_shape[-2] is not None and input_shape[-2] != self.groups:
+                raise ValueError(
+                    f"{type(self).__name__}: with `groups`={self.groups} the input axis -2 must have "
+                    f"size {self.groups} (one entry per group), got input shape {tuple(input_shape)}."
+                )
         sizes = self.sizes
+        lead = () if self.groups == 1 else (self.groups,)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
             kernel = self.add_weight(
-                shape=(n_in, n_out),
+                shape=(*lead, n_in, n_out),
                 name=f"kernel_{i}",
                 initializer=self.kernel_initializer,
                 regularizer=self.kernel_regularizer,
             )
             bias = self.add_weight(
-                shape=(n_out,),
+                shape=(*lead, n_out),
                 name=f"bias_{i}",
                 initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer,
@@ -127,11 +147,20 @@ class InnerNonlinearity(keras.layers.Layer):
 
     def call(self, inputs):
         # One contraction over the last axis for all leading axes at once: flatten to 2-D,
-        # matmul, restore. (Every backend lowers this to a single GEMM.)
+        # matmul, restore (every backend lowers this to a single GEMM); with groups, flatten
+        # to (N, G, n_in) and contract every group with its own kernel (a batched GEMM).
         lead = ops.shape(inputs)[:-1]
-        h = ops.reshape(inputs, (-1, self.arity))
+        if self.groups == 1:
+            h = ops.reshape(inputs, (-1, self.arity))
+        else:
+            h = ops.reshape(inputs, (-1, self.groups, self.arity))
         for i in range(self.depth):
-            h = ops.matmul(h, getattr(self, f"kernel_{i}")) + getattr(self, f"bias_{i}")
+            kernel = getattr(self, f"kernel_{i}")
+            if self.groups == 1:
+                h = ops.matmul(h, kernel)
+            else:
+                h = ops.einsum("ngi,gio->ngo", h, kernel)
+            h = h + getattr(self, f"bias_{i}")
             if i < self.depth - 1:
                 h = self.activation(h)
         return ops.reshape(h, (*lead, 1))
@@ -146,6 +175,7 @@ class InnerNonlinearity(keras.layers.Layer):
                 "arity": self.arity,
                 "hidden_units": list(self.hidden_units),
                 "activation": activations.serialize(self.activation),
+                "groups": self.groups,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),

@@ -45,6 +45,10 @@ class TabulatedInner(keras.layers.Layer):
         inner = _params.deserialized(inner, "inner", name, legal)
         if not isinstance(inner, keras.layers.Layer) or getattr(inner, "arity", None) not in (1, 2):
             raise ValueError(f"{name}: `inner` must be {legal}, got {inner!r}.")
+        if getattr(inner, "groups", 1) != 1:
+            raise ValueError(
+                f"{name}: `inner` must have groups=1 (one net to tabulate), got groups={inner.groups}."
+            )
         if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
             raise ValueError(f"{name}: `grid` must be an integer >= 2, got {grid!r}.")
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:

@@ -17,6 +17,7 @@ from keras_bioact.layers import (
     ActivationAdapter,
     ANRUCell,
     CheckpointedRNN,
+    FeedForward,
     GammaActivation,
     GammaRNNCell,
     InnerNonlinearity,
@@ -26,6 +27,7 @@ from keras_bioact.layers import (
     TabulatedInner,
     TwoArgConv2D,
     TwoArgDense,
+    TwoArgFeedForward,
 )
 
 
@@ -122,6 +124,25 @@ CASES = {
     "two_arg_conv2d_split_strided": (TwoArgConv2D, dict(
         init_kwargs={"filters": 2, "kernel_size": (3, 2), "strides": 2, "pairing": "split"},
         input_shape=(2, 7, 6, 3), expected_output_shape=(2, 3, 3, 2), expected_num_trainable_weights=8)),
+    "two_arg_feed_forward_tokens": (TwoArgFeedForward, dict(
+        init_kwargs={"hidden": 4, "dropout": 0.25, "seed": 1, "kernel_regularizer": "l2",
+                     "inner": _config(InnerNonlinearity(hidden_units=(4,)))},
+        input_shape=(2, 3, 5), expected_output_shape=(2, 3, 5), expected_num_trainable_weights=8,
+        expected_num_losses=2, expected_num_seed_generators=1)),
+    "two_arg_feed_forward_grouped": (TwoArgFeedForward, dict(
+        init_kwargs={"hidden": 6, "groups": 3, "output_dim": 2, "pairing": "split", "use_bias": False},
+        input_shape=(2, 4), expected_output_shape=(2, 2), expected_num_trainable_weights=8)),
+    "two_arg_feed_forward_one_arg": (TwoArgFeedForward, dict(
+        init_kwargs={"hidden": 3, "arity": 1, "normalize": False, "output_kernel_initializer": "zeros"},
+        input_shape=(2, 2, 4), expected_output_shape=(2, 2, 4), expected_num_trainable_weights=10)),
+    "feed_forward_plain": (FeedForward, dict(
+        init_kwargs={"hidden": 6, "activation": "relu", "dropout": 0.25, "seed": 1,
+                     "bias_regularizer": "l2"},
+        input_shape=(2, 3, 4), expected_output_shape=(2, 3, 4), expected_num_trainable_weights=4,
+        expected_num_losses=2, expected_num_seed_generators=1)),
+    "feed_forward_swiglu": (FeedForward, dict(
+        init_kwargs={"hidden": 5, "activation": "silu", "gated": True, "output_dim": 3, "use_bias": False},
+        input_shape=(2, 4), expected_output_shape=(2, 3), expected_num_trainable_weights=2)),
     "preactivation_drive_step": (PreactivationDrive, dict(
         init_kwargs={"units": 3, "strength": 2.0, "start": 1, "length": 2}, input_shape=(2, 5, 4),
         expected_output_shape=(2, 5, 7), expected_num_trainable_weights=0,
