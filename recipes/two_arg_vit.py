@@ -322,6 +322,11 @@ def run_one(arm, seed, hidden, data, args, setting):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.figures is not None:  # load the plotting stack before training: a missing one fails now,
+        import matplotlib  # not after an hour of training (and a removed install cannot break it later)
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
     data = load_data(args)
     side = data[0][0].shape[1]
     sizes, target = arm_sizes(args, side)
