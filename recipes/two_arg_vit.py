@@ -146,6 +146,7 @@ def _inner(args, groups, name):
 def build_vit(arm, hidden, args, input_side, n_classes=10):
     """The ViT of the module docstring with the feed-forward block of `arm` at `hidden` units."""
     import keras
+
     from keras_bioact.feed_forward import feed_forward
 
     kind, groups = ffn_kwargs(arm, args)
@@ -182,7 +183,6 @@ def arm_sizes(args, input_side, n_classes=10):
     the reference count. A g shared by all blocks is counted once, its weights taken from the
     blocks' budget in equal parts."""
     from keras_bioact.feed_forward import feed_forward_hidden, feed_forward_params
-
     from keras_bioact.nin import inner_param_count
 
     rest = non_ffn_params(args, input_side, n_classes)
