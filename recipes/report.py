@@ -35,6 +35,7 @@ from recipes.common.tables import fmt, fmt_p, fmt_stat, table, values  # noqa: E
 # What each claim compares (recipes/common/report_claims.py): paper, claim, recipe, setting, metric, ...
 CLAIMS = report_claims.CLAIMS + search_pays_report.CLAIMS  # issue 15 item 3: the search-pays claims
 COLUMNS, SEED_LISTS, SWEEPS = report_claims.COLUMNS, report_claims.SEED_LISTS, report_claims.SWEEPS
+BASELINES = report_claims.BASELINES
 NOT_RUN_SEARCH, NOT_RUN_GPU = search_pays_report.NOT_RUN, report_claims.NOT_RUN_GPU
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
@@ -209,6 +210,27 @@ def plot_sweeps(key, variants, sweeps, path):
     plt.close(fig)
 
 
+def best_baseline(recipe, variants):
+    """`(name, test accuracies)` of the variant of `BASELINES[recipe]` with the best mean test accuracy."""
+    scored = []
+    for v in BASELINES.get(recipe, ()):
+        d = stats.describe(values(variants.get(v, []), "test_accuracy"))
+        if d["n"]:
+            scored.append((-d["mean"], v))
+    return (min(scored)[1], values(variants[min(scored)[1]], "test_accuracy")) if scored else (None, None)
+
+
+def figure_paths_dir(figure_paths):
+    """The figures directory of a setting (where its curves PNG lies)."""
+    return pathlib.Path(next(iter(figure_paths.values()))).parent
+
+
+def params_cell(recs):
+    """The parameter count(s) stored in the run files (`params`), or "-"."""
+    counts = sorted({r["params"] for r in recs if isinstance(r.get("params"), int)})
+    return " / ".join(f"{c:,}" for c in counts) or "-"
+
+
 def setting_section(key, variants, figure_paths, readme_dir):
     recipe, setting = key
     first = next(iter(variants.values()))[0]
@@ -226,8 +248,13 @@ def setting_section(key, variants, figure_paths, readme_dir):
         "",
     ]
     extra = COLUMNS.get(recipe, ())
+    base, base_acc = best_baseline(recipe, variants)
     rows = []
     for variant, recs in variants.items():
+        welch = []
+        if base is not None:
+            p = stats.welch(values(recs, "test_accuracy"), base_acc)["p"] if variant != base else None
+            welch = ["(best baseline)" if variant == base else fmt_p(p)]
         cells = []
         for metric, _, digits, scale in extra:
             d = stats.describe(values(recs, metric))
@@ -240,9 +267,11 @@ def setting_section(key, variants, figure_paths, readme_dir):
         rows.append(
             [
                 variant,
+                params_cell(recs),
                 acc["n"],
                 ", ".join(str(r["seed"]) for r in recs),
                 fmt_stat(acc, 2, 100),
+                *welch,
                 fmt_stat(auc, 4),
                 fmt(fin["mean"], 4),
                 *cells,
@@ -250,7 +279,10 @@ def setting_section(key, variants, figure_paths, readme_dir):
                 fmt(wall["mean"], 0),
             ]
         )
-    hdr = ["variant", "n", "seeds", "test accuracy %", "mean train loss (AUC)", "final train loss"]
+    hdr = ["variant", "params", "n", "seeds", "test accuracy %"]
+    if base is not None:
+        hdr.append(f"Welch p vs best baseline ({base}), test accuracy, two-sided")
+    hdr += ["mean train loss (AUC)", "final train loss"]
     lines.append(table(hdr + [h for _, h, _, _ in extra] + ["diverged", "s / run"], rows))
     for metric, label in SEED_LISTS.get(recipe, ()):
         per_variant = [
@@ -260,6 +292,17 @@ def setting_section(key, variants, figure_paths, readme_dir):
         ]
         if per_variant:
             lines += ["", f"{label}: " + "; ".join(per_variant) + "."]
+    surfaces = [
+        (v, r["seed"], r["record"]["surface_png"])
+        for v, recs in variants.items()
+        for r in recs
+        if isinstance(r.get("record"), dict) and isinstance(r["record"].get("surface_png"), str)
+    ]
+    if surfaces:
+        lines += ["", "Learned g surfaces (xor_score of each g in its panel's title):", ""]
+        for v, seed, name in surfaces:
+            rel = (pathlib.Path(figure_paths_dir(figure_paths)) / safe_name(name)).resolve()
+            lines.append(f"![{v} g seed {seed}]({rel.relative_to(readme_dir.resolve()).as_posix()})")
     if figure_paths:
         lines.append("")
         for name, path in figure_paths.items():

@@ -246,10 +246,10 @@ def test_report_draws_early_stopped_runs_and_runs_without_validation_curves(tmp_
     text = readme.read_text()
     # Recipe-specific columns and every learned g's xor_score, seed by seed.
     assert "| frozen g, fresh outer net: test accuracy % | xor_score of the learned g |" in text
-    assert "87.50 ± 0.00" in text and "| relu | 2 | 0, 1 |" in text
+    assert "87.50 ± 0.00" in text and "| relu | - | 2 | 0, 1 |" in text  # params: none stored
     assert "xor_score of g after joint training: 2-arg: 0.30 (seed 0), 0.40 (seed 1)." in text
     assert "| accuracy drop at the largest step drive |" in text and "0.350 ± 0.071" in text
-    assert "| 2-arg | 2 | 0, 1 |" in text
+    assert "| 2-arg | - | 2 | 0, 1 | 89.50 ± 0.71 [83.15, 95.85] | 0.18 |" in text  # Welch p vs relu
     row = next(line for line in text.splitlines() if "beats the parameter-matched ReLU" in line)
     # Welch t = -2 on 2 degrees of freedom: one-sided p ~ 0.09, not held; 2 of the 3 planned seeds.
     assert "2-arg: 0.1050" in row and "relu: 0.1250" in row and "**no (so far: 2 of 3 seeds)**" in row

@@ -27,12 +27,14 @@ def test_two_arg_xor_recipe_tiny_end_to_end(tmp_path):
     result = recipe.main(argv)
     saved = json.loads((out / "results.json").read_text())
     assert len(saved["runs"]) == 1
-    for name in ("2-arg", "1-arg", "relu"):
+    for name in ("2-arg", "1-arg", "relu", "geglu", "swiglu"):
         acc = result["summary"][name]["acc_joint"]
         assert 0.0 <= acc["mean"] <= 1.0 and acc["n"] == 1 and math.isnan(acc["std"])  # one seed: no std
         assert saved["summary"][name]["acc_joint"] == dict(acc, std=None, ci95=[None, None])  # NaN: null
     two, relu = result["summary"]["2-arg"], result["summary"]["relu"]
     assert abs(relu["params"] - two["params"]) / two["params"] <= 0.01
+    for glu in ("geglu", "swiglu"):  # the gated MLPs: matched to the 2-arg MLP within 2 %
+        assert abs(result["summary"][glu]["params"] - two["params"]) / two["params"] <= 0.02
     assert 0.0 <= two["xor_learned"]["mean"] <= 1.0
     assert two["acc_frozen_g"]["n"] == 1 and relu["acc_frozen_g"]["n"] == 0  # ReLU has no session III
     assert (out / "g_learned_seed3.png").exists() and (out / "g_pretrained_seed3.png").exists()
@@ -53,7 +55,8 @@ def test_two_arg_xor_run_files_early_stopping_and_skipping(tmp_path):
     results = tmp_path / "results"
     first = recipe.main([*argv, "--results", str(results)])
     setting = results / "two_arg_xor" / "digits-mlp20-20"
-    assert sorted(p.parent.name for p in setting.rglob("seed0.json")) == ["1-arg", "2-arg", "relu"]
+    names = sorted(p.parent.name for p in setting.rglob("seed0.json"))
+    assert names == ["1-arg", "2-arg", "geglu", "relu", "swiglu"]
     two = load_run(setting / "2-arg" / "seed0.json")
     m = two["metrics"]
     assert m["test_accuracy"] == first["runs"][0]["2-arg"]["acc_joint"]
