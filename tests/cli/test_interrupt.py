@@ -57,6 +57,7 @@ def test_interrupt_fails_and_requeues_running_trials_without_traceback(tmp_path,
         name = "none"
         [space]
         families = ["relu", "gamma"]
+        baselines = []
         """)
     )
     cmd = [sys.executable, "-m", "keras_bioact.cli", "search", "--allow-code", "helpers.search", str(spec)]
