@@ -55,7 +55,11 @@ class ComposedActivation(keras.layers.Layer):
     def __init__(self, expression, shared_axes="all", **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
-        self.tree = expressions.parse(expression)
+        try:
+            self.tree = expressions.parse(expression)
+        except expressions.ExpressionError as error:  # same error, prefixed with the layer and argument
+            error.args = (f"{type(self).__name__}: `expression` must be a formula of the grammar above; {error}",)
+            raise
         self.expression = str(self.tree)
         self.shared_axes = _params.normalize_shared_axes(shared_axes, type(self).__name__)
         self._scalar_names = tuple(name for name, _, _ in expressions.parameter_names(self.tree))

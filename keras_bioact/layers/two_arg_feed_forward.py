@@ -107,8 +107,8 @@ class TwoArgFeedForward(keras.layers.Layer):
         self.groups = _two_arg.check_positive_int(groups, "groups", name)
         if self.hidden % self.groups:
             raise ValueError(
-                f"{name}: `hidden`={self.hidden} must be divisible by `groups`={self.groups} "
-                f"(every group has hidden // groups units)."
+                f"{name}: `groups` must be a positive int that divides `hidden`={self.hidden} "
+                f"(every group has hidden // groups units), got {self.groups}."
             )
         self.inner = _two_arg.resolve_inner(inner, arity, name, self.dtype_policy, groups=self.groups)
         self.arity = self.inner.arity

@@ -13,15 +13,19 @@ from keras_bioact.layers import (
     ActivationAdapter,
     ANRUCell,
     CheckpointedRNN,
+    ComposedActivation,
+    FeedForward,
     GammaActivation,
     GammaRNNCell,
     InnerNonlinearity,
     LearnableSwish,
+    MixtureActivation,
     PreactivationDrive,
     SinusoidalRescaling,
     TabulatedInner,
     TwoArgConv2D,
     TwoArgDense,
+    TwoArgFeedForward,
 )
 
 
@@ -178,6 +182,27 @@ ROWS = [
     (KaimingNormal, {}, "seed", "x", r"SeedGenerator\(\)` or an integer"),  # Keras' own message
     (Bounds, {}, "min_value", "0", r"None or a finite number"),
     (Bounds, {}, "max_value", float("nan"), r"None or a finite number"),
+    (ComposedActivation, {}, "expression", "foo(x)", r"unknown primitive 'foo' at column 1; primitives: identity"),
+    (ComposedActivation, {}, "expression", 3, r"must be a string"),
+    (ComposedActivation, {"expression": "x"}, "shared_axes", "channels", r"None, 'all', or non-zero int axes"),
+    (MixtureActivation, {}, "candidates", "gelu", r"a non-empty list of names from \('identity', 'relu'"),
+    (MixtureActivation, {}, "warm_start", "tanh_x", r"None or one of the candidates"),
+    (MixtureActivation, {}, "warm_weight", 1.0, r"a number in \(0, 1\)"),
+    (MixtureActivation, {}, "temperature", 0, r"a number in \[0.01, 100\]"),
+    *_identifier_rows(FeedForward, {"hidden": 4}, {
+        "hidden": (0, r"a positive int"), "activation": ("foo", ACTIVATION), "gated": (1, r"True or False"),
+        "output_dim": (-1, r"a positive int"), "dropout": (1.5, r"a number in \[0, 1\)"),
+        "kernel_initializer": _INIT, "bias_initializer": _INIT, "kernel_regularizer": _REG,
+        "bias_regularizer": _REG, "kernel_constraint": _CON, "bias_constraint": _CON,
+    }),
+    *_identifier_rows(TwoArgFeedForward, {"hidden": 4}, {
+        "hidden": (0, r"a positive int"), "output_dim": (0, r"a positive int"), "groups": (0, r"a positive int"),
+        "inner": ("g", INNER), "arity": (3, r"1 or 2"), "pairing": ("x", r"one of 'adjacent', 'split'"),
+        "epsilon": (0, r"a number > 0"), "dropout": (-0.1, r"a number in \[0, 1\)"),
+        "kernel_initializer": _INIT, "output_kernel_initializer": _INIT, "bias_initializer": _INIT,
+        "kernel_regularizer": _REG, "bias_regularizer": _REG, "kernel_constraint": _CON, "bias_constraint": _CON,
+    }),
+    (TwoArgFeedForward, {"hidden": 4}, "groups", 3, r"a positive int that divides `hidden`=4"),
 ]
 
 

@@ -21,7 +21,7 @@ BUDGET = Budget(epochs=2, batch_size=32, seed=3)
 KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def _spec(**optuna_table):
+def _spec(space=SPACE, **optuna_table):
     table = {"study": "b", "storage": "sqlite:///:memory:", "n_trials": 4, **optuna_table}
     return parse_spec(
         {
@@ -29,7 +29,7 @@ def _spec(**optuna_table):
             "data": {"max_train": 200, "max_val": 96},
             "model": {"hidden": [16]},
             "budget": {"epochs": 2, "batch_size": 32, "seed": 3},
-            "space": SPACE,
+            "space": space,
         }
     )
 
@@ -133,7 +133,7 @@ def test_a_diverged_member_fails_alone(setup):
 
 @needs_vmap
 def test_run_trials_of_a_spec_batches_and_counts(setup):
-    spec = _spec(batch=3, n_trials=4, pruner={"name": "none"})
+    spec = _spec({**SPACE, "baselines": []}, batch=3, n_trials=4, pruner={"name": "none"})  # gamma only
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     seen = []
     run_trials(spec, study, on_trial=lambda st, t: seen.append(t.number), data=setup[0])
