@@ -87,6 +87,7 @@ def test_optuna_holdout_scores_the_test_split(tmp_path, shifted_test_labels, cap
         space=spec.space,
         budget=spec.budget,
         prune=False,
+        validation_freq=spec.budget.epochs,  # as the verdict (on torch, validation passes draw from the RNG)
     )
     independent = [
         objective(optuna.trial.FixedTrial(study.best_trial.params, number=seed - spec.budget.seed))

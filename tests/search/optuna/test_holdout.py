@@ -76,6 +76,7 @@ def test_verdict_retrains_both_arms_with_the_same_fresh_seeds_and_scores_test(tm
         space=spec.space,
         budget=spec.budget,
         prune=False,
+        validation_freq=spec.budget.epochs,  # as the verdict (on torch, validation passes draw from the RNG)
     )
     for seed, value in zip(v.seeds, v.best_scores, strict=True):
         again = replay(optuna.trial.FixedTrial(gamma.params, number=seed - spec.budget.seed))
