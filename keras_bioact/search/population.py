@@ -104,6 +104,24 @@ def _random_layers(model):
     return [layer.name for layer in walk_layers(model) if getattr(layer, "_seed_generators", None)]
 
 
+def unvectorizable(model, backend=None):
+    """Why `model`'s training cannot be vectorised across members on `backend` (default: the
+    current one), or "" when it can."""
+    backend = backend or keras.backend.backend()
+    if backend not in ("jax", "torch", "tensorflow"):
+        return f"no vectorised training for backend {backend!r}"
+    random = _random_layers(model)
+    if random:
+        return f"layers {random} draw random numbers (Dropout or noise); the vectorised step cannot"
+    if backend == "torch":
+        from keras.src.layers.convolutional.base_conv import BaseConv
+
+        conv = [layer.name for layer in walk_layers(model) if isinstance(layer, BaseConv)]
+        if conv:  # torch: "NYI: Tensor.clone(memory_format) inside vmap ... (got ChannelsLast)"
+            return f"torch.func.vmap cannot run Keras' convolutions (layers {conv}) on torch"
+    return ""
+
+
 class PopulationTrainer:
     """Train every candidate of a population from the same start, vectorised where possible.
 
@@ -202,12 +220,7 @@ class PopulationTrainer:
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _why_not_vectorized(self):
-        if self.backend not in ("jax", "torch", "tensorflow"):
-            return f"no vectorised training for backend {self.backend!r}"
-        random = _random_layers(self.model)
-        if random:
-            return f"layers {random} draw random numbers (Dropout or noise); the vectorised step cannot"
-        return ""
+        return unvectorizable(self.model, self.backend)
 
     def _find_slots(self):
         where = {id(v): ("n", i) for i, v in enumerate(self.model.non_trainable_variables)}
@@ -607,9 +620,9 @@ class PopulationFit:
         self.backend = keras.backend.backend()
         if self.backend not in FIT_BACKENDS:
             raise ValueError(f"PopulationFit: no vectorised fit for backend {self.backend!r}.")
-        random = _random_layers(model)
-        if random:
-            raise ValueError(f"PopulationFit: layers {random} draw random numbers: not vectorised.")
+        why = unvectorizable(model, self.backend)
+        if why:
+            raise ValueError(f"PopulationFit: not vectorised: {why}.")
         self.model = model
         self.x, self.y = np.asarray(x), np.asarray(y)
         self.x_val, self.y_val = np.asarray(x_val), np.asarray(y_val)

@@ -137,7 +137,7 @@ class BatchObjective:
         of `trial`'s repeats, or None when its model cannot be vectorised."""
         from keras import ops
 
-        from keras_bioact.search.population import _random_layers
+        from keras_bioact.search.population import unvectorizable
         from keras_bioact.seeding import set_random_seed
 
         members, model = [], None
@@ -153,7 +153,7 @@ class BatchObjective:
                 trial.set_user_attr("activation", activation.to_config())
                 if activation.family in self.baselines:
                     trial.set_user_attr("baseline", True)
-            if getattr(model, "compiled", False) or not model.built or _random_layers(model):
+            if getattr(model, "compiled", False) or not model.built or unvectorizable(model):
                 return None
             values = tuple(
                 [ops.convert_to_numpy(v.value) for v in group]
