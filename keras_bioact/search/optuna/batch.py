@@ -187,11 +187,13 @@ class BatchObjective:
 
     # -- a batch ------------------------------------------------------------------------------
 
-    def __call__(self, study, count, on_trial=None, log=None):
+    def __call__(self, study, count, on_trial=None, log=None, room=None):
         """Ask `study` for `count` trials, one after the other (each is sampled and built before
         the next is asked, so that an interrupted batch holds no trial without parameters),
         train them and tell them (all of them, also on an error: the untold ones fail, and the
-        error goes on). Returns the told trials (`FrozenTrial`s)."""
+        error goes on). `room()`, asked before each trial after the first, stops the asking early
+        when it says no more trials are wanted (other workers took them). Returns the told trials
+        (`FrozenTrial`s)."""
         import optuna
 
         told, pending, trials = [], [], []
@@ -206,7 +208,9 @@ class BatchObjective:
 
         try:
             groups, plain = collections.OrderedDict(), []
-            for _ in range(count):
+            for i in range(count):
+                if i and room is not None and room() <= 0:  # other workers took the rest meanwhile
+                    break
                 trial = study.ask()
                 trials.append(trial)
                 pending.append(trial)
@@ -349,18 +353,21 @@ def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, lo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     workers.recover_dead_trials(study)
     deadline = None if timeout is None else time.monotonic() + timeout
+    def room():  # trials still wanted: other workers' running ones count as on their way
+        if n_trials is None:
+            return objective.batch
+        running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+        return n_trials - workers.count_finished(study) - running
+
     while True:
         left = None if deadline is None else deadline - time.monotonic()
-        want = objective.batch
-        if n_trials is not None:
-            running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-            want = min(want, n_trials - workers.count_finished(study) - running)
+        want = min(objective.batch, room())
         if want <= 0 or (left is not None and left <= 0):
             return study
         with warnings.catch_warnings():
             # ask/tell has no heartbeat thread; liveness is the workers' own (recover_dead_trials)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            objective(study, want, on_trial=on_trial, log=log)
+            objective(study, want, on_trial=on_trial, log=log, room=None if n_trials is None else room)
 
 
 def run_trials(spec, study, on_trial=None, log=None, data=None):
