@@ -40,6 +40,7 @@ seed = 0
 name = "none"
 [space]
 families = ["relu", "gamma"]
+baselines = []
 """
 
 
