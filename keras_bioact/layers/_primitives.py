@@ -5,7 +5,9 @@
 Every function takes float32 (or float64) tensors and the primitive's learnable scalars in the
 order of its `Param`s. Branches are masked before they are evaluated (`elu`, `selu`), and the
 operations that overflow see a clipped input (`exp`: at most `COMPOSED_EXP_MAX`; `square`:
-within +-`COMPOSED_SQUARE_MAX`), so no unused branch produces Inf or NaN.
+within +-`COMPOSED_SQUARE_MAX`), so no unused branch produces Inf or NaN. `gamma` is the one
+`keras_bioact.layers.GammaActivation` trains (`ops._trained_gamma`: the hand-written backward pass
+on TensorFlow and JAX, same values as `ops.gamma`, gradients equal to round-off).
 """
 
 from keras import ops
@@ -45,7 +47,7 @@ FUNCTIONS = {
     "square": _square,
     "exp": lambda x: ops.exp(ops.minimum(x, COMPOSED_EXP_MAX)),
     "log1p_abs": lambda x: ops.log1p(ops.abs(x)),
-    "gamma": bioact_ops.gamma,
+    "gamma": bioact_ops._trained_gamma,  # as GammaActivation trains it: same values
     "eru": bioact_ops.eru,
     "oru": bioact_ops.oru,
     "scale": lambda x, a: a * x,
