@@ -197,7 +197,7 @@ def _run(study, screen, value):
     """Ask and tell the waiting trials, each scored `value(features)` (no training)."""
     while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
         trial = study.ask()
-        config = ps._config_of(trial.params, screen.space)
+        config = ps._sample(screen.space, trial)  # the enqueued values, as the objective asks them
         trial.set_user_attr("activation", {"family": "composed", **config})
         trial.set_user_attr("fingerprint", expressions.fingerprint(config["expression"]))
         study.tell(trial, value(screen.features(config)))
@@ -212,6 +212,7 @@ def test_rounds_enqueue_the_top_ranked_proposals():
     assert [t.user_attrs["prescreen_fitted_on"] for t in waiting] == [0] * 4
     assert all("prescreen_prediction" not in t.user_attrs for t in waiting)  # proposal order
     _run(study, screen, value=lambda f: float(f[1]))  # the value: the outputs' (squashed) std
+    assert len({t.value for t in study.trials}) == 4  # four different functions
 
     def proposals(round_number):  # drawn as `Prescreen.round` draws them, minus trained functions
         rng = np.random.default_rng([screen.seed, round_number])
@@ -241,7 +242,7 @@ def test_rounds_enqueue_the_top_ranked_proposals():
     got = [ps._config_of(ps.waiting_params(t), screen.space)["expression"] for t in enqueued]
     assert got == best_first[: len(got)] and len(got) == min(4, len(expected))
     preds = [t.user_attrs["prescreen_prediction"] for t in enqueued]
-    assert preds == sorted(preds, reverse=True)
+    assert preds == sorted(preds, reverse=True) and preds[0] > preds[-1]
     _run(study, screen, value=lambda f: float(f[1]))
     rho, n = ps.report(study)
     assert n == len(enqueued) and study.user_attrs["prescreen_spearman"]["n"] == n
