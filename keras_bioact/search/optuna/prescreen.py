@@ -327,8 +327,9 @@ class Prescreen:
             values.append(value)
         return rows, values
 
-    def round(self, study):
-        """One round: propose, rank, enqueue the top `train`; returns the enqueued parameters."""
+    def round(self, study, limit=None):
+        """One round: propose, rank, enqueue the top `train` (at most `limit`); returns the
+        enqueued parameters."""
         from optuna.trial import TrialState
 
         from keras_bioact.families import composed
@@ -357,7 +358,8 @@ class Prescreen:
         order = regressor.rank(features) if regressor.fitted else list(range(len(proposals)))
         predicted = regressor.predict(features) if regressor.fitted else None
         enqueued = []
-        for position, i in enumerate(order[: self.train]):
+        top = self.train if limit is None else max(0, min(self.train, int(limit)))
+        for position, i in enumerate(order[:top]):
             params = proposals[i][0]
             attrs = {
                 "prescreen_round": number,
@@ -371,14 +373,15 @@ class Prescreen:
         study.set_user_attr("prescreen_rounds", number + 1)
         return enqueued
 
-    def refill(self, study, wanted=1):
+    def refill(self, study, wanted=1, remaining=None):
         """Run one round if fewer than `wanted` enqueued trials wait (a worker is about to ask
-        `wanted` trials; batched workers ask at most `train` at once); returns whether it did."""
+        `wanted` trials; batched workers ask at most `train` at once); it enqueues at most
+        `remaining` trials (those the study still wants; None: `train`). Returns whether it ran."""
         from optuna.trial import TrialState
 
         if len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) >= wanted:
             return False
-        self.round(study)
+        self.round(study, limit=remaining)
         return True
 
 

@@ -252,19 +252,18 @@ def test_rounds_enqueue_the_top_ranked_proposals():
 def test_a_prescreened_study_runs_end_to_end_and_reports(tmp_path):
     import tomllib
 
-    text = _text(tmp_path, prescreen="{propose = 6, train = 4}").replace("n_trials = 6", "n_trials = 5")
+    text = _text(tmp_path, prescreen="{propose = 4, train = 2}").replace("n_trials = 6", "n_trials = 3")
     spec = parse_spec(tomllib.loads(text))
-    assert spec.prescreen == {"propose": 6, "train": 4}
+    assert spec.prescreen == {"propose": 4, "train": 2}
     lines = []
     study = run_spec(spec, progress=False, log=lines.append).study
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done) == 5
-    assert [t.user_attrs["prescreen_round"] for t in done] == [0, 0, 0, 0, 1]
-    assert [t.user_attrs["prescreen_fitted_on"] for t in done] == [0, 0, 0, 0, 4]
-    assert "prescreen_prediction" in done[4].user_attrs
-    assert len({t.user_attrs["fingerprint"] for t in done}) == 5  # no function trained twice
-    assert study.user_attrs["prescreen_spearman"] == {"rho": None, "n": 1}
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3  # none left waiting
+    # rounds of `train` trials (batches never span two), refitted before each round
+    assert [t.user_attrs["prescreen_round"] for t in study.trials] == [0, 0, 1]
+    assert [t.user_attrs["prescreen_fitted_on"] for t in study.trials] == [0, 0, 2]
+    assert len({t.user_attrs["fingerprint"] for t in study.trials}) == 3  # no function trained twice
+    assert study.user_attrs["prescreen_spearman"] == {"rho": None, "n": 0}
     assert (
-        "pre-screen: Spearman rho n/a (fewer than 3) between predicted and trained val_accuracy on 1 "
+        "pre-screen: Spearman rho n/a (fewer than 3) between predicted and trained val_accuracy on 0 "
         in "\n".join(lines)
     )
