@@ -312,13 +312,14 @@ class Prescreen:
         return self._features[key]
 
     def _trained(self, study):
-        """Features and values of the study's COMPLETE composed trials with a finite value."""
+        """Features and values of the study's COMPLETE composed trials with a finite value
+        (a duplicate, which returned an earlier trial's value untrained, is left out)."""
         from optuna.trial import TrialState
 
         rows, values = [], []
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             config = dict(t.user_attrs.get("activation") or {})
-            if config.pop("family", None) != "composed" or t.values is None:
+            if config.pop("family", None) != "composed" or not t.values or "duplicate_of" in t.user_attrs:
                 continue
             value = t.values[0]
             if value is None or not math.isfinite(value):
@@ -336,10 +337,10 @@ class Prescreen:
 
         number = int(study.user_attrs.get("prescreen_rounds", 0))
         seen = {t.user_attrs.get("fingerprint") for t in study.get_trials(deepcopy=False)}
-        seen |= {
-            composed.fingerprint(_config_of(waiting_params(t), self.space))
-            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        }
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            params = waiting_params(t)  # a composed one: not a baseline's `{family = "relu"}`
+            if params.get("family", "composed") == "composed":
+                seen.add(composed.fingerprint(_config_of(params, self.space)))
         rng = np.random.default_rng([self.seed, number])
         proposals = []
         for _ in range(self.propose):
@@ -353,7 +354,7 @@ class Prescreen:
             seen.add(fp)
             proposals.append((trial.params, config))
         rows, values = self._trained(study)
-        regressor = Regressor(maximize=self.maximize).fit(rows, values) if rows else Regressor()
+        regressor = Regressor(maximize=self.maximize).fit(rows, values)
         features = [self.features(c) for _, c in proposals] if regressor.fitted else []
         order = regressor.rank(features) if regressor.fitted else list(range(len(proposals)))
         predicted = regressor.predict(features) if regressor.fitted else None
