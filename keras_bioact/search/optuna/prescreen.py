@@ -380,6 +380,8 @@ class Prescreen:
         `remaining` trials (those the study still wants; None: `train`). Returns whether it ran."""
         from optuna.trial import TrialState
 
+        if remaining is not None and remaining <= 0:
+            return False
         if len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) >= wanted:
             return False
         self.round(study, limit=remaining)

@@ -157,7 +157,9 @@ def run_study(
         from keras_bioact.search.optuna.prescreen import report
 
         rho, n = report(study)
-        shown = "n/a (fewer than 3)" if rho != rho else f"{rho:.2f}"
+        import math
+
+        shown = "n/a (fewer than 3)" if n < 3 else "n/a (constant)" if math.isnan(rho) else f"{rho:.2f}"
         log(
             f"pre-screen: Spearman rho {shown} between predicted and trained {spec.metric} on {n} "
             "candidates it did not see (each predicted before it was trained)"
