@@ -376,15 +376,15 @@ class Prescreen:
 
     def refill(self, study, wanted=1, remaining=None):
         """Run one round if fewer than `wanted` enqueued trials wait (a worker is about to ask
-        `wanted` trials; batched workers ask at most `train` at once); it enqueues at most
-        `remaining` trials (those the study still wants; None: `train`). Returns whether it ran."""
+        `wanted` trials; batched workers ask at most `train` at once); with the waiting ones it
+        enqueues at most `remaining` trials (those the study still wants; None: no limit).
+        Returns whether it ran."""
         from optuna.trial import TrialState
 
-        if remaining is not None and remaining <= 0:
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if waiting >= wanted or (remaining is not None and remaining <= waiting):
             return False
-        if len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) >= wanted:
-            return False
-        self.round(study, limit=remaining)
+        self.round(study, limit=None if remaining is None else remaining - waiting)
         return True
 
 

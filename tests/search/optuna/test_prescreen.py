@@ -207,6 +207,7 @@ def _run(study, screen, value):
 def test_rounds_enqueue_the_top_ranked_proposals():
     screen = _screen()
     study = optuna.create_study(direction="maximize")
+    assert not screen.refill(study, 4, remaining=0)  # the study has its trials: no round
     assert screen.refill(study, 4) and not screen.refill(study, 4)  # 4 waiting: no second round
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs["prescreen_fitted_on"] for t in waiting] == [0] * 4
