@@ -343,11 +343,13 @@ def _tell(study, trial, log, **kwargs):
         return None
 
 
-def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, log=None):
+def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, log=None, before_ask=None):
     """Run this process as one worker that asks `objective.batch` trials at a time (a
     `BatchObjective`) until the study has `n_trials` finished trials (over all workers; trials
     other workers are running count as on their way) or `timeout` seconds pass. Interrupted,
-    the batch's untold trials fail and are re-queued at once (as `workers.run`)."""
+    the batch's untold trials fail and are re-queued at once (as `workers.run`).
+    `before_ask(study, want, remaining)` is called before each batch is asked (the pre-screen's
+    refill; `remaining`: trials still wanted, None without `n_trials`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -364,6 +366,8 @@ def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, lo
         want = min(objective.batch, room())
         if want <= 0 or (left is not None and left <= 0):
             return study
+        if before_ask is not None:
+            before_ask(study, want, None if n_trials is None else room())
         with warnings.catch_warnings():
             # ask/tell has no heartbeat thread; liveness is the workers' own (recover_dead_trials)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
@@ -379,13 +383,41 @@ def run_trials(spec, study, on_trial=None, log=None, data=None):
     if (spec.batch or 1) > 1 and batch == 1 and log is not None:
         log(f"optuna.batch = {spec.batch}: this backend does not vectorise trials; they train one by one")
     one_by_one = repeats == 1 or not vectorizes() or any(e in TIMED for e in spec.extra)
+    screen = None
+    if spec.prescreen is not None:  # rounds of pre-screened trials, enqueued before they are asked
+        from keras_bioact.search.optuna.prescreen import Prescreen
+
+        batch = min(batch, spec.prescreen["train"])  # a batch never spans more than one round
+        screen = Prescreen.from_spec(spec, data)
+        screen.refill(study, batch, _remaining(spec, study))
     if spec.data.get("folds") or (batch == 1 and one_by_one):  # folds: the objective's own loop
         objective = objective_lib.objective_from_spec(spec, data)
-        return workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial)
+        after = on_trial
+        if screen is not None:  # after each trial, i.e. before the next one is asked
+
+            def after(st, trial):
+                remaining = _remaining(spec, st)
+                if remaining is None or remaining > 0:
+                    screen.refill(st, 1, remaining)
+                if on_trial is not None:
+                    on_trial(st, trial)
+
+        return workers.run(study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=after)
     objective = batch_objective_from_spec(spec, batch, data)
     return run_batches(
-        study, objective, n_trials=spec.n_trials, timeout=spec.timeout, on_trial=on_trial, log=log
+        study,
+        objective,
+        n_trials=spec.n_trials,
+        timeout=spec.timeout,
+        on_trial=on_trial,
+        log=log,
+        before_ask=None if screen is None else screen.refill,
     )
+
+
+def _remaining(spec, study):
+    """Trials `spec` still wants of `study` (None without `n_trials`)."""
+    return None if spec.n_trials is None else spec.n_trials - workers.count_finished(study)
 
 
 def batch_objective_from_spec(spec, batch=None, data=None):

@@ -153,6 +153,17 @@ def run_study(
             f"nothing to do: the study already has {done} finished trials; to add trials, re-run "
             f"with a larger --n-trials (e.g. --n-trials {spec.n_trials + 16})"
         )
+    if spec.prescreen is not None:
+        from keras_bioact.search.optuna.prescreen import report
+
+        rho, n = report(study)
+        import math
+
+        shown = "n/a (fewer than 3)" if n < 3 else "n/a (constant)" if math.isnan(rho) else f"{rho:.2f}"
+        log(
+            f"pre-screen: Spearman rho {shown} between predicted and trained {spec.metric} on {n} "
+            "candidates it did not see (each predicted before it was trained)"
+        )
     _, test_error = holdout.score_best(spec, study, log=log if progress else None)
     export_lib.summary(study, top, spec, log=log)
     directory = export or spec.output.get("dir")

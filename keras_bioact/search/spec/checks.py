@@ -244,6 +244,42 @@ def baselines(spec, names, source):
     spec.space.families = list(spec.space.families) + [n for n in names if n not in spec.space.families]
 
 
+def prescreen(spec, table, source):
+    """`[space] prescreen = {propose = P, train = T}` (None: not given): integers with
+    1 <= T <= P <= MAX_PROPOSE, and a space whose searched families are `composed` alone (the
+    baselines aside)."""
+    if table is None:
+        spec.prescreen = None
+        return
+    key = "space.prescreen"
+    if not isinstance(table, dict):
+        raise SpecError(source, key, f"must be a table such as {{propose = 1000, train = 20}}, got {table!r}")
+    for k in table:
+        if k not in ("propose", "train"):
+            raise SpecError(source, f"{key}.{k}", "unknown key; legal keys: propose, train")
+    for k in ("propose", "train"):
+        v = table.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_PROPOSE:
+            raise SpecError(source, f"{key}.{k}", f"must be an integer in [1, {MAX_PROPOSE}], got {v!r}")
+    if table["train"] > table["propose"]:
+        raise SpecError(
+            source,
+            f"{key}.train",
+            f"must be at most {key}.propose = {table['propose']} (the top `train` of the proposals "
+            f"are trained), got {table['train']}",
+        )
+    searched = [f for f in spec.space.families if f not in spec.baselines]
+    if searched != ["composed"]:
+        raise SpecError(
+            source,
+            key,
+            'ranks composed expressions: needs space.families = ["composed"] (baselines aside), '
+            f"got {searched}",
+        )
+    spec.prescreen = {"propose": table["propose"], "train": table["train"]}
+
+
+MAX_PROPOSE = 100_000  # proposals of one pre-screen round
 MAX_SITES = 1024  # per-site parameters (`bru_r{i}`) checked in an enqueued table
 
 

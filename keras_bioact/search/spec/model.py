@@ -117,6 +117,7 @@ class SearchSpec:
     space: space_lib.SearchSpace = field(default_factory=space_lib.SearchSpace)
     baselines: tuple = ()
     enqueue: tuple = ()
+    prescreen: dict | None = None
     evolution: dict = field(default_factory=dict)
     mixture: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)

@@ -98,13 +98,18 @@ def parse_spec(raw, source="<spec>"):
         _check_budget(spec, source)
         checks.optuna(spec, tables, source)
         space = dict(raw.get("space", {})) if isinstance(raw.get("space", {}), dict) else raw["space"]
-        warm = {k: space.pop(k) for k in ("baselines", "enqueue") if isinstance(space, dict) and k in space}
+        warm = {
+            k: space.pop(k)
+            for k in ("baselines", "enqueue", "prescreen")
+            if isinstance(space, dict) and k in space
+        }
         try:
             spec.space = space_lib.SearchSpace.from_dict(space)
         except space_lib.SpaceError as e:
             raise SpecError(source, e.key, str(e).split(": ", 1)[1]) from None
         checks.baselines(spec, warm.get("baselines"), source)
         checks.enqueue(spec, warm.get("enqueue", []), source)
+        checks.prescreen(spec, warm.get("prescreen"), source)
         checks.optuna_model(spec, source)
     elif engine == "mixture":
         _check_budget(spec, source)

@@ -519,6 +519,11 @@ def markdown():
         '`{family = "gamma", gamma_n = 5.0, gamma_s = 0.5}`; each checked against the space '
         "(family, parameter names, ranges, choices). Baselines and these are enqueued once, when "
         "the study is created |",
+        "| `prescreen` | - | `{propose = P, train = T}` (1 <= T <= P): the training-free pre-screen "
+        '(with `families = ["composed"]` only): each round draws P random expressions, ranks them '
+        "by a ridge regressor on their N(0, 1) output statistics and Fisher spectrum at "
+        "initialisation, fitted to the study's complete trials, and enqueues the top T "
+        "(docs/search.md, Pre-screen) |",
     ]
     default = space_lib.SearchSpace()
     for name, sub in default.to_dict().items():
