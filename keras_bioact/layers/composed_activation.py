@@ -58,7 +58,8 @@ class ComposedActivation(keras.layers.Layer):
         try:
             self.tree = expressions.parse(expression)
         except expressions.ExpressionError as error:  # same error, prefixed with the layer and argument
-            error.args = (f"{type(self).__name__}: `expression` must be a formula of the grammar above; {error}",)
+            name = type(self).__name__
+            error.args = (f"{name}: `expression` must be a formula of the grammar above; {error}",)
             raise
         self.expression = str(self.tree)
         self.shared_axes = _params.normalize_shared_axes(shared_axes, type(self).__name__)

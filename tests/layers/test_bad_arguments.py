@@ -182,9 +182,9 @@ ROWS = [
     (KaimingNormal, {}, "seed", "x", r"SeedGenerator\(\)` or an integer"),  # Keras' own message
     (Bounds, {}, "min_value", "0", r"None or a finite number"),
     (Bounds, {}, "max_value", float("nan"), r"None or a finite number"),
-    (ComposedActivation, {}, "expression", "foo(x)", r"unknown primitive 'foo' at column 1; primitives: identity"),
+    (ComposedActivation, {}, "expression", "foo(x)", r"unknown primitive 'foo' at column 1"),
     (ComposedActivation, {}, "expression", 3, r"must be a string"),
-    (ComposedActivation, {"expression": "x"}, "shared_axes", "channels", r"None, 'all', or non-zero int axes"),
+    (ComposedActivation, {"expression": "x"}, "shared_axes", "channels", r"None, 'all', or non-zero int"),
     (MixtureActivation, {}, "candidates", "gelu", r"a non-empty list of names from \('identity', 'relu'"),
     (MixtureActivation, {}, "warm_start", "tanh_x", r"None or one of the candidates"),
     (MixtureActivation, {}, "warm_weight", 1.0, r"a number in \(0, 1\)"),
@@ -196,11 +196,13 @@ ROWS = [
         "bias_regularizer": _REG, "kernel_constraint": _CON, "bias_constraint": _CON,
     }),
     *_identifier_rows(TwoArgFeedForward, {"hidden": 4}, {
-        "hidden": (0, r"a positive int"), "output_dim": (0, r"a positive int"), "groups": (0, r"a positive int"),
+        "hidden": (0, r"a positive int"), "output_dim": (0, r"a positive int"),
+        "groups": (0, r"a positive int"),
         "inner": ("g", INNER), "arity": (3, r"1 or 2"), "pairing": ("x", r"one of 'adjacent', 'split'"),
         "epsilon": (0, r"a number > 0"), "dropout": (-0.1, r"a number in \[0, 1\)"),
         "kernel_initializer": _INIT, "output_kernel_initializer": _INIT, "bias_initializer": _INIT,
-        "kernel_regularizer": _REG, "bias_regularizer": _REG, "kernel_constraint": _CON, "bias_constraint": _CON,
+        "kernel_regularizer": _REG, "bias_regularizer": _REG,
+        "kernel_constraint": _CON, "bias_constraint": _CON,
     }),
     (TwoArgFeedForward, {"hidden": 4}, "groups", 3, r"a positive int that divides `hidden`=4"),
 ]

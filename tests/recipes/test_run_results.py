@@ -110,7 +110,8 @@ def test_report_regenerates_tables_and_figures(tmp_path):
     readme.write_text("# x\n\n<!-- report:begin -->\n<!-- report:end -->\n")
     figures = tmp_path / "figures"
     figures.mkdir()
-    for surface in (ROOT / "recipes" / "figures").glob("*-g-seed*.png"):  # drawn by the recipes, not the report
+    # the learned-g surfaces are drawn by the recipes, not the report
+    for surface in (ROOT / "recipes" / "figures").glob("*-g-seed*.png"):
         shutil.copy(surface, figures / surface.name)
     assert report.main(["--readme", str(readme), "--figures", str(figures)]) == 0
     text = readme.read_text()
