@@ -423,18 +423,9 @@ def _remaining(spec, study):
 def batch_objective_from_spec(spec, batch=None, data=None):
     """The `BatchObjective` of a `SearchSpec` (batch: `batch_of(spec)` unless given), with the
     spec's one-by-one objective (`objective_from_spec`) for trials that cannot be vectorised."""
-    from keras_bioact.search.data import load_data
-    from keras_bioact.search.models import model_builder
-
-    if data is None:
-        data, (input_shape, num_classes) = load_data(spec)
-    else:
-        import numpy as np
-
-        input_shape = tuple(np.asarray(data[0][0]).shape[1:])
-        num_classes = int(max(np.max(data[0][1]), np.max(data[1][1]))) + 1
+    data, build_model = objective_lib.data_and_builder(spec, data)
     return BatchObjective(
-        model_builder(spec, input_shape, num_classes),
+        build_model,
         data,
         space=spec.space,
         budget=spec.budget,

@@ -14,7 +14,14 @@ from keras_bioact.search.optuna._compiled import CompiledModels
 from keras_bioact.search.spec.model import Budget
 from keras_bioact.seeding import set_random_seed
 
-__all__ = ["Diverged", "compile_time", "make_objective", "objective_from_spec", "worker_identity"]
+__all__ = [
+    "Diverged",
+    "compile_time",
+    "data_and_builder",
+    "make_objective",
+    "objective_from_spec",
+    "worker_identity",
+]
 
 
 class Diverged(RuntimeError):
@@ -330,9 +337,9 @@ def _duplicate(trial, activation):
     return None
 
 
-def objective_from_spec(spec, data=None):
-    """The Optuna objective of a `SearchSpec`: its model, space, budget, metric and extra
-    objectives, on its training and validation splits (`data`, or loaded from the spec)."""
+def data_and_builder(spec, data=None):
+    """`(data, build_model)` of a `SearchSpec`: its training and validation splits (`data`, or
+    loaded from the spec) and the model builder of its template for their input shape and classes."""
     from keras_bioact.search.data import load_data
     from keras_bioact.search.models import model_builder
 
@@ -343,8 +350,15 @@ def objective_from_spec(spec, data=None):
 
         input_shape = tuple(np.asarray(data[0][0]).shape[1:])
         num_classes = int(max(np.max(data[0][1]), np.max(data[1][1]))) + 1
+    return data, model_builder(spec, input_shape, num_classes)
+
+
+def objective_from_spec(spec, data=None):
+    """The Optuna objective of a `SearchSpec`: its model, space, budget, metric and extra
+    objectives, on its training and validation splits (`data`, or loaded from the spec)."""
+    data, build_model = data_and_builder(spec, data)
     return make_objective(
-        model_builder(spec, input_shape, num_classes),
+        build_model,
         data,
         space=spec.space,
         budget=spec.budget,
