@@ -69,6 +69,7 @@ def _spec(tmp_path, n_trials, delay):
         study = "kill"
         storage = "sqlite:///{tmp_path}/kill.db"
         n_trials = {n_trials}
+        batch = 1  # one trial at a time: a finished one beside a running one (a batch tells all at its end)
         [data]
         name = "digits"
         max_train = 128
