@@ -31,6 +31,7 @@ def main():
     import keras
     from sklearn.datasets import load_digits
 
+    from keras_bioact import stats
     from keras_bioact.families import composed
     from keras_bioact.search import Activation, SearchSpace, mlp
     from keras_bioact.search.optuna import prescreen as ps
@@ -99,7 +100,7 @@ def main():
         fit_rows = np.arange(len(accuracy)) < k
         reg = ps.Regressor().fit(features[fit_rows & keep][:, cols], accuracy[fit_rows & keep])
         test = ~fit_rows & keep
-        rho = ps.spearman(reg.predict(features[test][:, cols]), accuracy[test])
+        rho = stats.spearman(reg.predict(features[test][:, cols]), accuracy[test])
         print(f"| {name} | {rho:.3f} |")
     print()
     print("| cost per candidate | median s |")

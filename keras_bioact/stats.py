@@ -5,6 +5,7 @@
 * `welch`: Welch's unequal-variance t-test (t, Welch-Satterthwaite df, two- or one-sided p).
 * `welch_interval`: confidence interval of mean(a) - mean(b) with the Welch-Satterthwaite df.
 * `one_sample`: one-sample t-test of the mean against a constant (e.g. a score threshold).
+* `spearman`: Spearman's rank correlation (ties: average ranks).
 * `t_cdf`, `t_ppf`: Student-t distribution function and its inverse, from the regularised
   incomplete beta function (continued fraction, Lentz's method), accurate to ~1e-12.
 
@@ -15,8 +16,8 @@ reported by `describe`, so a diverged seed is visible rather than silently avera
 import math
 
 __all__ = [
-    "betainc", "ci95", "describe", "finite", "mean_std", "one_sample", "t_cdf", "t_interval", "t_ppf",
-    "welch", "welch_interval",
+    "betainc", "ci95", "describe", "finite", "mean_std", "one_sample", "spearman", "t_cdf", "t_interval",
+    "t_ppf", "welch", "welch_interval",
 ]  # fmt: skip
 
 
@@ -225,6 +226,36 @@ def one_sample(a, mu, alternative="two-sided"):
     p = {"two-sided": 2.0 * t_cdf(-abs(t), df), "less": t_cdf(t, df), "greater": 1.0 - t_cdf(t, df)}
     out.update(t=t, df=df, p=min(1.0, p[alternative]))
     return out
+
+
+def _ranks(values):
+    """Ranks from 1 (ties: their average rank), as `scipy.stats.rankdata`."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i : j + 1]:
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a, b):
+    """Spearman's rank correlation of two equally long sequences (ties: average ranks); nan
+    with fewer than 3 pairs or a constant sequence."""
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if len(a) != len(b):
+        raise ValueError(f"spearman: two sequences of one length, got lengths {len(a)} and {len(b)}")
+    if len(a) < 3:
+        return math.nan
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    ra, rb = [r - ma for r in ra], [r - mb for r in rb]
+    denominator = math.sqrt(sum(r * r for r in ra) * sum(r * r for r in rb))
+    return math.nan if denominator == 0 else sum(x * y for x, y in zip(ra, rb, strict=True)) / denominator
 
 
 def describe(values):

@@ -1,6 +1,7 @@
 """keras_bioact.stats against textbook values and, where installed, scipy.stats."""
 
 import math
+import random
 
 import pytest
 
@@ -84,3 +85,15 @@ def test_against_scipy():
         )
         lo, hi = sp.t.interval(0.95, n_a - 1, loc=a.mean(), scale=sp.sem(a))
         assert stats.ci95(a) == pytest.approx((lo, hi), rel=1e-9)
+
+
+def test_spearman_agrees_with_scipy():
+    sp = pytest.importorskip("scipy.stats")
+    rng = random.Random(3)
+    for a, b in [
+        ([rng.gauss(0, 1) for _ in range(20)], [rng.gauss(0, 1) for _ in range(20)]),
+        ([1, 2, 2, 3, 5, 5, 5], [7, 1, 3, 3, 2, 9, 0]),  # ties
+        ([1, 2, 3, 4], [4, 3, 2, 1]),
+    ]:
+        assert stats.spearman(a, b) == pytest.approx(sp.spearmanr(a, b).statistic, abs=1e-12)
+    assert math.isnan(stats.spearman([1, 2], [2, 1])) and math.isnan(stats.spearman([1, 1, 1], [1, 2, 3]))

@@ -355,11 +355,12 @@ def run_batches(study, objective, n_trials=None, timeout=None, on_trial=None, lo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     workers.recover_dead_trials(study)
     deadline = None if timeout is None else time.monotonic() + timeout
+
     def room():  # trials still wanted: other workers' running ones count as on their way
         if n_trials is None:
             return objective.batch
         running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-        return n_trials - workers.count_finished(study) - running
+        return _remaining(n_trials, study) - running
 
     while True:
         left = None if deadline is None else deadline - time.monotonic()
@@ -389,14 +390,14 @@ def run_trials(spec, study, on_trial=None, log=None, data=None):
 
         batch = min(batch, spec.prescreen["train"])  # a batch never spans more than one round
         screen = Prescreen.from_spec(spec, data)
-        screen.refill(study, batch, _remaining(spec, study))
+        screen.refill(study, batch, _remaining(spec.n_trials, study))
     if spec.data.get("folds") or (batch == 1 and one_by_one):  # folds: the objective's own loop
         objective = objective_lib.objective_from_spec(spec, data)
         after = on_trial
         if screen is not None:  # after each trial, i.e. before the next one is asked
 
             def after(st, trial):
-                remaining = _remaining(spec, st)
+                remaining = _remaining(spec.n_trials, st)
                 if remaining is None or remaining > 0:
                     screen.refill(st, 1, remaining)
                 if on_trial is not None:
@@ -415,9 +416,9 @@ def run_trials(spec, study, on_trial=None, log=None, data=None):
     )
 
 
-def _remaining(spec, study):
-    """Trials `spec` still wants of `study` (None without `n_trials`)."""
-    return None if spec.n_trials is None else spec.n_trials - workers.count_finished(study)
+def _remaining(n_trials, study):
+    """Trials still wanted of `study` to reach `n_trials` finished ones (None without `n_trials`)."""
+    return None if n_trials is None else n_trials - workers.count_finished(study)
 
 
 def batch_objective_from_spec(spec, batch=None, data=None):

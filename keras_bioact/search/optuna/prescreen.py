@@ -29,7 +29,7 @@ features, their summaries and the regressor below are our own choices.
   to the study's COMPLETE trials, and enqueues the top `train` (`study.enqueue_trial`). So after
   the baselines and `[space] enqueue`, every trial is a pre-screened one, in rounds of `train`,
   and the regressor is refitted before every round.
-* `spearman(a, b)` and `report(study)`: Spearman's rho between the prediction each pre-screened
+* `report(study)`: Spearman's rho (`keras_bioact.stats.spearman`) between the prediction each pre-screened
   trial got when it was enqueued (user attribute `prescreen_prediction`, made by a regressor
   fitted on earlier trials only, so on a candidate it had not seen) and its trained value.
 """
@@ -41,6 +41,7 @@ import math
 import numpy as np
 
 from keras_bioact import expressions
+from keras_bioact.stats import spearman
 
 __all__ = [
     "FISHER_BATCH",
@@ -52,7 +53,6 @@ __all__ = [
     "output_features",
     "per_example_gradients",
     "report",
-    "spearman",
     "waiting_params",
 ]
 
@@ -159,36 +159,6 @@ def fisher_features(eigenvalues):
 # ------------------------------------------------------------------------------- ranking
 
 
-def _ranks(a):
-    """Ranks from 1 (ties: their average rank), as `scipy.stats.rankdata`."""
-    a = np.asarray(a, dtype="float64")
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(len(a))
-    sorted_a = a[order]
-    i = 0
-    while i < len(a):
-        j = i
-        while j + 1 < len(a) and sorted_a[j + 1] == sorted_a[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(a, b):
-    """Spearman's rank correlation of two equally long sequences (ties: average ranks); nan
-    with fewer than 3 pairs or a constant sequence."""
-    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"spearman: two 1-d sequences of one length, got shapes {a.shape} and {b.shape}")
-    if len(a) < 3:
-        return float("nan")
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    return float("nan") if denominator == 0 else float(ra @ rb) / denominator
-
-
 class Regressor:
     """Ridge regression on standardised features (closed form, NumPy): `fit(X, y)`, then
     `predict(X)`; `rank(X)` gives candidate indices, best first (`maximize`: highest prediction
@@ -276,17 +246,11 @@ class Prescreen:
 
     @classmethod
     def from_spec(cls, spec, data=None):
-        from keras_bioact.search.data import load_data
-        from keras_bioact.search.models import model_builder
+        from keras_bioact.search.optuna.objective import data_and_builder
 
-        if data is None:
-            data, (input_shape, num_classes) = load_data(spec)
-        else:
-            input_shape = tuple(np.asarray(data[0][0]).shape[1:])
-            num_classes = int(max(np.max(data[0][1]), np.max(data[1][1]))) + 1
-        (x, y), _ = data
+        ((x, y), _), build_model = data_and_builder(spec, data)
         return cls(
-            model_builder(spec, input_shape, num_classes),
+            build_model,
             x,
             y,
             spec.space,

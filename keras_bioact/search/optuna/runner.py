@@ -154,11 +154,11 @@ def run_study(
             f"with a larger --n-trials (e.g. --n-trials {spec.n_trials + 16})"
         )
     if spec.prescreen is not None:
+        import math
+
         from keras_bioact.search.optuna.prescreen import report
 
         rho, n = report(study)
-        import math
-
         shown = "n/a (fewer than 3)" if n < 3 else "n/a (constant)" if math.isnan(rho) else f"{rho:.2f}"
         log(
             f"pre-screen: Spearman rho {shown} between predicted and trained {spec.metric} on {n} "
