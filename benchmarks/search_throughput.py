@@ -28,8 +28,8 @@ architecture), and prints per-trial cost against the epochs' own compute:
 With `--batched`, it measures trials per second of one study trained one trial at a time (the
 objective, `model.fit` per trial) against trials asked and trained together as one vectorised
 population (`[optuna] batch` = B, `keras_bioact.search.optuna.batch`), for a single-family
-gamma study (static regime: n, s and the learning rate differ, values only) on the digits MLP,
-on JAX and PyTorch (one child process per backend, in one run):
+gamma study (static regime: n, s and the learning rate differ, values only) on the digits MLP
+(`--arch cnn`: the CNN template), on JAX and PyTorch (one child process per backend, in one run):
 
 * warm trials/s: trials after the first (one-by-one) or the first batch (batched), over their
   wall time (sampling, model building, training, telling): the steady state;
@@ -38,7 +38,8 @@ on JAX and PyTorch (one child process per backend, in one run):
 
 Usage:
     PYTHONPATH=$PWD python benchmarks/search_throughput.py --batched [--batches 8 16 32]
-        [--backends jax torch] [--epochs 3] [--n-plain 8]
+        [--backends jax torch] [--epochs 3] [--n-plain 8] [--arch cnn --dataset fashion_mnist
+        --max-train 2000]
     PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py [--n-trials 8]
         [--workers 1 2] [--storages sqlite journal]
     PYTHONPATH=$PWD KERAS_BACKEND=jax python benchmarks/search_throughput.py --reuse [--n-trials 16]
@@ -188,7 +189,11 @@ def main_reuse(n_trials):
 BATCH_SPACE = {"families": ["gamma"], "learning_rate": [1e-3, 1e-2], "gamma": {"regime": ["static"]}}
 
 
-def _batched_child(batches, epochs, n_plain):
+ARCHS = {"mlp": {"template": "mlp", "hidden": [64, 64]},
+         "cnn": {"template": "cnn", "filters": [16, 32], "dense": [64]}}  # fmt: skip
+
+
+def _batched_child(batches, epochs, n_plain, arch, dataset, max_train):
     """In a process of one backend: one JSON line per row (one-by-one, then each B)."""
     import json
 
@@ -203,9 +208,15 @@ def _batched_child(batches, epochs, n_plain):
     from keras_bioact.search.spec.model import Budget
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    spec = parse_spec({"optuna": {"study": "t", "storage": "sqlite:///:memory:"}, "space": BATCH_SPACE})
+    raw = {
+        "optuna": {"study": "t", "storage": "sqlite:///:memory:"},
+        "space": BATCH_SPACE,
+        "data": {"name": dataset, **({"max_train": max_train} if max_train else {})},
+        "model": ARCHS[arch],
+    }
+    spec = parse_spec(raw)
     data, (shape, classes) = load_data(spec)
-    build = model_builder(spec, shape, classes)  # the digits MLP, hidden [64, 64]
+    build = model_builder(spec, shape, classes)
     budget = Budget(epochs=epochs, batch_size=64)
 
     def study():
@@ -240,10 +251,13 @@ def _batched_child(batches, epochs, n_plain):
         print(json.dumps(row("batched", b, stamps, start)), flush=True)
 
 
-def main_batched(backends, batches, epochs, n_plain):
+def main_batched(backends, batches, epochs, n_plain, arch, dataset, max_train):
     import json
 
-    print(f"cpus={os.cpu_count()} epochs={epochs} load before={os.getloadavg()[0]:.1f}")
+    print(
+        f"cpus={os.cpu_count()} {dataset} {arch} {ARCHS[arch]} max_train={max_train} epochs={epochs} "
+        f"load before={os.getloadavg()[0]:.1f}"
+    )
     cols = ["backend", "mode", "B", "trials", "warm trials/s", "all trials/s", "speed-up (warm)"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|", flush=True)
@@ -257,6 +271,12 @@ def main_batched(backends, batches, epochs, n_plain):
             str(epochs),
             "--n-plain",
             str(n_plain),
+            "--arch",
+            arch,
+            "--dataset",
+            dataset,
+            "--max-train",
+            str(max_train),
         ]
         proc = subprocess.Popen(
             args + ["--batches", *map(str, batches)], env=env, stdout=subprocess.PIPE, text=True
@@ -281,15 +301,21 @@ def main():
     p.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--n-plain", type=int, default=8, help="one-by-one trials")
+    p.add_argument("--arch", default="mlp", choices=sorted(ARCHS), help="--batched: the model template")
+    p.add_argument("--dataset", default="digits", help="--batched: the data set ([data] name)")
+    p.add_argument("--max-train", type=int, default=0, help="--batched: training examples (0: all)")
     p.add_argument("--n-trials", type=int, default=8)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--storages", nargs="+", default=["sqlite", "journal"], choices=["sqlite", "journal"])
     p.add_argument("--reuse", action="store_true", help="compare reuse_compiled=False/True in-process")
     args = p.parse_args()
     if args.batched_child:
-        return _batched_child(args.batches, args.epochs, args.n_plain)
+        a = args
+        return _batched_child(a.batches, a.epochs, a.n_plain, a.arch, a.dataset, a.max_train)
     if args.batched:
-        return main_batched(args.backends, args.batches, args.epochs, args.n_plain)
+        return main_batched(
+            args.backends, args.batches, args.epochs, args.n_plain, args.arch, args.dataset, args.max_train
+        )
     if args.reuse:
         return main_reuse(args.n_trials)
     import keras

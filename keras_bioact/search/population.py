@@ -114,11 +114,39 @@ def unvectorizable(model, backend=None):
     if random:
         return f"layers {random} draw random numbers (Dropout or noise); the vectorised step cannot"
     if backend == "torch":
-        from keras.src.layers.convolutional.base_conv import BaseConv
-
-        conv = [layer.name for layer in walk_layers(model) if isinstance(layer, BaseConv)]
+        conv = _convolutions(model)
         if conv:  # torch: "NYI: Tensor.clone(memory_format) inside vmap ... (got ChannelsLast)"
             return f"torch.func.vmap cannot run Keras' convolutions (layers {conv}) on torch"
+    return ""
+
+
+def _convolutions(model):
+    """Names of `model`'s layers that run `keras.ops.conv` (Keras' convolutions, TwoArgConv2D)."""
+    from keras.src.layers.convolutional.base_conv import BaseConv
+    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
+    from keras.src.layers.convolutional.base_depthwise_conv import BaseDepthwiseConv
+    from keras.src.layers.convolutional.base_separable_conv import BaseSeparableConv
+
+    from keras_bioact.layers import TwoArgConv2D
+
+    kinds = (BaseConv, BaseConvTranspose, BaseDepthwiseConv, BaseSeparableConv, TwoArgConv2D)
+    return [layer.name for layer in walk_layers(model) if isinstance(layer, kinds)]
+
+
+def vectorising_is_slower(model, backend=None):
+    """Why training `model`'s members vectorised would be slower than one after the other on
+    `backend` (default: the current one), or "". On JAX's CPU a vectorised convolution becomes a
+    grouped convolution, which XLA runs slower than the members' convolutions one by one: a batch
+    of 4 CNN trials trained 3.5x slower than one by one (`benchmarks/search_throughput.py --batched
+    --arch cnn`, Fashion-MNIST)."""
+    backend = backend or keras.backend.backend()
+    if backend != "jax":
+        return ""
+    import jax
+
+    conv = _convolutions(model)
+    if conv and jax.default_backend() == "cpu":
+        return f"vectorised convolutions (layers {conv}) train slower than one by one on JAX's CPU"
     return ""
 
 

@@ -19,6 +19,8 @@ from keras_bioact.callbacks.inspection import find_layers
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("matplotlib")
+# the dispatch by attributes is plain Python on stand-in layers: one backend is enough
+pytestmark = pytest.mark.single_backend
 
 
 class AdaptiveCell(keras.layers.Layer):

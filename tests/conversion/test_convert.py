@@ -156,6 +156,7 @@ def test_parameter_vector_round_trip_on_converted_model(cnn):
         np.testing.assert_array_equal(view.get_vector(space), v)
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_where_selects_layers(cnn):
     model = cnn[0]
     by_name = keras_bioact.convert(model, where=["conv_a", "head"], return_report=True)[1]
@@ -172,6 +173,7 @@ def test_where_selects_layers(cnn):
         keras_bioact.convert(model, where=["no_such_layer"])
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_unsupported_models_and_arguments_get_clear_errors():
     class Subclassed(keras.Model):
         def __init__(self):
@@ -236,6 +238,7 @@ def test_convert_rules_are_registered_per_family():
     assert isinstance(rule, ConvertRule)
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_unsupported_activations_are_skipped_with_reason():
     model = keras.Sequential(
         [
@@ -252,12 +255,14 @@ def test_unsupported_activations_are_skipped_with_reason():
     assert "'exponential'" in reasons and "relu(threshold=0.5)" in reasons and "elu(alpha=0.5)" in reasons
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_nothing_replaced_warns_loudly():
     model = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="softmax")])
     with pytest.warns(UserWarning, match="NO activation"):
         keras_bioact.convert(model)
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_recurrent_activation_is_reported_not_converted():
     model = keras.Sequential([keras.Input((4, 3)), L.SimpleRNN(5, activation="tanh"), L.Dense(2)])
     with pytest.warns(UserWarning, match="NO activation"):
@@ -267,6 +272,7 @@ def test_recurrent_activation_is_reported_not_converted():
     assert isinstance(new.layers[0], L.SimpleRNN) and new.layers[0].activation is keras.activations.tanh
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_init_default_and_sharing_options(cnn):
     model = cnn[0]
     with pytest.warns(UserWarning, match="start far"):
@@ -383,6 +389,7 @@ def test_degenerate_probe_warns_naming_the_layer_and_the_gain_stays_bounded():
     assert any("move by more than" in m and "probed/tiny" in m for m in messages)
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_without_default_probe_falls_back_with_a_warning():
     model = keras.Sequential(
         [keras.Input((4,), dtype="int32"), L.Embedding(10, 8), L.Dense(4, activation="relu")]
@@ -392,6 +399,7 @@ def test_without_default_probe_falls_back_with_a_warning():
     assert report.converted[0].parameters["n"] == 20.0 and report.output_deviation is None
 
 
+@pytest.mark.single_backend  # errors, options and reports: plain Python
 def test_activation_adapter_checks_its_arguments():
     from keras_bioact.layers import ActivationAdapter
 

@@ -17,7 +17,7 @@ def _np(x):
 @pytest.fixture
 def g():
     keras.utils.set_random_seed(3)
-    g = InnerNonlinearity(hidden_units=(64, 64))
+    g = InnerNonlinearity(hidden_units=(16, 16))
     g.build((None, 2))
     return g
 

@@ -15,7 +15,8 @@ pruned trial is told PRUNED at once, and its lanes keep computing with the group
 ends (their results are discarded; a group stops when all its trials are told). A member whose
 loss or metric becomes NaN/Inf fails its trial alone (FAIL, `failure_reason = "diverged: ..."`).
 Trials that cannot be vectorised (TensorFlow, a model that draws random numbers such as
-Dropout, a model `build_model` returns compiled) train one by one through the objective.
+Dropout, a model `build_model` returns compiled) or that would train slower vectorised
+(convolutions on JAX's CPU) train one by one through the objective.
 
 User attributes are the objective's (`worker`, `activation`, `params`, `history`,
 `epochs_run`, `compile_seconds`, `fit_seconds`, `epoch_seconds`, `reused_compiled`,
@@ -137,7 +138,7 @@ class BatchObjective:
         of `trial`'s repeats, or None when its model cannot be vectorised."""
         from keras import ops
 
-        from keras_bioact.search.population import unvectorizable
+        from keras_bioact.search.population import unvectorizable, vectorising_is_slower
         from keras_bioact.seeding import set_random_seed
 
         members, model = [], None
@@ -153,7 +154,9 @@ class BatchObjective:
                 trial.set_user_attr("activation", activation.to_config())
                 if activation.family in self.baselines:
                     trial.set_user_attr("baseline", True)
-            if getattr(model, "compiled", False) or not model.built or unvectorizable(model):
+            if getattr(model, "compiled", False) or not model.built:
+                return None
+            if unvectorizable(model) or vectorising_is_slower(model):
                 return None
             values = tuple(
                 [ops.convert_to_numpy(v.value) for v in group]

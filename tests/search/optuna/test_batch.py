@@ -178,3 +178,43 @@ def test_tensorflow_trains_one_by_one(setup):
     run_trials(spec, study, log=messages.append, data=setup[0])
     assert len(study.trials) == 2 and all("batch" not in t.user_attrs for t in study.trials)
     assert "train one by one" in messages[0]
+
+
+@pytest.mark.single_backend("jax")
+def test_convolutions_train_one_by_one_on_jaxs_cpu():
+    """A batch of CNN trials trains one by one on JAX's CPU, where a vectorised (grouped)
+    convolution is slower (benchmarks/search_throughput.py --batched --arch cnn)."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("JAX runs on an accelerator here")
+    from keras_bioact.search import Activation
+    from keras_bioact.search.population import unvectorizable, vectorising_is_slower
+
+    table = {
+        "study": "c",
+        "storage": "sqlite:///:memory:",
+        "n_trials": 2,
+        "batch": 2,
+        "pruner": {"name": "none"},
+    }
+    raw = {
+        "optuna": table,
+        "data": {"max_train": 64, "max_val": 32},
+        "model": {"template": "cnn", "filters": [4], "dense": [8]},
+        "budget": {"epochs": 1, "batch_size": 32, "seed": 3},
+        "space": SPACE,
+    }
+    spec = parse_spec(raw)
+    data, (shape, classes) = load_data(spec)
+    build = model_builder(spec, shape, classes)
+    model = build(Activation("relu"))
+    assert "slower than one by one" in vectorising_is_slower(model)
+    assert vectorising_is_slower(model, backend="torch") == ""
+    two_arg = build(Activation("two_arg"))  # TwoArgConv2D runs keras.ops.conv too
+    assert "two_arg_conv2d" in vectorising_is_slower(two_arg)
+    assert "two_arg_conv2d" in unvectorizable(two_arg, backend="torch")
+    study = _study()
+    run_trials(spec, study, data=data)
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert all("batch" not in t.user_attrs for t in study.trials)  # trained through the objective

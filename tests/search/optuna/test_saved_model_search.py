@@ -15,6 +15,10 @@ from keras_bioact.search import Activation
 from keras_bioact.search.models import converted_builder, convertible
 from keras_bioact.search.optuna import holdout
 
+# search plumbing (load, convert, fine-tune, score): its backend-specific parts, the conversion and
+# the layers, are tested on every backend in tests/conversion and tests/layers
+pytestmark = pytest.mark.single_backend
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SPEC = """

@@ -221,11 +221,12 @@ READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exe
 
 
 def _unwritable_runner(why, directory):
-    """A command prefix under which `directory` cannot be written, for the reason `why`."""
+    """A command prefix under which `directory` (and all below it) cannot be written, for `why`."""
     if why == "read-only":
         prefix = ["unshare", "-m", "sh", "-c", READ_ONLY, str(directory)]
     else:
-        directory.chmod(0o555)
+        for d in [directory, *directory.iterdir()]:
+            d.chmod(0o555)
         # root may write anywhere: run as `nobody` (setpriv, util-linux) instead
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
     try:
@@ -237,39 +238,59 @@ def _unwritable_runner(why, directory):
     return prefix
 
 
+# storage URL, whether a study is in it first
+UNWRITABLE = [
+    ("sqlite:///{d}/s.db", False),
+    ("sqlite:///{d}/s.db", True),
+    ("journal:///{d}/s.log", False),
+    ("journal:///{d}/s.log", True),
+]
+# One child process runs `bioact search --create-only` on every storage of UNWRITABLE (starting
+# a Python with Keras per storage costs ~15 s); it prints each call's exit code and stderr.
+CREATE_ONLY = """
+import contextlib, io, json, sys
+from keras_bioact.cli import main
+spec, urls = sys.argv[1], sys.argv[2:]
+out = []
+for url in urls:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            rc = main(["search", spec, "--create-only", "--storage", url])
+        except SystemExit as e:
+            rc = e.code
+    out.append([rc, err.getvalue()])
+print(json.dumps(out))
+"""
+
+
 @pytest.mark.parametrize("why", ["permission denied", "read-only"])
-@pytest.mark.parametrize(
-    "storage, existing",
-    [
-        ("sqlite:///{d}/s.db", False),
-        ("sqlite:///{d}/s.db", True),
-        ("journal:///{d}/s.log", False),
-        ("journal:///{d}/s.log", True),
-    ],
-)
-def test_an_unwritable_storage_folder_is_reported_as_such_not_as_damage(storage, existing, why):
+def test_an_unwritable_storage_folder_is_reported_as_such_not_as_damage(why):
     base = pathlib.Path(tempfile.mkdtemp(prefix="bioact-ro-"))  # not pytest's tmp: 0700, root's
-    directory = base / "study"
+    stores = base / "stores"
     try:
         base.chmod(0o755)
-        directory.mkdir()
-        url = storage.format(d=directory)
-        if existing:
-            create_study("s", url).optimize(_quadratic, n_trials=2)
+        urls = []
+        for i, (storage, existing) in enumerate(UNWRITABLE):
+            (stores / str(i)).mkdir(parents=True)
+            urls.append(storage.format(d=stores / str(i)))
+            if existing:
+                create_study("s", urls[-1]).optimize(_quadratic, n_trials=2)
         (base / "spec.toml").write_text(SPEC.format(storage=""))
         (base / "spec.toml").chmod(0o644)
-        before = _snapshot(directory)
-        prefix = _unwritable_runner(why, directory)
-        cli = [sys.executable, "-m", "keras_bioact.cli", "search", str(base / "spec.toml"), "--create-only"]
-        r = subprocess.run(
-            [*prefix, *cli, "--storage", url], env=ENV, capture_output=True, text=True, timeout=300, cwd=base
-        )
-        assert r.returncode == 2, r.stdout + r.stderr
-        assert why in r.stderr and str(directory) in r.stderr and "--storage" in r.stderr, r.stderr
-        assert "damaged" not in r.stderr and "Traceback" not in r.stderr, r.stderr
-        assert _snapshot(directory) == before
+        before = _snapshot(stores)
+        prefix = _unwritable_runner(why, stores)
+        cmd = [*prefix, sys.executable, "-c", CREATE_ONLY, str(base / "spec.toml"), *urls]
+        r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, cwd=base)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+        for i, (url, (rc, err)) in enumerate(zip(urls, json.loads(r.stdout.splitlines()[-1]), strict=True)):
+            assert rc == 2, (url, err)
+            assert why in err and str(stores / str(i)) in err and "--storage" in err, (url, err)
+            assert "damaged" not in err and "Traceback" not in err, (url, err)
+        assert _snapshot(stores) == before
     finally:
-        directory.chmod(0o755)
+        for d in [stores, *stores.glob("*")]:
+            d.chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
 
 
