@@ -33,6 +33,13 @@ if BACKEND == "torch":
     import torch
 
     torch.set_num_threads(1)
+if BACKEND == "jax":
+    # Keras' random draws (every weight's initial values) compiled once per size bucket instead
+    # of once per shape, with bit-identical values (helpers/jax_random.py; checked by
+    # test_jax_random_buckets.py): about half of the JAX layer tests' time was these compiles.
+    from helpers import jax_random
+
+    jax_random.install()
 
 
 def pytest_collection_modifyitems(config, items):

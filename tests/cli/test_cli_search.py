@@ -193,7 +193,7 @@ def test_every_shipped_spec_runs_through_the_one_command(path, tmp_path, capsys)
 
     raw = tomllib.loads(path.read_text())
     raw.setdefault("data", {}).update(max_train=200, max_val=60, max_test=60)
-    raw.setdefault("budget", {}).update(epochs=1)
+    raw.setdefault("budget", {}).update(epochs=1, verdict_seeds=2)  # the verdict's own tests: tests/search
     raw.setdefault("output", {})["dir"] = str(tmp_path / "out")
     if "optuna" in raw:
         raw["optuna"].update(n_trials=1, storage=f"sqlite:///{tmp_path}/s.db", workers=1)

@@ -69,18 +69,12 @@ def _search(directory, coordinator, *flags):
 
 
 @pytest.mark.timeout(600)
-def test_workers_never_run_python_files_beside_the_spec(tmp_path):
-    marker = _plant(tmp_path)
-    (tmp_path / "spec.toml").write_text(SPEC.format(template="mlp"))
-    # the coordinator as the `bioact` entry point starts it: no working directory on sys.path
-    pids = _search(tmp_path, [sys.executable, "-P", "-m", "keras_bioact.cli"])
-    assert pids and not marker.exists(), marker.read_text()
-
-
-@pytest.mark.timeout(600)
-def test_allow_code_modules_still_reach_the_workers(tmp_path):
-    """The coordinator found `mymodels` in a directory of its own sys.path (not PYTHONPATH); the
-    workers import it from there, after the installed packages (so the planted files stay inert)."""
+def test_workers_never_run_python_files_beside_the_spec_and_allow_code_still_reaches_them(tmp_path):
+    """Files named like the modules a worker imports lie beside the spec, in the working directory:
+    they never run. The coordinator (started like the `bioact` entry point: `-P`, no working
+    directory on sys.path) found the `--allow-code` module `mymodels` in a directory of its own
+    sys.path (not PYTHONPATH), here the same directory; the workers import it from there, after the
+    installed packages, so the planted files stay inert. One search: its processes are the cost."""
     marker = _plant(tmp_path)
     (tmp_path / "mymodels.py").write_text(
         textwrap.dedent("""
