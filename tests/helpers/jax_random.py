@@ -3,9 +3,9 @@
 Under the JAX backend Keras draws every random tensor (each weight's initial values) with
 `jax.random.<distribution>(key, shape)`, a program XLA compiles anew for every shape. That
 compile (threefry and the distribution's transform) took about 1.3 s per new shape on this
-2-core machine, and the layer tests build many small layers of many shapes: it was about half
-of the JAX test time of the two-argument layer files (319 s -> 175 s with draws that compile
-nothing). `install()` makes Keras draw the flat size rounded up to a power of two (at least
+2-core machine, and the layer tests build many small layers of many shapes: the two-argument
+layer files took 319 s before and 122 s with bucketed draws (one process, a loaded machine).
+`install()` makes Keras draw the flat size rounded up to a power of two (at least
 `MIN_BUCKET`) and keep the first elements. With JAX's partitionable threefry (the default since
 JAX 0.5), element `i` of a draw depends only on the key and `i`, and the distributions' transforms
 are element-wise, so the values are bit for bit the ones Keras draws itself:

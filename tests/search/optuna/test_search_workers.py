@@ -29,7 +29,7 @@ name = "digits"
 max_train = 128
 max_val = 64
 [model]
-template = "{template}"
+template = "mymodels:build"
 hidden = [4]
 [budget]
 epochs = 1
@@ -87,7 +87,7 @@ def test_workers_never_run_python_files_beside_the_spec_and_allow_code_still_rea
             return mlp(activation, input_shape, num_classes, hidden=hidden)
         """)
     )
-    (tmp_path / "spec.toml").write_text(SPEC.format(template="mymodels:build"))
+    (tmp_path / "spec.toml").write_text(SPEC)
     coordinator = [
         sys.executable,
         "-P",
