@@ -20,12 +20,20 @@ one study per arm (search, relu, gelu), retrained each study's best trial once a
 arms with Welch over the 3 procedure seeds. Here every seed gives its own verdict (the winner's
 curse is removed by retraining on fresh seeds), and the summary over seeds counts the verdicts.
 
-One run file per (setting, seed) goes to `--results` under `search_verdict/` (finished runs are
-skipped); a study cut off mid-way resumes from its SQLite file under `--work`. `python
+`--space composed` (issue 29 item 4a) runs the same protocol over composed activations instead of
+the families: the expressions `u(x)`, `u1(u2(x))`, `b(u1(x), u2(x))` of `COMPOSED` as
+conditional categorical choices, with the training-free pre-screen (`[space] prescreen`: each
+round draws `--propose` random expressions, ranks them by a regressor on their N(0, 1) output
+statistics and Fisher spectrum, fitted to the trials done, and trains the top `--prescreen-train`);
+the same baselines, budget, repeats and verdict. Its run files are the variant `composed`.
+
+One run file per (setting, variant, seed) goes to `--results` under `search_verdict/` (finished
+runs are skipped); a study cut off mid-way resumes from its SQLite file under `--work`. `python
 recipes/report.py` lists each seed's verdict in recipes/README.md.
 
     python recipes/search_pays.py --results recipes/results               # Fashion-MNIST MLP
     python recipes/search_pays.py --arch cnn --results recipes/results    # Fashion-MNIST CNN (5,000 x 3)
+    python recipes/search_pays.py --space composed --results recipes/results  # composed + pre-screen
     python recipes/search_pays.py --dataset digits --n-trials 4 --epochs 1 --results /tmp/r  # smoke
 """
 
@@ -43,7 +51,15 @@ if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `re
 from recipes.common.run_results import RunStore  # noqa: E402
 
 RECIPE = "search_verdict"
-VARIANT = "study"
+VARIANTS = {"families": "study", "composed": "composed"}  # --space -> the run files' variant
+# The composed space of `--space composed`: search/composed.toml's primitives and schemas.
+COMPOSED = {
+    "schemas": ["u(x)", "u1(u2(x))", "b(u1(x), u2(x))"],
+    "unary": ["identity", "relu", "gelu", "silu", "elu", "softplus", "sigmoid", "tanh", "erf", "sin",
+              "abs", "square", "softsign", "gamma", "eru", "oru"],
+    "binary": ["add", "sub", "mul", "max", "min", "wsum"],
+    "sharing": ["layer"],
+}  # fmt: skip
 BASELINES = ("relu", "gelu", "swish")
 ARCHS = {"mlp": {"template": "mlp", "hidden": [128, 128]},
          "cnn": {"template": "cnn", "filters": [16, 32], "dense": [64]}}  # fmt: skip
@@ -57,6 +73,10 @@ def make_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, digits or idx:DIR")
     p.add_argument("--arch", default="mlp", choices=sorted(ARCHS))
+    p.add_argument("--space", default="families", choices=sorted(VARIANTS),
+                   help="the registered families, or composed expressions with the pre-screen")  # fmt: skip
+    p.add_argument("--propose", type=int, default=200, help="--space composed: expressions drawn per round")
+    p.add_argument("--prescreen-train", type=int, default=3, help="--space composed: trained per round")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="procedure seeds")
     p.add_argument("--n-trials", type=int, default=12, help="trials of each study (baselines included)")
     p.add_argument("--repeats", type=int, default=3, help="seeds per trial ([budget] repeats)")
@@ -74,8 +94,9 @@ def make_parser():
 
 
 def protocol(args):
-    """The `config` every run file of this invocation shares (checked on resume)."""
-    return {
+    """The `config` every run file of this invocation shares (checked on resume). `--space
+    families` adds no key, so its run files keep the digest they were written with."""
+    config = {
         "dataset": args.dataset,
         "arch": args.arch,
         "model": ARCHS[args.arch],
@@ -94,6 +115,10 @@ def protocol(args):
         "search_families": "all registered",
         "baselines": list(BASELINES),
     }
+    if args.space == "composed":
+        config.update(search_families=["composed"], composed=COMPOSED,
+                      prescreen={"propose": args.propose, "train": args.prescreen_train})  # fmt: skip
+    return config
 
 
 def spec_for(args, seed, storage, study_name):
@@ -108,6 +133,9 @@ def spec_for(args, seed, storage, study_name):
         "verdict_seeds": args.verdict_seeds,
     }
     space = {"learning_rate": list(args.lr_range), "baselines": list(BASELINES)}
+    if args.space == "composed":
+        space.update(families=["composed"], composed=COMPOSED,
+                     prescreen={"propose": args.propose, "train": args.prescreen_train})  # fmt: skip
     raw = {
         "optuna": {
             "study": study_name,
@@ -140,7 +168,8 @@ def run_seed(args, config, seed, log=print):
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    name = f"{args.dataset}-{args.arch}-seed{seed}-{digest}"
+    space = "" if args.space == "families" else f"{args.space}-"
+    name = f"{args.dataset}-{args.arch}-{space}seed{seed}-{digest}"
     spec = spec_for(args, seed, f"sqlite:///{work / name}.db", name)
     start = time.perf_counter()
     result = search.run_spec(spec, progress=False, log=log)
@@ -154,6 +183,7 @@ def run_seed(args, config, seed, log=print):
             "state": t.state.name,
             "val_accuracy": t.value if t.values else None,
             "family": (t.user_attrs.get("activation") or {}).get("family"),
+            "expression": (t.user_attrs.get("activation") or {}).get("expression"),
             "learning_rate": t.params.get("learning_rate"),
             "fit_seconds": t.user_attrs.get("fit_seconds"),
         }
@@ -190,22 +220,25 @@ def main(argv=None):
             setattr(args, key, value)
     if min(args.n_trials, args.epochs, args.repeats) < 1 or args.verdict_seeds < 2:
         raise SystemExit("search_pays: --n-trials, --epochs, --repeats >= 1 and --verdict-seeds >= 2.")
+    if not 1 <= args.prescreen_train <= args.propose:
+        got = f"{args.prescreen_train}, {args.propose}"
+        raise SystemExit(f"search_pays: 1 <= --prescreen-train <= --propose, got {got}.")
     if not 0 < args.lr_range[0] <= args.lr_range[1] <= 10:
         raise SystemExit(f"search_pays: --lr-range must satisfy 0 < low <= high <= 10, got {args.lr_range}.")
     config = protocol(args)
     store = RunStore(args.results, RECIPE, config)
-    setting = f"{args.dataset}-{args.arch}"
+    setting, variant = f"{args.dataset}-{args.arch}", VARIANTS[args.space]
     for seed in args.seeds:
-        if store.existing(setting, VARIANT, seed) is not None:
-            print(f"{setting} seed {seed}: done, skipped")
+        if store.existing(setting, variant, seed) is not None:
+            print(f"{setting} {variant} seed {seed}: done, skipped")
             continue
-        print(f"{setting} seed {seed}: {args.n_trials} trials x {config['repeats']} repeats, then the "
-              f"verdict ({args.verdict_seeds} seeds per arm) ...", flush=True)  # fmt: skip
+        print(f"{setting} {variant} seed {seed}: {args.n_trials} trials x {config['repeats']} repeats, "
+              f"then the verdict ({args.verdict_seeds} seeds per arm) ...", flush=True)  # fmt: skip
         rec = run_seed(args, config, seed)
-        path = store.save(setting, VARIANT, seed, metrics=rec["metrics"], curves=rec["curves"],
+        path = store.save(setting, variant, seed, metrics=rec["metrics"], curves=rec["curves"],
                           extra=rec["extra"], wall_time_s=rec["wall_time_s"])  # fmt: skip
         verdict = rec["extra"]["verdict"]["verdict"]
-        print(f"{setting} seed {seed}: {verdict}; {rec['wall_time_s']:.0f} s -> {path}")
+        print(f"{setting} {variant} seed {seed}: {verdict}; {rec['wall_time_s']:.0f} s -> {path}")
     return 0
 
 

@@ -133,16 +133,29 @@ VERDICT_COMMANDS = (
 
 
 def verdict_not_run(runs):
-    """The not-run line of the verdict protocol's settings without run files (empty when run)."""
-    done = {setting for recipe, setting in runs if recipe == VERDICT_RECIPE}
-    missing = [s for s in ("fashion_mnist-mlp", "fashion_mnist-cnn") if s not in done]
-    if not missing:
-        return []
-    return [
-        f"Does the search pay under the verdict protocol (each seed one study with tuned baselines, "
-        f"repeated trials and a verdict on fresh seeds; `{VERDICT_RECIPE}`, {', '.join(missing)})? Not run "
-        f"yet: {VERDICT_COMMANDS}"
-    ]
+    """The not-run lines of the verdict protocol's settings and spaces without run files (empty
+    when all have run)."""
+    lines = []
+    for variant, what, flag in (("study", "Does the search pay", ""),
+                                ("composed", "Does a composed-activation search with the pre-screen pay",
+                                 " --space composed")):  # fmt: skip
+        settings = ("fashion_mnist-mlp", "fashion_mnist-cnn")
+        missing = [s for s in settings if variant not in runs.get((VERDICT_RECIPE, s), {})]
+        if not missing:
+            continue
+        commands = VERDICT_COMMANDS.replace("search_pays.py --", f"search_pays.py{flag} --")
+        lines.append(
+            f"{what} under the verdict protocol (each seed one study with tuned baselines, repeated trials "
+            f"and a verdict on fresh seeds; `{VERDICT_RECIPE}`, {', '.join(missing)})? Not run yet: "
+            + commands
+        )
+    return lines
+
+
+def _named(best, run):
+    """The verdict's name of the best trial, with its expression when it is a composed one."""
+    trial = next((t for t in run.get("trials", []) if t["number"] == run["verdict"].get("best_trial")), {})
+    return f"`{trial['expression']}`" if trial.get("expression") else best
 
 
 def _mean_ci(mean, ci, scale=100):
@@ -151,16 +164,39 @@ def _mean_ci(mean, ci, scale=100):
 
 
 def verdict_section(key, variants):
-    """Markdown of one setting of the verdict protocol: one row per procedure seed with its
-    verdict, then the count of verdicts and the mean difference over seeds."""
+    """Markdown of one setting of the verdict protocol: per space searched (variant `study`, the
+    families; `composed`, composed expressions with the pre-screen), one row per procedure seed
+    with its verdict, then the count of verdicts and the mean difference over seeds."""
+    return "\n\n".join(_verdict_table(key, v, variants[v]) for v in ("study", "composed") if v in variants)
+
+
+def _space_sentence(cfg):
+    if "composed" not in cfg:
+        return "the space is every registered family (the default space of `bioact search`)"
+    c, p = cfg["composed"], cfg["prescreen"]
+    return (
+        f"the space is composed activations (`--space composed`): the schemas {', '.join(c['schemas'])} over "
+        f"{len(c['unary'])} unary and {len(c['binary'])} binary primitives (`recipes/search_pays.py` "
+        f"`COMPOSED`), learnable scalars per layer, functionally equal expressions trained once; after "
+        f"the baselines every trial comes from the training-free pre-screen, in rounds that draw "
+        f"{p['propose']} random expressions, rank them by a ridge regressor on their N(0, 1) output "
+        f"statistics and Fisher spectrum at initialisation (fitted to the trials done) and train the top "
+        f"{p['train']}"
+    )
+
+
+def _verdict_table(key, variant, runs):
     recipe, setting = key
-    recs = sorted(variants.get("study", []), key=lambda r: r["seed"])
+    recs = sorted(runs, key=lambda r: r["seed"])
     cfg = recs[0]["config"]
     model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
+    title = "does the search pay?" if variant == "study" else "does a composed-activation search pay?"
     lines = [
-        f"### `search_pays` (verdict protocol) · {setting}: does the search pay?",
+        f"### `search_pays` (verdict protocol) · {setting}: {title}",
         "",
-        f"Each procedure seed is one Optuna study through `keras_bioact.search.run_spec`: {cfg['n_trials']} "
+        "Each procedure seed is one Optuna study through `keras_bioact.search.run_spec`; "
+        f"{_space_sentence(cfg)}. "
+        f"{cfg['n_trials']} "
         f"trials (TPE, {cfg['sampler']['n_startup_trials']} random start-up trials, no pruning), the "
         f"baselines {', '.join(cfg['baselines'])} enqueued as its first trials, every trial training "
         f"`{cfg['arch']}` ({model}) {cfg['repeats']} time(s) (`repeats`, the objective is the mean) for "
@@ -182,7 +218,7 @@ def verdict_section(key, variants):
         rows.append(
             [
                 r["seed"],
-                f"{v['best']} (trial {v.get('best_trial')})",
+                f"{_named(v['best'], r)} (trial {v.get('best_trial')})",
                 _mean_ci(v.get("best_mean"), v.get("best_ci95")),
                 f"{v['baseline']} (trial {v.get('baseline_trial')})" if v.get("baseline") else "-",
                 _mean_ci(v.get("baseline_mean"), v.get("baseline_ci95")),

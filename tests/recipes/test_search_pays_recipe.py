@@ -47,7 +47,7 @@ def test_search_pays_writes_one_verdict_per_seed_that_the_report_lists(tmp_path,
     # finished runs are skipped; another protocol on the same files is refused
     before = files[0].read_text()
     assert recipe.main(argv) == 0
-    assert "digits-mlp seed 0: done, skipped" in capsys.readouterr().out
+    assert "digits-mlp study seed 0: done, skipped" in capsys.readouterr().out
     assert files[0].read_text() == before
     with pytest.raises(ValueError, match="different protocol"):
         recipe.main([*argv, "--epochs", "2"])
@@ -64,3 +64,39 @@ def test_search_pays_writes_one_verdict_per_seed_that_the_report_lists(tmp_path,
     assert f"Over the 1 procedure seed(s): 1 {v['outcome'].replace('_', ' ')}" in text
     assert "fashion_mnist-mlp, fashion_mnist-cnn)? Not run yet" in text
     assert report.main([*args, "--check"]) == 0
+
+
+def test_composed_space_runs_the_prescreen_through_the_same_verdict(tmp_path):
+    """`--space composed`: after the baselines every trial is a pre-screened composed expression;
+    its run files are the variant `composed`, and the report gives them their own table."""
+    results = tmp_path / "results"
+    argv = [*TINY, "--space", "composed", "--propose", "4", "--prescreen-train", "1",
+            "--results", str(results), "--work", str(tmp_path / "work")]  # fmt: skip
+    assert recipe.main(argv) == 0
+    (path,) = results.rglob("*.json")
+    assert path.relative_to(results).as_posix() == "search_verdict/digits-mlp/composed/seed0.json"
+    run = load_run(path)
+    assert run["config"]["prescreen"] == {"propose": 4, "train": 1}
+    assert run["config"]["composed"] == recipe.COMPOSED
+    after = run["trials"][3:]
+    assert [t["family"] for t in run["trials"][:3]] == ["relu", "gelu", "swish"] and after
+    assert all(t["family"] == "composed" and "(x" in t["expression"] for t in after)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
+    assert report.main(["--results", str(results), "--readme", str(readme), "--figures", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert "digits-mlp: does a composed-activation search pay?" in text
+    assert "draw 4 random expressions" in text
+    assert "digits-mlp: does the search pay?" not in text  # no families run files here
+    with pytest.raises(SystemExit, match="prescreen-train"):
+        recipe.main([*argv, "--prescreen-train", "5"])
+
+
+def test_the_families_protocol_keeps_the_digest_of_the_shipped_run_files():
+    """Adding `--space` must not change the families protocol: the shipped MLP run files would
+    then be refused as another protocol (and their finished studies rerun)."""
+    args = recipe.make_parser().parse_args([])
+    for key, value in recipe.SCALE[args.arch].items():
+        setattr(args, key, value)
+    shipped = load_run(recipe.ROOT / "recipes/results/search_verdict/fashion_mnist-mlp/study/seed0.json")
+    assert recipe.protocol(args) == shipped["config"]
