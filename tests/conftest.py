@@ -8,8 +8,9 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
     os.environ.setdefault(_name, "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 # JAX: one persistent compilation cache for this checkout's test processes (the pytest-xdist
-# workers and the processes tests start), every compilation cached. Keras jits a new function per
-# model, so equal models in other tests, other workers and later runs compile once; about two
+# workers and the processes tests start), every compilation of 0.1 s or more cached (writing the
+# ~1,000 tiny eager-op programs of three layer files too cost ~4 % of their time). Keras jits a
+# new function per model, so equal models in other tests, other workers and later runs compile once; about two
 # thirds of a JAX layer test's time is compiling (two files: 76 s with a cold cache, 27 s warm).
 # A clean checkout starts cold. `.jax_cache` is ignored by git; delete it to start cold again.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
