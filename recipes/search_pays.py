@@ -27,6 +27,17 @@ round draws `--propose` random expressions, ranks them by a regressor on their N
 statistics and Fisher spectrum, fitted to the trials done, and trains the top `--prescreen-train`);
 the same baselines, budget, repeats and verdict. Its run files are the variant `composed`.
 
+`--space mixture` (issue 29 item 4b) runs the mixture cell per layer (`[mixture]` specs through
+`run_spec`): every activation site of the architecture gets a softmax mixture of `MIXTURE`'s
+candidates, warm-started near GELU and trained with the network by first-order alternation
+(weights on training batches, mixture logits on validation batches) for `--epochs` epochs,
+shrinking to one candidate per site from epoch `--shrink-start`. Its tuned baseline is the one
+the families study of the same procedure seed tuned (the best of relu, gelu, swish on
+validation, with its learning rate; that run file must exist): the discretized architecture and
+that baseline are retrained at the baseline's tuned learning rate with the same
+`--verdict-seeds` fresh seeds and scored once on the test split (the same verdict). Its run
+files are the variant `mixture`.
+
 One run file per (setting, variant, seed) goes to `--results` under `search_verdict/` (finished
 runs are skipped); a study cut off mid-way resumes from its SQLite file under `--work`. `python
 recipes/report.py` lists each seed's verdict in recipes/README.md.
@@ -51,7 +62,7 @@ if __package__ in (None, ""):  # run as `python recipes/<script>.py`: import `re
 from recipes.common.run_results import RunStore  # noqa: E402
 
 RECIPE = "search_verdict"
-VARIANTS = {"families": "study", "composed": "composed"}  # --space -> the run files' variant
+VARIANTS = {"families": "study", "composed": "composed", "mixture": "mixture"}  # --space -> variant
 # The composed space of `--space composed`: search/composed.toml's primitives and schemas.
 COMPOSED = {
     "schemas": ["u(x)", "u1(u2(x))", "b(u1(x), u2(x))"],
@@ -60,6 +71,15 @@ COMPOSED = {
     "binary": ["add", "sub", "mul", "max", "min", "wsum"],
     "sharing": ["layer"],
 }  # fmt: skip
+# The mixture cell of `--space mixture`: search/mixture.toml's candidates and settings.
+MIXTURE = {
+    "candidates": ["identity", "relu", "gelu", "silu", "elu", "tanh", "softplus", "sigmoid", "gamma", "eru"],
+    "warm_start": "gelu",
+    "warm_weight": 0.9,
+    "temperature": 1.0,
+    "arch_learning_rate": 0.05,
+}
+KERAS_NAME = {"swish": "silu"}  # the `swish` baseline family is Keras' swish, the silu candidate
 BASELINES = ("relu", "gelu", "swish")
 ARCHS = {"mlp": {"template": "mlp", "hidden": [128, 128]},
          "cnn": {"template": "cnn", "filters": [16, 32], "dense": [64]}}  # fmt: skip
@@ -74,9 +94,10 @@ def make_parser():
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, digits or idx:DIR")
     p.add_argument("--arch", default="mlp", choices=sorted(ARCHS))
     p.add_argument("--space", default="families", choices=sorted(VARIANTS),
-                   help="the registered families, or composed expressions with the pre-screen")  # fmt: skip
+                   help="families, composed expressions (pre-screened) or the mixture cell")  # fmt: skip
     p.add_argument("--propose", type=int, default=200, help="--space composed: expressions drawn per round")
     p.add_argument("--prescreen-train", type=int, default=3, help="--space composed: trained per round")
+    p.add_argument("--shrink-start", type=int, default=1, help="--space mixture: epochs before shrinking")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="procedure seeds")
     p.add_argument("--n-trials", type=int, default=12, help="trials of each study (baselines included)")
     p.add_argument("--repeats", type=int, default=3, help="seeds per trial ([budget] repeats)")
@@ -118,7 +139,21 @@ def protocol(args):
     if args.space == "composed":
         config.update(search_families=["composed"], composed=COMPOSED,
                       prescreen={"propose": args.propose, "train": args.prescreen_train})  # fmt: skip
+    if args.space == "mixture":
+        config.update(mixture={**MIXTURE, "epochs": args.epochs, "shrink_start": args.shrink_start},
+                      baseline_from="the families study (variant study) of the same seed")  # fmt: skip
     return config
+
+
+def data_table(args, seed):
+    """The `[data]` table of one procedure seed (its validation split is seeded by it)."""
+    return {
+        "name": args.dataset,
+        "validation_fraction": args.validation_fraction,
+        "seed": seed,
+        "max_train": args.train_limit,
+        "max_val": args.val_limit,
+    }
 
 
 def spec_for(args, seed, storage, study_name):
@@ -145,13 +180,7 @@ def spec_for(args, seed, storage, study_name):
             "sampler": {"name": "tpe", "seed": seed, "n_startup_trials": args.startup_trials},
             "pruner": {"name": "none"},
         },
-        "data": {
-            "name": args.dataset,
-            "validation_fraction": args.validation_fraction,
-            "seed": seed,
-            "max_train": args.train_limit,
-            "max_val": args.val_limit,
-        },
+        "data": data_table(args, seed),
         "model": dict(ARCHS[args.arch]),
         "budget": budget,
         "space": space,
@@ -213,6 +242,61 @@ def run_seed(args, config, seed, log=print):
     }
 
 
+def tuned_baseline(study_run):
+    """`(family, learning rate, trial number)` of the best baseline of a families study's run
+    file: the best validation accuracy among its complete baseline trials (the earlier trial on
+    a tie), as the study's verdict picks it."""
+    done = [t for t in study_run["trials"] if t["family"] in BASELINES and t["val_accuracy"] is not None]
+    if not done:
+        seed = study_run["seed"]
+        raise SystemExit(f"search_pays: the families study of seed {seed} has no complete baseline")
+    best = max(done, key=lambda t: (t["val_accuracy"], -t["number"]))
+    return best["family"], best["learning_rate"], best["number"]
+
+
+def run_mixture_seed(args, config, seed, study_run, log=print):
+    """The mixture search of one procedure seed and its verdict against the tuned baseline of
+    the families study `study_run` (a run dict); returns the run record."""
+    from keras_bioact import search
+    from keras_bioact.search import parse_spec
+
+    family, learning_rate, trial = tuned_baseline(study_run)
+    baseline = KERAS_NAME.get(family, family)
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    name = f"{args.dataset}-{args.arch}-mixture-seed{seed}-{digest}"
+    raw = {
+        "mixture": {**config["mixture"], "seeds": args.verdict_seeds, "baseline": baseline},
+        "data": data_table(args, seed),
+        "model": dict(ARCHS[args.arch]),
+        "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": learning_rate,
+                   "seed": 1000 * seed},
+        "output": {"dir": str(pathlib.Path(args.work) / name)},
+    }  # fmt: skip
+    spec = parse_spec(raw, source=f"search_pays:{name}")
+    start = time.perf_counter()
+    result = search.run_spec(spec, progress=False, log=log)
+    wall = time.perf_counter() - start
+    v = result.verdict
+    return {
+        "metrics": {
+            "best_test_accuracy": v.best_mean,
+            "baseline_test_accuracy": v.baseline_mean,
+            "difference": v.difference,
+            "p_value": v.p_value,
+            "n_test": v.n_test,
+        },
+        "curves": {},
+        "extra": {
+            "architecture": f"{args.arch} {ARCHS[args.arch]}",
+            "verdict": v.to_dict(),
+            "chosen": result.chosen,
+            "tuned_baseline": {"family": family, "learning_rate": learning_rate, "trial": trial},
+            "history": result.history,
+        },
+        "wall_time_s": wall,
+    }
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
     for key, value in SCALE[args.arch].items():
@@ -225,16 +309,33 @@ def main(argv=None):
         raise SystemExit(f"search_pays: 1 <= --prescreen-train <= --propose, got {got}.")
     if not 0 < args.lr_range[0] <= args.lr_range[1] <= 10:
         raise SystemExit(f"search_pays: --lr-range must satisfy 0 < low <= high <= 10, got {args.lr_range}.")
+    if args.space == "mixture" and not 0 <= args.shrink_start < args.epochs:
+        got = f"{args.shrink_start}, {args.epochs}"
+        raise SystemExit(f"search_pays: 0 <= --shrink-start < --epochs, got {got}.")
     config = protocol(args)
     store = RunStore(args.results, RECIPE, config)
     setting, variant = f"{args.dataset}-{args.arch}", VARIANTS[args.space]
+    if args.space == "mixture":  # the families study of the same seeds tuned the baseline
+        families = argparse.Namespace(**{**vars(args), "space": "families"})
+        studies = RunStore(args.results, RECIPE, protocol(families))
     for seed in args.seeds:
         if store.existing(setting, variant, seed) is not None:
             print(f"{setting} {variant} seed {seed}: done, skipped")
             continue
-        print(f"{setting} {variant} seed {seed}: {args.n_trials} trials x {config['repeats']} repeats, "
-              f"then the verdict ({args.verdict_seeds} seeds per arm) ...", flush=True)  # fmt: skip
-        rec = run_seed(args, config, seed)
+        what = (f"the mixture cell ({args.epochs} epochs)" if args.space == "mixture"
+                else f"{args.n_trials} trials x {config['repeats']} repeats")  # fmt: skip
+        print(f"{setting} {variant} seed {seed}: {what}, then the verdict ({args.verdict_seeds} seeds per "
+              "arm) ...", flush=True)  # fmt: skip
+        if args.space == "mixture":
+            study_run = studies.existing(setting, VARIANTS["families"], seed)
+            if study_run is None:
+                flags = " ".join(a for a in (argv or sys.argv[1:]) if a not in ("--space", "mixture"))
+                raise SystemExit(f"search_pays: --space mixture tunes no baseline of its own: run the "
+                                 f"families study of seed {seed} first (`python recipes/search_pays.py "
+                                 f"{flags}`).")  # fmt: skip
+            rec = run_mixture_seed(args, config, seed, study_run)
+        else:
+            rec = run_seed(args, config, seed)
         path = store.save(setting, variant, seed, metrics=rec["metrics"], curves=rec["curves"],
                           extra=rec["extra"], wall_time_s=rec["wall_time_s"])  # fmt: skip
         verdict = rec["extra"]["verdict"]["verdict"]

@@ -136,9 +136,12 @@ def verdict_not_run(runs):
     """The not-run lines of the verdict protocol's settings and spaces without run files (empty
     when all have run)."""
     lines = []
-    for variant, what, flag in (("study", "Does the search pay", ""),
-                                ("composed", "Does a composed-activation search with the pre-screen pay",
-                                 " --space composed")):  # fmt: skip
+    spaces = (
+        ("study", "Does the search pay", ""),
+        ("composed", "Does a composed-activation search with the pre-screen pay", " --space composed"),
+        ("mixture", "Does the mixture cell per layer pay", " --space mixture"),
+    )
+    for variant, what, flag in spaces:
         settings = ("fashion_mnist-mlp", "fashion_mnist-cnn")
         missing = [s for s in settings if variant not in runs.get((VERDICT_RECIPE, s), {})]
         if not missing:
@@ -152,8 +155,24 @@ def verdict_not_run(runs):
     return lines
 
 
+def _trial(number):
+    return "" if number is None else f" (trial {number})"
+
+
+def _baseline(verdict, run):
+    """The baseline column: the verdict's baseline and its trial (for the mixture, the trial of
+    the families study that tuned it, and its learning rate)."""
+    tuned = run.get("tuned_baseline")
+    if tuned:
+        return f"{tuned['family']} (families study trial {tuned['trial']}, lr {tuned['learning_rate']:.2g})"
+    return verdict["baseline"] + _trial(verdict.get("baseline_trial")) if verdict.get("baseline") else "-"
+
+
 def _named(best, run):
-    """The verdict's name of the best trial, with its expression when it is a composed one."""
+    """The verdict's name of the best trial, with its expression when it is a composed one and
+    the choice per layer for the mixture."""
+    if run.get("chosen"):
+        return "mixture: " + ", ".join(run["chosen"].values())
     trial = next((t for t in run.get("trials", []) if t["number"] == run["verdict"].get("best_trial")), {})
     return f"`{trial['expression']}`" if trial.get("expression") else best
 
@@ -165,9 +184,11 @@ def _mean_ci(mean, ci, scale=100):
 
 def verdict_section(key, variants):
     """Markdown of one setting of the verdict protocol: per space searched (variant `study`, the
-    families; `composed`, composed expressions with the pre-screen), one row per procedure seed
+    families; `composed`, composed expressions with the pre-screen; `mixture`, the mixture cell
+    against the families study's tuned baseline), one row per procedure seed
     with its verdict, then the count of verdicts and the mean difference over seeds."""
-    return "\n\n".join(_verdict_table(key, v, variants[v]) for v in ("study", "composed") if v in variants)
+    order = ("study", "composed", "mixture")
+    return "\n\n".join(_verdict_table(key, v, variants[v]) for v in order if v in variants)
 
 
 def _space_sentence(cfg):
@@ -185,15 +206,8 @@ def _space_sentence(cfg):
     )
 
 
-def _verdict_table(key, variant, runs):
-    recipe, setting = key
-    recs = sorted(runs, key=lambda r: r["seed"])
-    cfg = recs[0]["config"]
-    model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
-    title = "does the search pay?" if variant == "study" else "does a composed-activation search pay?"
-    lines = [
-        f"### `search_pays` (verdict protocol) · {setting}: {title}",
-        "",
+def _study_protocol(cfg, model):
+    return (
         "Each procedure seed is one Optuna study through `keras_bioact.search.run_spec`; "
         f"{_space_sentence(cfg)}. "
         f"{cfg['n_trials']} "
@@ -209,18 +223,51 @@ def _verdict_table(key, variant, runs):
         "two-sided p; *beats* when the interval excludes 0 on the better side (docs/search.md). Unlike "
         "the per-arm table above (one study per arm, its best retrained once, arms compared over the "
         "seeds), each seed here gives its own verdict. Test accuracy % of each arm: mean over the "
-        "verdict's seeds [95 % t-interval].",
-        "",
-    ]
+        "verdict's seeds [95 % t-interval]."
+    )
+
+
+def _mixture_protocol(cfg):
+    m = cfg["mixture"]
+    return (
+        "Each procedure seed runs the mixture cell per layer (`--space mixture`, a `[mixture]` spec "
+        f"through `keras_bioact.search.run_spec`): every activation site of `{cfg['arch']}` gets a "
+        f"softmax mixture of {', '.join(m['candidates'])}, warm-started at {m['warm_start']} (weight "
+        f"{m['warm_weight']}), trained with the network by first-order alternation (weights on training "
+        f"batches, mixture logits on validation batches, Adam {m['arch_learning_rate']}) for "
+        f"{m['epochs']} epochs and shrunk to one candidate per site from epoch {m['shrink_start']}, on up "
+        f"to {cfg['train_limit']:,} {cfg['dataset']} training images and a validation split of up to "
+        f"{cfg['val_limit']:,} (seeded by the procedure seed). The baseline is the one the families "
+        f"study of the same seed tuned (the best of {', '.join(cfg['baselines'])} on validation, with its "
+        "learning rate). The verdict: the discretized architecture and that baseline, each retrained at "
+        f"the baseline's tuned learning rate with the same {cfg['verdict_seeds']} fresh seeds for "
+        f"{cfg['epochs']} epochs and scored once on the test split; difference with its 95 % Welch "
+        "interval and two-sided p. Test accuracy % of each arm: mean over the verdict's seeds [95 % "
+        "t-interval]."
+    )
+
+
+def _verdict_table(key, variant, runs):
+    recipe, setting = key
+    recs = sorted(runs, key=lambda r: r["seed"])
+    cfg = recs[0]["config"]
+    model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
+    title = {"study": "does the search pay?", "composed": "does a composed-activation search pay?",
+             "mixture": "does the mixture cell pay?"}[variant]  # fmt: skip
+    lines = [f"### `search_pays` (verdict protocol) · {setting}: {title}", ""]
+    if variant == "mixture":
+        lines += [_mixture_protocol(cfg), ""]
+    else:
+        lines += [_study_protocol(cfg, model), ""]
     rows, diffs, outcomes = [], [], []
     for r in recs:
         v = r["verdict"]
         rows.append(
             [
                 r["seed"],
-                f"{_named(v['best'], r)} (trial {v.get('best_trial')})",
+                _named(v["best"], r) + _trial(v.get("best_trial")),
                 _mean_ci(v.get("best_mean"), v.get("best_ci95")),
-                f"{v['baseline']} (trial {v.get('baseline_trial')})" if v.get("baseline") else "-",
+                _baseline(v, r),
                 _mean_ci(v.get("baseline_mean"), v.get("baseline_ci95")),
                 _mean_ci(v.get("difference"), v.get("ci95")),
                 fmt_p(v.get("p_value")),

@@ -100,3 +100,44 @@ def test_the_families_protocol_keeps_the_digest_of_the_shipped_run_files():
         setattr(args, key, value)
     shipped = load_run(recipe.ROOT / "recipes/results/search_verdict/fashion_mnist-mlp/study/seed0.json")
     assert recipe.protocol(args) == shipped["config"]
+
+
+def test_mixture_space_is_judged_against_the_families_studys_tuned_baseline(tmp_path, monkeypatch):
+    """`--space mixture` needs the families study of the same seed, takes its best baseline on
+    validation with that trial's learning rate, and retrains both arms on the same fresh seeds."""
+    results, work = tmp_path / "results", tmp_path / "work"
+    base = [*TINY, "--epochs", "2", "--results", str(results), "--work", str(work)]
+    mixture = [*base, "--space", "mixture", "--shrink-start", "1"]
+    with pytest.raises(SystemExit, match="run the families study of seed 0 first"):
+        recipe.main(mixture)
+    assert recipe.main(base) == 0
+    study = load_run(results / "search_verdict/digits-mlp/study/seed0.json")
+    from keras_bioact.search import mixture as mixture_lib
+
+    rates, retrain = [], mixture_lib.retrain
+
+    def recording(*args, **kwargs):
+        rates.append(kwargs["learning_rate"])
+        return retrain(*args, **kwargs)
+
+    monkeypatch.setattr(mixture_lib, "retrain", recording)
+    assert recipe.main(mixture) == 0
+    run = load_run(results / "search_verdict/digits-mlp/mixture/seed0.json")
+    done = [t for t in study["trials"] if t["family"] in recipe.BASELINES and t["val_accuracy"] is not None]
+    tuned = max(done, key=lambda t: (t["val_accuracy"], -t["number"]))
+    assert run["tuned_baseline"] == {"family": tuned["family"], "learning_rate": tuned["learning_rate"],
+                                     "trial": tuned["number"]}  # fmt: skip
+    v = run["verdict"]
+    assert v["baseline"] == recipe.KERAS_NAME.get(tuned["family"], tuned["family"])
+    assert v["seeds"] == [1, 2] and len(v["best_scores"]) == len(v["baseline_scores"]) == 2
+    assert set(run["chosen"].values()) <= set(recipe.MIXTURE["candidates"]) and run["chosen"]
+    assert rates == [tuned["learning_rate"]] * 2  # both arms retrained at the tuned learning rate
+    assert len(list(work.glob("digits-mlp-mixture-seed0-*/mixture_result.json"))) == 1
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
+    assert report.main(["--results", str(results), "--readme", str(readme), "--figures", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert "digits-mlp: does the mixture cell pay?" in text
+    assert f"{tuned['family']} (families study trial {tuned['number']}, lr " in text
+    with pytest.raises(SystemExit, match="shrink-start"):
+        recipe.main([*mixture, "--shrink-start", "2"])
