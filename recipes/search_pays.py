@@ -38,6 +38,14 @@ that baseline are retrained at the baseline's tuned learning rate with the same
 `--verdict-seeds` fresh seeds and scored once on the test split (the same verdict). Its run
 files are the variant `mixture`.
 
+`--transfer-from ARCH` (issue 29 item 4: does an activation selected on one task hold on
+another?) trains nothing to select: it takes the best non-baseline trial that the study of
+`--space` on architecture ARCH selected for the same procedure seed (its run file must exist),
+retrains its activation on `--arch` with the learning rate that `--arch`'s families study tuned
+for its best baseline, on that study's verdict seeds, and judges it against that baseline's
+verdict scores (same seeds, same test split). Its run files are the variant
+`<variant>-from-<ARCH>`.
+
 One run file per (setting, variant, seed) goes to `--results` under `search_verdict/` (finished
 runs are skipped); a study cut off mid-way resumes from its SQLite file under `--work`. `python
 recipes/report.py` lists each seed's verdict in recipes/README.md.
@@ -98,6 +106,8 @@ def make_parser():
     p.add_argument("--propose", type=int, default=200, help="--space composed: expressions drawn per round")
     p.add_argument("--prescreen-train", type=int, default=3, help="--space composed: trained per round")
     p.add_argument("--shrink-start", type=int, default=1, help="--space mixture: epochs before shrinking")
+    p.add_argument("--transfer-from", choices=sorted(ARCHS),
+                   help="judge on --arch the activation --space selected on this architecture")  # fmt: skip
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="procedure seeds")
     p.add_argument("--n-trials", type=int, default=12, help="trials of each study (baselines included)")
     p.add_argument("--repeats", type=int, default=3, help="seeds per trial ([budget] repeats)")
@@ -139,6 +149,9 @@ def protocol(args):
     if args.space == "composed":
         config.update(search_families=["composed"], composed=COMPOSED,
                       prescreen={"propose": args.propose, "train": args.prescreen_train})  # fmt: skip
+    if args.transfer_from:
+        lr = "the tuned baseline's of the target families study"
+        config.update(transfer_from=args.transfer_from, learning_rate=lr)
     if args.space == "mixture":
         config.update(mixture={**MIXTURE, "epochs": args.epochs, "shrink_start": args.shrink_start},
                       baseline_from="the families study (variant study) of the same seed")  # fmt: skip
@@ -214,6 +227,7 @@ def run_seed(args, config, seed, log=print):
             "family": (t.user_attrs.get("activation") or {}).get("family"),
             "expression": (t.user_attrs.get("activation") or {}).get("expression"),
             "learning_rate": t.params.get("learning_rate"),
+            "params": dict(t.params),
             "fit_seconds": t.user_attrs.get("fit_seconds"),
         }
         for t in result.study.get_trials(deepcopy=False)
@@ -297,8 +311,67 @@ def run_mixture_seed(args, config, seed, study_run, log=print):
     }
 
 
+def run_transfer_seed(args, config, seed, source, target, log=print):
+    """Judge the activation that the study of run file `source` (another architecture) selected,
+    on this architecture against the tuned baseline of the families study `target` (run dicts)."""
+    from keras_bioact.search import verdict as verdict_lib
+    from keras_bioact.search.optuna.holdout import retrain_on_test
+
+    chosen = source["verdict"]
+    trials = {t["number"]: t for t in source["trials"]}
+    best = trials.get(chosen.get("best_trial"))
+    if best is None or "params" not in best:
+        raise SystemExit(f"search_pays: the {args.transfer_from} run file of seed {seed} has no selected "
+                         "non-baseline trial with its parameters (rerun it with this script)")  # fmt: skip
+    base = target["verdict"]
+    lr = {t["number"]: t for t in target["trials"]}[base["baseline_trial"]]["learning_rate"]
+    params = {**best["params"], "learning_rate": lr}
+    work = pathlib.Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    name = f"{args.dataset}-{args.arch}-{VARIANTS[args.space]}-from-{args.transfer_from}-seed{seed}"
+    spec = spec_for(args, seed, f"sqlite:///{work / name}.db", name)
+    seeds = verdict_lib.verdict_seeds(spec.budget)
+    if list(seeds) != list(base["seeds"]):
+        raise SystemExit(f"search_pays: verdict seeds {seeds} differ from the target study's {base['seeds']}")
+    label = f"{best['expression'] or best['family']} (from {args.transfer_from} trial {best['number']})"
+    start = time.perf_counter()
+    scores = retrain_on_test(spec, params, seeds, log=log, name=label)
+    wall = time.perf_counter() - start
+    v = verdict_lib.compare(
+        label,
+        scores,
+        base["baseline"],
+        base["baseline_scores"],
+        metric="test_accuracy",
+        seeds=seeds,
+        baseline_trial=base["baseline_trial"],
+        n_test=base.get("n_test"),
+    )
+    for line in v.lines():
+        log(line)
+    return {
+        "metrics": {
+            "best_test_accuracy": v.best_mean,
+            "baseline_test_accuracy": v.baseline_mean,
+            "difference": v.difference,
+            "p_value": v.p_value,
+            "n_test": v.n_test,
+        },
+        "curves": {},
+        "extra": {
+            "architecture": f"{args.arch} {ARCHS[args.arch]}",
+            "verdict": v.to_dict(),
+            "transferred": {"from": args.transfer_from, "trial": best["number"], "family": best["family"],
+                            "expression": best.get("expression"), "params": params,
+                            "source_validation": best["val_accuracy"]},  # fmt: skip
+        },
+        "wall_time_s": wall,
+    }
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    given = {key: getattr(args, key) for key in SCALE[args.arch]}  # None: the architecture's scale
     for key, value in SCALE[args.arch].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -315,8 +388,16 @@ def main(argv=None):
     config = protocol(args)
     store = RunStore(args.results, RECIPE, config)
     setting, variant = f"{args.dataset}-{args.arch}", VARIANTS[args.space]
-    if args.space == "mixture":  # the families study of the same seeds tuned the baseline
-        families = argparse.Namespace(**{**vars(args), "space": "families"})
+    if args.transfer_from:
+        if args.space == "mixture" or args.transfer_from == args.arch:
+            raise SystemExit("search_pays: --transfer-from: --space families or composed, another --arch.")
+        source_args = argparse.Namespace(**{**vars(args), "arch": args.transfer_from, "transfer_from": None})
+        for key, value in SCALE[args.transfer_from].items():  # the source study ran at its own scale
+            setattr(source_args, key, value if given[key] is None else given[key])
+        sources = RunStore(args.results, RECIPE, protocol(source_args))
+        variant = f"{variant}-from-{args.transfer_from}"
+    if args.space == "mixture" or args.transfer_from:  # each seed's families study tuned the baseline
+        families = argparse.Namespace(**{**vars(args), "space": "families", "transfer_from": None})
         studies = RunStore(args.results, RECIPE, protocol(families))
     for seed in args.seeds:
         if store.existing(setting, variant, seed) is not None:
@@ -326,7 +407,15 @@ def main(argv=None):
                 else f"{args.n_trials} trials x {config['repeats']} repeats")  # fmt: skip
         print(f"{setting} {variant} seed {seed}: {what}, then the verdict ({args.verdict_seeds} seeds per "
               "arm) ...", flush=True)  # fmt: skip
-        if args.space == "mixture":
+        if args.transfer_from:
+            source = sources.existing(f"{args.dataset}-{args.transfer_from}", VARIANTS[args.space], seed)
+            target = studies.existing(setting, VARIANTS["families"], seed)
+            if source is None or target is None:
+                raise SystemExit(f"search_pays: --transfer-from needs the {args.transfer_from} study of "
+                                 f"--space {args.space} and the {args.arch} families study of seed {seed} "
+                                 "first.")  # fmt: skip
+            rec = run_transfer_seed(args, config, seed, source, target)
+        elif args.space == "mixture":
             study_run = studies.existing(setting, VARIANTS["families"], seed)
             if study_run is None:
                 flags = " ".join(a for a in (argv or sys.argv[1:]) if a not in ("--space", "mixture"))

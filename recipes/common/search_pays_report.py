@@ -187,7 +187,8 @@ def verdict_section(key, variants):
     families; `composed`, composed expressions with the pre-screen; `mixture`, the mixture cell
     against the families study's tuned baseline), one row per procedure seed
     with its verdict, then the count of verdicts and the mean difference over seeds."""
-    order = ("study", "composed", "mixture")
+    order = ["study", "composed", "mixture"]
+    order += sorted(v for v in variants if v not in order)  # `<variant>-from-<arch>`: transfers
     return "\n\n".join(_verdict_table(key, v, variants[v]) for v in order if v in variants)
 
 
@@ -247,15 +248,37 @@ def _mixture_protocol(cfg):
     )
 
 
+SPACE_NAMES = {"study": "families", "composed": "composed"}
+
+
+def _transfer_protocol(cfg, variant):
+    space = SPACE_NAMES[variant.partition("-from-")[0]]
+    source = cfg["transfer_from"]
+    return (
+        f"Does an activation selected on one task hold on another (`--transfer-from {source}`)? Each "
+        f"procedure seed takes the best non-baseline trial that the {space} study on the {source} "
+        f"selected on its validation split (its table under the {source} setting), retrains its activation "
+        f"on `{cfg['arch']}` at the learning rate this architecture's families study tuned for its best "
+        f"baseline, with that study's {cfg['verdict_seeds']} verdict seeds for {cfg['epochs']} epochs, and "
+        "judges it against that baseline's verdict scores (same seeds, same test split); nothing is selected "
+        "on this architecture. Test accuracy % of each arm: mean over the verdict's seeds [95 % t-interval]."
+    )
+
+
 def _verdict_table(key, variant, runs):
     recipe, setting = key
     recs = sorted(runs, key=lambda r: r["seed"])
     cfg = recs[0]["config"]
     model = ", ".join(f"{k} {v}" for k, v in cfg["model"].items() if k != "template")
-    title = {"study": "does the search pay?", "composed": "does a composed-activation search pay?",
-             "mixture": "does the mixture cell pay?"}[variant]  # fmt: skip
-    lines = [f"### `search_pays` (verdict protocol) · {setting}: {title}", ""]
-    if variant == "mixture":
+    titles = {"study": "does the search pay?", "composed": "does a composed-activation search pay?",
+              "mixture": "does the mixture cell pay?"}  # fmt: skip
+    source = cfg.get("transfer_from")
+    space = SPACE_NAMES.get(variant.partition("-from-")[0])
+    title = f"does what the {space} search selected on the {source} hold here?"
+    lines = [f"### `search_pays` (verdict protocol) · {setting}: {titles.get(variant, title)}", ""]
+    if source:
+        lines += [_transfer_protocol(cfg, variant), ""]
+    elif variant == "mixture":
         lines += [_mixture_protocol(cfg), ""]
     else:
         lines += [_study_protocol(cfg, model), ""]

@@ -1,6 +1,8 @@
 """recipes/search_pays.py at a tiny budget: one study per procedure seed through `run_spec`, its
 verdict in the run file, skipping, and report.py's per-seed verdict table."""
 
+import shutil
+
 import pytest
 
 from recipes import report
@@ -102,15 +104,27 @@ def test_the_families_protocol_keeps_the_digest_of_the_shipped_run_files():
     assert recipe.protocol(args) == shipped["config"]
 
 
-def test_mixture_space_is_judged_against_the_families_studys_tuned_baseline(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def families_studies(tmp_path_factory):
+    """Results and work folders with the families study of seed 0 on the digits MLP (and the
+    argv that made it); the CNN's is added by the transfer test."""
+    tmp = tmp_path_factory.mktemp("families")
+    base = [*TINY, "--epochs", "2", "--results", str(tmp / "results"), "--work", str(tmp / "work")]
+    assert recipe.main(base) == 0
+    return tmp / "results", tmp / "work", base
+
+
+def test_mixture_space_is_judged_against_the_families_studys_tuned_baseline(
+    tmp_path, monkeypatch, families_studies
+):
     """`--space mixture` needs the families study of the same seed, takes its best baseline on
     validation with that trial's learning rate, and retrains both arms on the same fresh seeds."""
     results, work = tmp_path / "results", tmp_path / "work"
-    base = [*TINY, "--epochs", "2", "--results", str(results), "--work", str(work)]
-    mixture = [*base, "--space", "mixture", "--shrink-start", "1"]
+    mixture = [*TINY, "--epochs", "2", "--results", str(results), "--work", str(work), "--space", "mixture",
+               "--shrink-start", "1"]  # fmt: skip
     with pytest.raises(SystemExit, match="run the families study of seed 0 first"):
         recipe.main(mixture)
-    assert recipe.main(base) == 0
+    shutil.copytree(families_studies[0], results)
     study = load_run(results / "search_verdict/digits-mlp/study/seed0.json")
     from keras_bioact.search import mixture as mixture_lib
 
@@ -141,3 +155,32 @@ def test_mixture_space_is_judged_against_the_families_studys_tuned_baseline(tmp_
     assert f"{tuned['family']} (families study trial {tuned['number']}, lr " in text
     with pytest.raises(SystemExit, match="shrink-start"):
         recipe.main([*mixture, "--shrink-start", "2"])
+
+
+def test_transfer_judges_the_other_architectures_choice_against_this_ones_tuned_baseline(families_studies):
+    """`--transfer-from cnn` on the MLP: the CNN study's selected activation, retrained on the MLP
+    at the MLP's tuned baseline's learning rate and seeds, against that baseline's verdict scores."""
+    results, work, base = families_studies
+    transfer = [*base, "--transfer-from", "cnn"]
+    with pytest.raises(SystemExit, match="needs the cnn study of --space families"):
+        recipe.main(transfer)
+    assert recipe.main([*base, "--arch", "cnn"]) == 0
+    assert recipe.main(transfer) == 0
+    source = load_run(results / "search_verdict/digits-cnn/study/seed0.json")
+    target = load_run(results / "search_verdict/digits-mlp/study/seed0.json")
+    run = load_run(results / "search_verdict/digits-mlp/study-from-cnn/seed0.json")
+    chosen = next(t for t in source["trials"] if t["number"] == source["verdict"]["best_trial"])
+    tuned = next(t for t in target["trials"] if t["number"] == target["verdict"]["baseline_trial"])
+    assert chosen["family"] not in recipe.BASELINES
+    assert run["transferred"]["params"] == {**chosen["params"], "learning_rate": tuned["learning_rate"]}
+    v, t = run["verdict"], target["verdict"]
+    assert v["seeds"] == t["seeds"] and v["baseline"] == t["baseline"]
+    assert v["baseline_scores"] == t["baseline_scores"]
+    assert len(v["best_scores"]) == 2 and v["best"].endswith(f"(from cnn trial {chosen['number']})")
+    readme = results.parent / "README.md"
+    readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
+    args = ["--results", str(results), "--readme", str(readme), "--figures", str(results.parent)]
+    assert report.main(args) == 0
+    assert "digits-mlp: does what the families search selected on the cnn hold here?" in readme.read_text()
+    with pytest.raises(SystemExit, match="another --arch"):
+        recipe.main([*base, "--transfer-from", "mlp"])
