@@ -251,6 +251,8 @@ def run_seed(args, config, seed, log=print):
             "verdict": v.to_dict(),
             "trials": trials,
             "study": {"name": name, "storage": spec.storage},
+            # the pre-screen's rank correlation on candidates it had not seen (--space composed)
+            "prescreen_spearman": result.study.user_attrs.get("prescreen_spearman"),
         },
         "wall_time_s": wall,
     }

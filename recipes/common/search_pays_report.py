@@ -311,4 +311,12 @@ def _verdict_table(key, variant, runs):
         f"Over the {len(recs)} procedure seed(s): {counts}; mean difference {fmt(d['mean'], 2)} points "
         f"[95 % t-interval over seeds {fmt(d['ci95'][0], 2)}, {fmt(d['ci95'][1], 2)}].",
     ]
+    rhos = [(r["seed"], r.get("prescreen_spearman")) for r in recs if r.get("prescreen_spearman")]
+    if rhos:
+        each = "; ".join(f"seed {k}: {fmt(x['rho'], 2)} (n = {x['n']})" for k, x in rhos)
+        lines.append(
+            "Pre-screen: Spearman's rho between each pre-screened trial's predicted value (made before it "
+            "was trained, by a regressor fitted on earlier trials only) and its trained validation "
+            f"accuracy: {each}."
+        )
     return "\n".join(lines)

@@ -83,6 +83,7 @@ def test_composed_space_runs_the_prescreen_through_the_same_verdict(tmp_path):
     after = run["trials"][3:]
     assert [t["family"] for t in run["trials"][:3]] == ["relu", "gelu", "swish"] and after
     assert all(t["family"] == "composed" and "(x" in t["expression"] for t in after)
+    assert set(run["prescreen_spearman"]) == {"rho", "n"}  # the study's own measure, kept
     readme = tmp_path / "README.md"
     readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
     assert report.main(["--results", str(results), "--readme", str(readme), "--figures", str(tmp_path)]) == 0
