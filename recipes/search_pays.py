@@ -406,6 +406,7 @@ def main(argv=None):
             print(f"{setting} {variant} seed {seed}: done, skipped")
             continue
         what = (f"the mixture cell ({args.epochs} epochs)" if args.space == "mixture"
+                else f"the {args.transfer_from} study's choice" if args.transfer_from
                 else f"{args.n_trials} trials x {config['repeats']} repeats")  # fmt: skip
         print(f"{setting} {variant} seed {seed}: {what}, then the verdict ({args.verdict_seeds} seeds per "
               "arm) ...", flush=True)  # fmt: skip
