@@ -233,29 +233,36 @@ def run_seed(args, config, seed, log=print):
         for t in result.study.get_trials(deepcopy=False)
         if t.state != optuna.trial.TrialState.RUNNING
     ]
-    return {
-        "metrics": {
-            "best_test_accuracy": v.best_mean,
-            "baseline_test_accuracy": v.baseline_mean,
-            "difference": v.difference,
-            "p_value": v.p_value,
-            "best_validation": v.best_validation,
-            "baseline_validation": v.baseline_validation,
-            "n_test": v.n_test,
-            "n_trials": len(trials),
-            "n_failed": sum(t["state"] == "FAIL" for t in trials),
-        },
-        "curves": {},
-        "extra": {
-            "architecture": f"{args.arch} {ARCHS[args.arch]}",
-            "verdict": v.to_dict(),
-            "trials": trials,
-            "study": {"name": name, "storage": spec.storage},
-            # the pre-screen's rank correlation on candidates it had not seen (--space composed)
-            "prescreen_spearman": result.study.user_attrs.get("prescreen_spearman"),
-        },
-        "wall_time_s": wall,
+    rec = record(
+        args,
+        v,
+        wall,
+        trials=trials,
+        study={"name": name, "storage": spec.storage},
+        # the pre-screen's rank correlation on candidates it had not seen (--space composed)
+        prescreen_spearman=result.study.user_attrs.get("prescreen_spearman"),
+    )
+    rec["metrics"].update(
+        best_validation=v.best_validation,
+        baseline_validation=v.baseline_validation,
+        n_trials=len(trials),
+        n_failed=sum(t["state"] == "FAIL" for t in trials),
+    )
+    return rec
+
+
+def record(args, v, wall, **extra):
+    """The run record of a verdict `v` that took `wall` seconds; `extra` goes to the run file."""
+    metrics = {
+        "best_test_accuracy": v.best_mean,
+        "baseline_test_accuracy": v.baseline_mean,
+        "difference": v.difference,
+        "p_value": v.p_value,
+        "n_test": v.n_test,
     }
+    architecture = f"{args.arch} {ARCHS[args.arch]}"
+    extra = {"architecture": architecture, "verdict": v.to_dict(), **extra}
+    return {"metrics": metrics, "curves": {}, "extra": extra, "wall_time_s": wall}
 
 
 def tuned_baseline(study_run):
@@ -292,25 +299,9 @@ def run_mixture_seed(args, config, seed, study_run, log=print):
     start = time.perf_counter()
     result = search.run_spec(spec, progress=False, log=log)
     wall = time.perf_counter() - start
-    v = result.verdict
-    return {
-        "metrics": {
-            "best_test_accuracy": v.best_mean,
-            "baseline_test_accuracy": v.baseline_mean,
-            "difference": v.difference,
-            "p_value": v.p_value,
-            "n_test": v.n_test,
-        },
-        "curves": {},
-        "extra": {
-            "architecture": f"{args.arch} {ARCHS[args.arch]}",
-            "verdict": v.to_dict(),
-            "chosen": result.chosen,
-            "tuned_baseline": {"family": family, "learning_rate": learning_rate, "trial": trial},
-            "history": result.history,
-        },
-        "wall_time_s": wall,
-    }
+    tuned = {"family": family, "learning_rate": learning_rate, "trial": trial}
+    return record(args, result.verdict, wall, chosen=result.chosen, tuned_baseline=tuned,
+                  history=result.history)  # fmt: skip
 
 
 def run_transfer_seed(args, config, seed, source, target, log=print):
@@ -351,24 +342,10 @@ def run_transfer_seed(args, config, seed, source, target, log=print):
     )
     for line in v.lines():
         log(line)
-    return {
-        "metrics": {
-            "best_test_accuracy": v.best_mean,
-            "baseline_test_accuracy": v.baseline_mean,
-            "difference": v.difference,
-            "p_value": v.p_value,
-            "n_test": v.n_test,
-        },
-        "curves": {},
-        "extra": {
-            "architecture": f"{args.arch} {ARCHS[args.arch]}",
-            "verdict": v.to_dict(),
-            "transferred": {"from": args.transfer_from, "trial": best["number"], "family": best["family"],
-                            "expression": best.get("expression"), "params": params,
-                            "source_validation": best["val_accuracy"]},  # fmt: skip
-        },
-        "wall_time_s": wall,
-    }
+    transferred = {"from": args.transfer_from, "trial": best["number"], "family": best["family"],
+                   "expression": best.get("expression"), "params": params,
+                   "source_validation": best["val_accuracy"]}  # fmt: skip
+    return record(args, v, wall, transferred=transferred)
 
 
 def main(argv=None):
