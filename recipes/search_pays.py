@@ -304,7 +304,7 @@ def run_mixture_seed(args, config, seed, study_run, log=print):
                   history=result.history)  # fmt: skip
 
 
-def run_transfer_seed(args, config, seed, source, target, log=print):
+def run_transfer_seed(args, seed, source, target, log=print):
     """Judge the activation that the study of run file `source` (another architecture) selected,
     on this architecture against the tuned baseline of the families study `target` (run dicts)."""
     from keras_bioact.search import verdict as verdict_lib
@@ -317,6 +317,8 @@ def run_transfer_seed(args, config, seed, source, target, log=print):
         raise SystemExit(f"search_pays: the {args.transfer_from} run file of seed {seed} has no selected "
                          "non-baseline trial with its parameters (rerun it with this script)")  # fmt: skip
     base = target["verdict"]
+    if base.get("baseline_trial") is None:
+        raise SystemExit(f"search_pays: the {args.arch} families study of seed {seed} has no tuned baseline")
     lr = {t["number"]: t for t in target["trials"]}[base["baseline_trial"]]["learning_rate"]
     params = {**best["params"], "learning_rate": lr}
     work = pathlib.Path(args.work)
@@ -394,7 +396,7 @@ def main(argv=None):
                 raise SystemExit(f"search_pays: --transfer-from needs the {args.transfer_from} study of "
                                  f"--space {args.space} and the {args.arch} families study of seed {seed} "
                                  "first.")  # fmt: skip
-            rec = run_transfer_seed(args, config, seed, source, target)
+            rec = run_transfer_seed(args, seed, source, target)
         elif args.space == "mixture":
             study_run = studies.existing(setting, VARIANTS["families"], seed)
             if study_run is None:
