@@ -154,17 +154,15 @@ def test_inspector_cost_budget(tmp_path, monkeypatch):
 
 
 def test_inspector_writes_the_first_and_the_last_epoch_whatever_the_budget(tmp_path):
-    # A small model trains in milliseconds per epoch: the default 5 % budget cannot afford the
-    # images (tens of ms) in between, but the starting and the final shapes are written.
-    cb = ActivationInspector(tmp_path, images_every_n_epochs=1)
+    # A budget no write can afford (a real clock: whether the default 5 % affords a write of
+    # a millisecond epoch depends on the machine): nothing in between is written, but the
+    # starting and the final shapes are.
+    cb = ActivationInspector(tmp_path, images_every_n_epochs=1, max_overhead=1e-9)
     _fit(_model(), [cb], epochs=6)
     acc = _accumulator(str(tmp_path / "train"))
     for tag in ("bioact/gamma/curves", "bioact/bru/curves"):
-        steps = [e.step for e in acc.Images(tag)]
-        assert steps[0] == 0 and steps[-1] == 5, steps
-        assert len(steps) < 6, steps  # the budget did thin the epochs in between
-    steps = [e.step for e in acc.Scalars("bioact/gamma/n/mean")]
-    assert steps[0] == 0 and steps[-1] == 5, steps
+        assert [e.step for e in acc.Images(tag)] == [0, 5]
+    assert [e.step for e in acc.Scalars("bioact/gamma/n/mean")] == [0, 5]
 
 
 def test_inspector_without_bioact_layers_warns(tmp_path):
