@@ -147,8 +147,7 @@ def protocol(args):
         "baselines": list(BASELINES),
     }
     if args.space == "composed":
-        config.update(search_families=["composed"], composed=COMPOSED,
-                      prescreen={"propose": args.propose, "train": args.prescreen_train})  # fmt: skip
+        config.update(search_families=["composed"], **composed_space(args))
     if args.transfer_from:
         lr = "the tuned baseline's of the target families study"
         config.update(transfer_from=args.transfer_from, learning_rate=lr)
@@ -156,6 +155,20 @@ def protocol(args):
         config.update(mixture={**MIXTURE, "epochs": args.epochs, "shrink_start": args.shrink_start},
                       baseline_from="the families study (variant study) of the same seed")  # fmt: skip
     return config
+
+
+def composed_space(args):
+    """The `[space]` keys of `--space composed`: the expressions and the pre-screen."""
+    return {"composed": COMPOSED, "prescreen": {"propose": args.propose, "train": args.prescreen_train}}
+
+
+def work_name(args, config, seed):
+    """The name of one procedure seed's study (and work folder): setting, variant (none for
+    the families), seed and the protocol's digest."""
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    variant = VARIANTS[args.space] + (f"-from-{args.transfer_from}" if args.transfer_from else "")
+    tag = "" if variant == VARIANTS["families"] else f"{variant}-"
+    return f"{args.dataset}-{args.arch}-{tag}seed{seed}-{digest}"
 
 
 def data_table(args, seed):
@@ -182,8 +195,7 @@ def spec_for(args, seed, storage, study_name):
     }
     space = {"learning_rate": list(args.lr_range), "baselines": list(BASELINES)}
     if args.space == "composed":
-        space.update(families=["composed"], composed=COMPOSED,
-                     prescreen={"propose": args.propose, "train": args.prescreen_train})  # fmt: skip
+        space.update(families=["composed"], **composed_space(args))
     raw = {
         "optuna": {
             "study": study_name,
@@ -209,9 +221,7 @@ def run_seed(args, config, seed, log=print):
 
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    space = "" if args.space == "families" else f"{args.space}-"
-    name = f"{args.dataset}-{args.arch}-{space}seed{seed}-{digest}"
+    name = work_name(args, config, seed)
     spec = spec_for(args, seed, f"sqlite:///{work / name}.db", name)
     start = time.perf_counter()
     result = search.run_spec(spec, progress=False, log=log)
@@ -266,14 +276,17 @@ def record(args, v, wall, **extra):
 
 
 def tuned_baseline(study_run):
-    """`(family, learning rate, trial number)` of the best baseline of a families study's run
-    file: the best validation accuracy among its complete baseline trials (the earlier trial on
-    a tie), as the study's verdict picks it."""
-    done = [t for t in study_run["trials"] if t["family"] in BASELINES and t["val_accuracy"] is not None]
-    if not done:
+    """`(family, learning rate, trial number)` of the baseline a families study's run file
+    tuned: the one its verdict judged against (the best baseline on validation), or its best
+    trial when only baselines completed."""
+    v = study_run["verdict"]
+    number = v.get("baseline_trial")
+    if number is None and v.get("outcome") == "only_baselines":
+        number = v.get("best_trial")
+    if number is None:
         seed = study_run["seed"]
-        raise SystemExit(f"search_pays: the families study of seed {seed} has no complete baseline")
-    best = max(done, key=lambda t: (t["val_accuracy"], -t["number"]))
+        raise SystemExit(f"search_pays: the families study of seed {seed} has no tuned baseline")
+    best = next(t for t in study_run["trials"] if t["number"] == number)
     return best["family"], best["learning_rate"], best["number"]
 
 
@@ -285,8 +298,7 @@ def run_mixture_seed(args, config, seed, study_run, log=print):
 
     family, learning_rate, trial = tuned_baseline(study_run)
     baseline = KERAS_NAME.get(family, family)
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    name = f"{args.dataset}-{args.arch}-mixture-seed{seed}-{digest}"
+    name = work_name(args, config, seed)
     raw = {
         "mixture": {**config["mixture"], "seeds": args.verdict_seeds, "baseline": baseline},
         "data": data_table(args, seed),
@@ -304,7 +316,7 @@ def run_mixture_seed(args, config, seed, study_run, log=print):
                   history=result.history)  # fmt: skip
 
 
-def run_transfer_seed(args, seed, source, target, log=print):
+def run_transfer_seed(args, config, seed, source, target, log=print):
     """Judge the activation that the study of run file `source` (another architecture) selected,
     on this architecture against the tuned baseline of the families study `target` (run dicts)."""
     from keras_bioact.search import verdict as verdict_lib
@@ -317,13 +329,13 @@ def run_transfer_seed(args, seed, source, target, log=print):
         raise SystemExit(f"search_pays: the {args.transfer_from} run file of seed {seed} has no selected "
                          "non-baseline trial with its parameters (rerun it with this script)")  # fmt: skip
     base = target["verdict"]
-    if base.get("baseline_trial") is None:
-        raise SystemExit(f"search_pays: the {args.arch} families study of seed {seed} has no tuned baseline")
-    lr = {t["number"]: t for t in target["trials"]}[base["baseline_trial"]]["learning_rate"]
+    _, lr, number = tuned_baseline(target)
+    if number != base.get("baseline_trial"):  # only baselines completed: no baseline verdict scores
+        raise SystemExit(f"search_pays: the {args.arch} families study of seed {seed} has no baseline scores")
     params = {**best["params"], "learning_rate": lr}
+    name = work_name(args, config, seed)
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    name = f"{args.dataset}-{args.arch}-{VARIANTS[args.space]}-from-{args.transfer_from}-seed{seed}"
     spec = spec_for(args, seed, f"sqlite:///{work / name}.db", name)
     seeds = verdict_lib.verdict_seeds(spec.budget)
     if list(seeds) != list(base["seeds"]):
@@ -396,7 +408,7 @@ def main(argv=None):
                 raise SystemExit(f"search_pays: --transfer-from needs the {args.transfer_from} study of "
                                  f"--space {args.space} and the {args.arch} families study of seed {seed} "
                                  "first.")  # fmt: skip
-            rec = run_transfer_seed(args, seed, source, target)
+            rec = run_transfer_seed(args, config, seed, source, target)
         elif args.space == "mixture":
             study_run = studies.existing(setting, VARIANTS["families"], seed)
             if study_run is None:

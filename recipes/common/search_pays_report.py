@@ -141,8 +141,8 @@ def verdict_not_run(runs):
         ("composed", "Does a composed-activation search with the pre-screen pay", " --space composed"),
         ("mixture", "Does the mixture cell per layer pay", " --space mixture"),
     )
+    settings = ("fashion_mnist-mlp", "fashion_mnist-cnn")
     for variant, what, flag in spaces:
-        settings = ("fashion_mnist-mlp", "fashion_mnist-cnn")
         missing = [s for s in settings if variant not in runs.get((VERDICT_RECIPE, s), {})]
         if not missing:
             continue
