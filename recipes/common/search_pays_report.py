@@ -10,7 +10,7 @@ have no run files yet. Pure Python, no Keras.
 
 import math
 
-from keras_bioact.stats import describe
+from keras_bioact.stats import describe, welch, welch_interval
 from recipes.common.tables import fmt, fmt_p, fmt_stat, table, values
 
 RECIPE = "search_pays"
@@ -189,7 +189,8 @@ def verdict_section(key, variants):
     with its verdict, then the count of verdicts and the mean difference over seeds."""
     order = ["study", "composed", "mixture"]
     order += sorted(v for v in variants if v not in order)  # `<variant>-from-<arch>`: transfers
-    return "\n\n".join(_verdict_table(key, v, variants[v]) for v in order if v in variants)
+    families = {r["seed"]: r for r in variants.get("study", [])}
+    return "\n\n".join(_verdict_table(key, v, variants[v], families) for v in order if v in variants)
 
 
 def _space_sentence(cfg):
@@ -265,7 +266,34 @@ def _transfer_protocol(cfg, variant):
     )
 
 
-def _verdict_table(key, variant, runs):
+def _against_families(recs, families):
+    """For a composed study: its best composed trial's verdict scores against the baseline that
+    the families study of the same seed tuned (that space may sample a baseline more than once),
+    where both verdicts ran on the same seeds; None when no seed has such a pair."""
+    each = []
+    for r in recs:
+        fam = families.get(r["seed"], {}).get("verdict") or {}
+        v = r["verdict"]
+        if not fam.get("baseline") or fam.get("seeds") != v.get("seeds"):
+            continue
+        a, b = v["best_scores"], fam["baseline_scores"]
+        lo, hi = welch_interval(a, b)
+        test = welch(a, b)
+        each.append(
+            f"seed {r['seed']}: {fam['baseline']} (families trial {fam.get('baseline_trial')}) "
+            f"{fmt(test['diff'], 2, 100)} [{fmt(lo, 2, 100)}, {fmt(hi, 2, 100)}], p = {fmt_p(test['p'])}"
+        )
+    if not each:
+        return None
+    return (
+        "Against the baseline the families study of the same seed tuned (its verdict scores on the same "
+        "seeds and test split; in a composed study each baseline is one enqueued trial with one "
+        "learning-rate draw, while the families space can sample a baseline again), the best composed "
+        "trial's difference, points [95 % Welch CI]: " + "; ".join(each) + "."
+    )
+
+
+def _verdict_table(key, variant, runs, families=None):
     recipe, setting = key
     recs = sorted(runs, key=lambda r: r["seed"])
     cfg = recs[0]["config"]
@@ -311,6 +339,8 @@ def _verdict_table(key, variant, runs):
         f"Over the {len(recs)} procedure seed(s): {counts}; mean difference {fmt(d['mean'], 2)} points "
         f"[95 % t-interval over seeds {fmt(d['ci95'][0], 2)}, {fmt(d['ci95'][1], 2)}].",
     ]
+    if variant == "composed" and (line := _against_families(recs, families or {})):
+        lines.append(line)
     rhos = [(r["seed"], r.get("prescreen_spearman")) for r in recs if r.get("prescreen_spearman")]
     if rhos:
         each = "; ".join(f"seed {k}: {fmt(x['rho'], 2)} (n = {x['n']})" for k, x in rhos)

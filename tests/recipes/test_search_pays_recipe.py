@@ -185,3 +185,21 @@ def test_transfer_judges_the_other_architectures_choice_against_this_ones_tuned_
     assert "digits-mlp: does what the families search selected on the cnn hold here?" in readme.read_text()
     with pytest.raises(SystemExit, match="another --arch"):
         recipe.main([*base, "--transfer-from", "mlp"])
+
+
+def test_composed_table_compares_with_the_baseline_the_families_study_tuned():
+    """A composed study tunes each baseline with one learning-rate draw; its table also gives the
+    best composed trial against the baseline the families study of the same seed tuned, on the
+    same verdict seeds, and says nothing where the seeds differ."""
+    from keras_bioact.stats import welch_interval
+    from recipes.common.search_pays_report import verdict_section
+
+    where = recipe.ROOT / "recipes/results/search_verdict/fashion_mnist-cnn"
+    composed, families = load_run(where / "composed/seed2.json"), load_run(where / "study/seed2.json")
+    key = ("search_verdict", "fashion_mnist-cnn")
+    text = verdict_section(key, {"study": [families], "composed": [composed]})
+    lo, hi = welch_interval(composed["verdict"]["best_scores"], families["verdict"]["baseline_scores"])
+    assert composed["verdict"]["baseline_trial"] == 0 and families["verdict"]["baseline_trial"] == 9
+    assert f"seed 2: relu (families trial 9) -1.79 [{100 * lo:.2f}, {100 * hi:.2f}], p = 0.057." in text
+    other = {**families, "verdict": {**families["verdict"], "seeds": [1, 2, 3, 4, 5]}}
+    assert "families trial" not in verdict_section(key, {"study": [other], "composed": [composed]})
