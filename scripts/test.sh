@@ -6,6 +6,8 @@
 # KERAS_BIOACT_TEST_WORKERS processes (1: no worker processes). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the install does not byte-compile (scripts/_install.sh): keep what the first imports compile
+unset PYTHONDONTWRITEBYTECODE
 bash scripts/_install.sh
 .venv/bin/ruff check .
 # recipes/README.md's tables and figures must be the ones recipes/results gives.
