@@ -149,6 +149,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, postgres_url):
         delay = 0.5
         [budget]
         epochs = 1
+        verdict_seeds = 0  # what is tested is the trials; the verdict would retrain 2 x 5 models
         [optuna.sampler]
         name = "random"
         seed = 0

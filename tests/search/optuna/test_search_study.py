@@ -81,6 +81,7 @@ def _spec(tmp_path, n_trials, delay):
         [budget]
         epochs = 1
         batch_size = 64
+        verdict_seeds = 0  # what is tested is the trials; the verdict would retrain 2 x 5 models
         [optuna.pruner]
         name = "none"
         [space]

@@ -33,6 +33,7 @@ template = "mymodels:build"
 hidden = [4]
 [budget]
 epochs = 1
+verdict_seeds = 0  # what is tested is where the trials ran; the verdict would retrain 2 x 5 models
 [optuna.sampler]
 name = "random"
 seed = 0

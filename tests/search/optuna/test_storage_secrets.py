@@ -93,25 +93,60 @@ def test_a_password_with_an_unencoded_at_sign_is_refused_before_connecting():
     assert "s3cret" not in str(info.value) and "Hunter2" not in str(info.value)
 
 
-@pytest.mark.parametrize("how", ["--storage", "optuna.storage", "show", "--workers"])
-def test_a_password_never_reaches_stdout_or_stderr(tmp_path, how):
-    """A PostgreSQL URL with a password, pointing at a closed local port (no server needed)."""
+# One child process runs the `bioact` calls that start no worker (a Python with Keras costs ~10 s
+# to start), each in its own folder with its file descriptors 1 and 2 sent to files: whatever any
+# part of the process writes (print, logging, warnings, a library's handler) is what it captured.
+CALLS = """
+import json, os, sys, tempfile
+from keras_bioact.cli import main
+out = []
+for folder, argv in json.loads(sys.argv[1]):
+    os.chdir(folder)
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
+        sys.stdout.flush(); sys.stderr.flush()
+        os.dup2(o.fileno(), 1); os.dup2(e.fileno(), 2)
+        try:
+            rc = main(argv)
+        except SystemExit as exit:
+            rc = exit.code
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+        o.seek(0); e.seek(0)
+        out.append([rc, o.read(), e.read()])
+print(json.dumps(out))
+"""
+
+
+def test_a_password_never_reaches_stdout_or_stderr(tmp_path):
+    """A PostgreSQL URL with a password, pointing at a closed local port (no server needed): on
+    the command line, in the spec, to `show`, and to a search with worker processes."""
     url = f"postgresql+psycopg2://bioact:{PASSWORD}@127.0.0.1:{_closed_port()}/bioact"
-    in_spec = f'storage = "{url}"' if how == "optuna.storage" else ""
-    (tmp_path / "spec.toml").write_text(SPEC.format(storage=in_spec))
-    cli = [sys.executable, "-m", "keras_bioact.cli"]
-    argv = {
+    argvs = {
         "--storage": ["search", "spec.toml", "--storage", url, "--create-only"],
         "optuna.storage": ["search", "spec.toml", "--create-only"],
         "show": ["show", "pw", "--storage", url],
         "--workers": ["search", "spec.toml", "--storage", url, "--workers", "2", "--quiet"],
-    }[how]
-    r = subprocess.run([*cli, *argv], env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert PASSWORD not in r.stdout + r.stderr
-    assert "bioact:***@127.0.0.1" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    assert ("optuna.storage" if how == "optuna.storage" else "--storage") in r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]  # nothing written
+    }
+    for how in argvs:
+        (tmp_path / how).mkdir()
+        in_spec = f'storage = "{url}"' if how == "optuna.storage" else ""
+        (tmp_path / how / "spec.toml").write_text(SPEC.format(storage=in_spec))
+    inline = [[str(tmp_path / how), argv] for how, argv in argvs.items() if how != "--workers"]
+    r = subprocess.run([sys.executable, "-c", CALLS, json.dumps(inline)], env=ENV, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    results = dict(zip(["--storage", "optuna.storage", "show"], json.loads(r.stdout), strict=True))
+    w = subprocess.run([sys.executable, "-m", "keras_bioact.cli", *argvs["--workers"]], env=ENV,
+                       cwd=tmp_path / "--workers", capture_output=True, text=True, timeout=300)  # fmt: skip
+    results["--workers"] = [w.returncode, w.stdout, w.stderr]
+    assert PASSWORD not in r.stdout + w.stdout + w.stderr
+    for how, (rc, out, err) in results.items():
+        assert rc == 2, (how, out + err)
+        assert "bioact:***@127.0.0.1" in err and "Traceback" not in err, (how, err)
+        assert ("optuna.storage" if how == "optuna.storage" else "--storage") in err, (how, err)
+        assert sorted(p.name for p in (tmp_path / how).iterdir()) == ["spec.toml"], how  # nothing written
 
 
 def test_workers_get_the_url_on_stdin_not_on_their_command_line_or_in_their_environment(
