@@ -38,8 +38,9 @@ RTOL = {"float32": 1e-5, "float16": 1e-3, "bfloat16": 8e-3}
 # Compiled code (XLA) flushes float32 subnormals to zero: exp(z) < 1.2e-38, divided by n >= 1e-2.
 ATOL = {"float32": 1e-35, "float16": 1e-7, "bfloat16": 1e-35}
 
-# A fixed menu of shapes (ranks 1-3, size-1 axes included) keeps jax's compile cache warm.
-shapes = st.sampled_from([(1,), (6,), (3, 4), (5, 1), (2, 1, 3), (2, 3, 4)])
+# A fixed menu of shapes (ranks 1-3, size-1 axes included) keeps jax's compile cache warm; each
+# shape costs every op a compile per dtype under JAX, so the menu is short.
+shapes = st.sampled_from([(6,), (3, 4), (5, 1), (2, 1, 3)])
 dtypes = st.sampled_from(["float32", "float16", "bfloat16"])
 
 
