@@ -10,7 +10,8 @@ have no run files yet. Pure Python, no Keras.
 
 import math
 
-from keras_bioact.stats import describe, welch, welch_interval
+from keras_bioact.search.verdict import compare
+from keras_bioact.stats import describe
 from recipes.common.tables import fmt, fmt_p, fmt_stat, table, values
 
 RECIPE = "search_pays"
@@ -276,12 +277,11 @@ def _against_families(recs, families):
         v = r["verdict"]
         if not fam.get("baseline") or fam.get("seeds") != v.get("seeds"):
             continue
-        a, b = v["best_scores"], fam["baseline_scores"]
-        lo, hi = welch_interval(a, b)
-        test = welch(a, b)
+        c = compare(v["best"], v["best_scores"], fam["baseline"], fam["baseline_scores"],
+                    metric=v["metric"], direction=v.get("direction"), seeds=v["seeds"])  # fmt: skip
         each.append(
             f"seed {r['seed']}: {fam['baseline']} (families trial {fam.get('baseline_trial')}) "
-            f"{fmt(test['diff'], 2, 100)} [{fmt(lo, 2, 100)}, {fmt(hi, 2, 100)}], p = {fmt_p(test['p'])}"
+            f"{_mean_ci(c.difference, c.ci95)}, p = {fmt_p(c.p_value)}"
         )
     if not each:
         return None
